@@ -1,0 +1,12 @@
+// The yanyi executable: one command per file; the only place that reads argv or exits.
+import ArgumentParser
+
+@main
+struct Yanyi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yanyi",
+        abstract: "Chat with and cosplay characters played by local LLMs (int8, LoRA hot-swap).",
+        subcommands: [Inspect.self, Tokenize.self],
+        defaultSubcommand: Inspect.self
+    )
+}
