@@ -1,8 +1,126 @@
 import ArgumentParser
 import Engine
+import Foundation
 
+/// `yanyi inspect DIR`: what Yanyi finds in a model folder, or the one-line reason it cannot use it.
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe a model folder.")
-    @Argument(help: "Model folder") var folder: String
-    func run() throws { print(folder) }
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a model folder: architecture, shapes, dtypes, shards, tokenizer, memory at int8.")
+
+    @Argument(help: "A Hugging Face model folder (config.json, tokenizer, weights).")
+    var folder: String
+
+    @Flag(help: "List every tensor instead of the first layer only.")
+    var all = false
+
+    func run() throws {
+        let m: ModelFolder
+        do {
+            m = try ModelFolder.open(folder)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print(InspectReport(m, allTensors: all).text)
+    }
+}
+
+/// The report as lines, built apart from printing so it stays easy to read and to test.
+struct InspectReport {
+    let text: String
+
+    init(_ m: ModelFolder, allTensors: Bool) {
+        var out: [String] = []
+        func row(_ k: String, _ v: String) { out.append(k.padding(toLength: 14, withPad: " ", startingAt: 0) + v) }
+        let c = m.config
+        let ckpt = m.checkpoint
+        let arch = (c.architectures ?? []).joined(separator: ", ")
+        row("folder", m.path)
+        row("architecture", "\(m.family.rawValue)  (config: \(arch.isEmpty ? "-" : arch), model_type \(c.modelType ?? "-"))")
+        let heads = c.numAttentionHeads ?? 0
+        let headDim = heads > 0 ? (c.hiddenSize ?? 0) / heads : 0
+        var shape = "layers \(c.layers.map(String.init) ?? "?"), hidden \(c.hiddenSize.map(String.init) ?? "?")"
+        shape += ", heads \(heads) (kv \(c.kvHeads ?? heads), head_dim \(headDim)), mlp \(c.mlpWidth.map(String.init) ?? "?")"
+        shape += ", vocab \(c.vocabSize.map(String.init) ?? "?"), context \(c.contextLength.map(String.init) ?? "?")"
+        row("shape", shape)
+        if m.family == .chatGLM {
+            row("norm", "LayerNorm eps \(c.layernormEpsilon ?? 1e-5), DeepNorm alpha sqrt(2·\(c.layers ?? 0)), 2-D RoPE")
+        } else {
+            row("norm", "RMSNorm eps \(c.rmsNormEps ?? 1e-6), RoPE theta \(c.ropeTheta ?? 10000)")
+        }
+
+        let files = ckpt.files.map { URL(fileURLWithPath: $0).lastPathComponent }
+        row("weights", "\(Self.formatName(ckpt.format)), \(files.count) file\(files.count == 1 ? "" : "s"): \(files.joined(separator: ", "))")
+        var dtypes: [String: Int] = [:]
+        for n in ckpt.names { if let t = ckpt.info(n) { dtypes[t.dtype.rawValue, default: 0] += 1 } }
+        row("dtypes", dtypes.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", "))
+        let p = m.parameterCounts
+        row("parameters", "\(Self.grouped(p.total))  (linear \(Self.grouped(p.linear)), embeddings \(Self.grouped(p.embedding)), norms+biases \(Self.grouped(p.other)))")
+        row("int8 memory", "\(Self.bytes(m.int8Bytes()))  (linear weights int8 + fp32 scale per 32; embeddings, norms, biases fp32)")
+
+        let t = m.tokenizer
+        let s = t.specials
+        func id(_ x: Int32?) -> String { x.map(String.init) ?? "-" }
+        var tok = "\(t.kind.rawValue), vocab \(t.vocabSize); bos \(id(s.bos)) eos \(id(s.eos)) unk \(id(s.unk)) pad \(id(s.pad))"
+        if let sp = t as? SentencePieceTokenizer {
+            tok += "; add_bos \(sp.addBos) add_eos \(sp.addEos)"
+        }
+        if let glm = t as? ChatGLMTokenizer {
+            tok += "; image-token offset \(glm.imageTokens)"
+        }
+        row("tokenizer", tok)
+        if !s.named.isEmpty {
+            row("special ids", s.named.sorted { $0.value < $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let g = m.generation {
+            let eos = g.eosTokenId?.values.map(String.init).joined(separator: ",") ?? "-"
+            row("generation", "eos \(eos), do_sample \(g.doSample.map { "\($0)" } ?? "-"), max_new_tokens \(g.maxNewTokens.map(String.init) ?? "-")")
+        }
+
+        out.append("tensors" + (allTensors ? ":" : " (layer 0 stands for every layer; --all lists each):"))
+        let names = ckpt.names.filter { allTensors || !Self.isLaterLayer($0) }
+        let width = min(64, (names.map(\.count).max() ?? 0) + 2)
+        for n in names {
+            guard let t = ckpt.info(n) else { continue }
+            let shapeText = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
+            let note = m.family.isIgnored(n) ? "  (ignored)" : (m.family.isLinearWeight(n, shape: t.shape) ? "  int8" : "")
+            out.append("  " + n.padding(toLength: width, withPad: " ", startingAt: 0) + t.dtype.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0) + shapeText + note)
+        }
+        text = out.joined(separator: "\n")
+    }
+
+    /// `….layers.N.…` with N > 0.
+    static func isLaterLayer(_ name: String) -> Bool {
+        let parts = name.split(separator: ".")
+        for (i, p) in parts.enumerated() where p == "layers" && i + 1 < parts.count {
+            if let n = Int(parts[i + 1]), n > 0 { return true }
+        }
+        return false
+    }
+
+    static func formatName(_ f: CheckpointFormat) -> String {
+        switch f {
+        case .safetensors: return "safetensors"
+        case .safetensorsSharded: return "sharded safetensors"
+        case .pytorchBin: return "PyTorch .bin (zip)"
+        case .pytorchBinSharded: return "sharded PyTorch .bin (zip)"
+        }
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let s = String(n)
+        var out = ""
+        for (i, ch) in s.reversed().enumerated() {
+            if i > 0 && i % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return String(out.reversed())
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let d = Double(n)
+        if d >= Double(1 << 30) { return String(format: "%.2f GiB", d / Double(1 << 30)) }
+        if d >= Double(1 << 20) { return String(format: "%.1f MiB", d / Double(1 << 20)) }
+        return String(format: "%.1f KiB", d / 1024)
+    }
 }

@@ -1,0 +1,60 @@
+import Foundation
+
+/// A Hugging Face model folder as users download it: config.json (+ generation_config.json),
+/// the tokenizer files and the weights. Opening it maps the weights; it reads no tensor data.
+public struct ModelFolder: Sendable {
+    public let path: String
+    public let config: ModelConfig
+    public let generation: GenerationConfig?
+    public let family: ModelFamily
+    public let checkpoint: Checkpoint
+    public let tokenizer: any Tokenizer
+
+    public static func open(_ path: String) throws(LoadError) -> ModelFolder {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw LoadError(path, "no such folder")
+        }
+        guard isDir.boolValue else { throw LoadError(path, "not a folder (give the model folder, not a file in it)") }
+        let dir = URL(fileURLWithPath: path)
+        let configPath = dir.appendingPathComponent("config.json").path
+        let config = try ModelConfig.load(configPath)
+        let family = try ModelFamily.detect(config, file: configPath)
+        let generation = try JSONFile.decodeIfPresent(GenerationConfig.self,
+                                                      from: dir.appendingPathComponent("generation_config.json").path)
+        let checkpoint = try Checkpoint(folder: path)
+        let tokenizer = try TokenizerLoader.load(folder: path)
+        return ModelFolder(path: path, config: config, generation: generation, family: family,
+                           checkpoint: checkpoint, tokenizer: tokenizer)
+    }
+
+    /// Parameter counts by role, from the tensor table (no data read).
+    public struct ParameterCounts: Sendable {
+        public var linear = 0        // int8 at load
+        public var embedding = 0     // float
+        public var other = 0         // norms, biases: float
+        public var total: Int { linear + embedding + other }
+    }
+
+    public var parameterCounts: ParameterCounts {
+        var p = ParameterCounts()
+        for name in checkpoint.names where !family.isIgnored(name) {
+            guard let t = checkpoint.info(name) else { continue }
+            if family.isLinearWeight(name, shape: t.shape) {
+                p.linear += t.count
+            } else if t.shape.count == 2 {
+                p.embedding += t.count
+            } else {
+                p.other += t.count
+            }
+        }
+        return p
+    }
+
+    /// Bytes resident after loading at int8: one byte per linear weight plus an fp32 scale per
+    /// block of `block` weights; embeddings, norms and biases as fp32.
+    public func int8Bytes(block: Int = 32) -> Int {
+        let p = parameterCounts
+        return p.linear + (p.linear + block - 1) / block * 4 + (p.embedding + p.other) * 4
+    }
+}
