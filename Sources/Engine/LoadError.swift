@@ -13,3 +13,9 @@ public struct LoadError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String { "\(file): \(reason)" }
 }
+
+/// `folder/name`, kept relative when the folder was given relative, so errors name files the way
+/// the user wrote them.
+func joinPath(_ folder: String, _ name: String) -> String {
+    folder.hasSuffix("/") ? folder + name : folder + "/" + name
+}

@@ -16,12 +16,11 @@ public struct ModelFolder: Sendable {
             throw LoadError(path, "no such folder")
         }
         guard isDir.boolValue else { throw LoadError(path, "not a folder (give the model folder, not a file in it)") }
-        let dir = URL(fileURLWithPath: path)
-        let configPath = dir.appendingPathComponent("config.json").path
+        let configPath = joinPath(path, "config.json")
         let config = try ModelConfig.load(configPath)
         let family = try ModelFamily.detect(config, file: configPath)
         let generation = try JSONFile.decodeIfPresent(GenerationConfig.self,
-                                                      from: dir.appendingPathComponent("generation_config.json").path)
+                                                      from: joinPath(path, "generation_config.json"))
         let checkpoint = try Checkpoint(folder: path)
         let tokenizer = try TokenizerLoader.load(folder: path)
         return ModelFolder(path: path, config: config, generation: generation, family: family,

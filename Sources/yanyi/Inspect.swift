@@ -44,7 +44,8 @@ struct InspectReport {
         shape += ", vocab \(c.vocabSize.map(String.init) ?? "?"), context \(c.contextLength.map(String.init) ?? "?")"
         row("shape", shape)
         if m.family == .chatGLM {
-            row("norm", "LayerNorm eps \(c.layernormEpsilon ?? 1e-5), DeepNorm alpha sqrt(2·\(c.layers ?? 0)), 2-D RoPE")
+            // Upstream's GLMBlock takes num_layers=28 by default and ChatGLMModel never passes the config's.
+            row("norm", "LayerNorm eps \(c.layernormEpsilon ?? 1e-5), DeepNorm alpha sqrt(2·28), 2-D RoPE, prefix-LM mask")
         } else {
             row("norm", "RMSNorm eps \(c.rmsNormEps ?? 1e-6), RoPE theta \(c.ropeTheta ?? 10000)")
         }

@@ -1,4 +1,5 @@
 import CSentencePieceShim
+import Foundation
 
 /// A loaded SentencePiece model (tokenizer.model / ice_text.model) behind the C++ bridge.
 /// Immutable after loading; libsentencepiece's const methods are safe to call from any thread.
@@ -16,13 +17,24 @@ public final class SentencePieceModel: @unchecked Sendable {
         let status = path.withCString { yy_spm_load($0, &h, &err, err.count) }
         guard status == Int32(YY_SPM_OK), let h else {
             let msg = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw LoadError(path, "not a SentencePiece model (\(msg.isEmpty ? "load failed" : msg))")
+            throw LoadError(path, "not a SentencePiece model (\(Self.plain(msg)))")
         }
         self.path = path
         self.handle = h
     }
 
     deinit { yy_spm_free(handle) }
+
+    /// libsentencepiece's status text carries its source location; keep what a user can act on.
+    static func plain(_ msg: String) -> String {
+        if msg.contains("ParseFromArray") { return "corrupt or truncated: the protobuf does not parse" }
+        if msg.isEmpty { return "load failed" }
+        if let r = msg.range(of: #"\[[^\]]*\]\s*"#, options: .regularExpression) {
+            let rest = msg[r.upperBound...].trimmingCharacters(in: .whitespaces)
+            if !rest.isEmpty { return rest }
+        }
+        return msg
+    }
 
     public var pieceCount: Int { Int(yy_spm_piece_size(handle)) }
     public var unkID: Int32 { yy_spm_unk_id(handle) }

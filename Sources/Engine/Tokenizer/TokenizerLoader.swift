@@ -4,8 +4,7 @@ import Foundation
 /// special_tokens_map.json and added_tokens.json around tokenizer.model or ChatGLM's ice_text.model.
 public enum TokenizerLoader {
     public static func load(folder: String) throws(LoadError) -> any Tokenizer {
-        let dir = URL(fileURLWithPath: folder)
-        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        func path(_ name: String) -> String { joinPath(folder, name) }
         let fm = FileManager.default
 
         var config = try JSONFile.decodeIfPresent(TokenizerConfig.self, from: path("tokenizer_config.json")) ?? TokenizerConfig()
