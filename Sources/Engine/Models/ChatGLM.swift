@@ -1,0 +1,244 @@
+import Foundation
+
+/// ChatGLM-6B v1 (THUDM's modeling_chatglm.py, `ChatGLMModel` / `ChatGLMForConditionalGeneration`).
+/// Per layer ("DeepNorm" on the normalised input):
+///   a = LN_in(x);  h = a·alpha + dense(attn(a));  m = LN_post(h);  x = m·alpha + 4h_to_h(gelu_tanh(h_to_4h(m)))
+/// alpha = sqrt(2·28): upstream's GLMBlock has `num_layers=28` as a default argument that
+/// ChatGLMModel never overrides, so alpha does not follow config.num_layers.
+/// The fused query_key_value output is interleaved per head: [h0: q k v][h1: q k v]…, with bias.
+/// 2-D rotary: in each head, dims [0, hd/2) turn by the position id and [hd/2, hd) by the block
+/// position id, rotate-half within each half, base 10000. For `ctx … [gMASK] <sop> gen…` the
+/// position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
+/// context, 1 for <sop>, 2, 3, … after. Prefix-LM mask: the context (everything before <sop>)
+/// attends bidirectionally, <sop> and later tokens causally.
+public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
+    public struct Shape: Sendable {
+        public var dim: Int              // hidden_size
+        public var layers: Int           // num_layers
+        public var heads: Int
+        public var inner: Int            // inner_hidden_size
+        public var vocab: Int
+        public var context: Int          // max_sequence_length
+        public var eps: Float
+        public var headDim: Int { dim / heads }
+    }
+
+    struct Layer: Sendable {
+        var inputNormW: [Float], inputNormB: [Float]     // [dim]
+        var qkv: Projection                              // [3·dim, dim] + bias, interleaved per head
+        var dense: Projection                            // [dim, dim] + bias
+        var postNormW: [Float], postNormB: [Float]       // [dim]
+        var up: Projection                               // dense_h_to_4h [inner, dim] + bias
+        var down: Projection                             // dense_4h_to_h [dim, inner] + bias
+    }
+
+    public let family = ModelFamily.chatGLM
+    public let shape: Shape
+    public let precision: Precision
+    /// Ids that shape positions and the mask: <sop> (bos), [MASK], [gMASK].
+    public let sopID: Int32, maskID: Int32, gmaskID: Int32
+    let alpha: Float = (2 * 28 as Float).squareRoot()
+    let embed: EmbeddingTable
+    let layers: [Layer]
+    let finalNormW: [Float], finalNormB: [Float]
+    let head: Projection
+    let pool: ThreadPool
+
+    public var vocabSize: Int { shape.vocab }
+    public var contextLength: Int { shape.context }
+
+    init(shape: Shape, precision: Precision, ids: (sop: Int32, mask: Int32, gmask: Int32), embed: EmbeddingTable,
+         layers: [Layer], finalNorm: ([Float], [Float]), head: Projection, pool: ThreadPool) {
+        self.shape = shape
+        self.precision = precision
+        (sopID, maskID, gmaskID) = ids
+        self.embed = embed
+        self.layers = layers
+        (finalNormW, finalNormB) = finalNorm
+        self.head = head
+        self.pool = pool
+    }
+
+    static func load(_ m: ModelFolder, _ w: WeightLoader, pool: ThreadPool) throws(LoadError) -> any LanguageModel {
+        let c = m.config
+        let file = joinPath(m.path, "config.json")
+        func need(_ v: Int?, _ key: String) throws(LoadError) -> Int {
+            guard let v, v > 0 else { throw LoadError(file, "missing or invalid \(key)") }
+            return v
+        }
+        let dim = try need(c.hiddenSize, "hidden_size")
+        let heads = try need(c.numAttentionHeads, "num_attention_heads")
+        guard dim % heads == 0, (dim / heads) % 4 == 0 else {
+            throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads with head_dim divisible by 4 (2-D RoPE)")
+        }
+        let s = Shape(dim: dim, layers: try need(c.layers, "num_layers"), heads: heads,
+                      inner: c.innerHiddenSize ?? 4 * dim, vocab: try need(c.vocabSize, "vocab_size"),
+                      context: c.maxSequenceLength ?? 2048, eps: Float(c.layernormEpsilon ?? 1e-5))
+        // Special ids come from config.json (the tokenizer agrees; the model reads them from here).
+        guard let sop = c.bosTokenId?.values.first, let mask = c.maskTokenId, let gmask = c.gmaskTokenId else {
+            throw LoadError(file, "ChatGLM config needs bos_token_id (<sop>), mask_token_id and gmask_token_id")
+        }
+        var layers: [Layer] = []
+        for l in 0..<s.layers {
+            let p = "transformer.layers.\(l)."
+            layers.append(Layer(
+                inputNormW: try w.vector(p + "input_layernorm.weight", count: dim),
+                inputNormB: try w.vector(p + "input_layernorm.bias", count: dim),
+                qkv: try w.projection(p + "attention.query_key_value", rows: 3 * dim, cols: dim, bias: true),
+                dense: try w.projection(p + "attention.dense", rows: dim, cols: dim, bias: true),
+                postNormW: try w.vector(p + "post_attention_layernorm.weight", count: dim),
+                postNormB: try w.vector(p + "post_attention_layernorm.bias", count: dim),
+                up: try w.projection(p + "mlp.dense_h_to_4h", rows: s.inner, cols: dim, bias: true),
+                down: try w.projection(p + "mlp.dense_4h_to_h", rows: dim, cols: s.inner, bias: true)))
+        }
+        let embed = try w.embedding("transformer.word_embeddings.weight", rows: s.vocab, cols: dim)
+        // The released checkpoint stores lm_head equal to the embedding; tie when it is absent.
+        let headName = w.has("lm_head.weight") ? "lm_head" : "transformer.word_embeddings"
+        let head = try w.projection(headName, rows: s.vocab, cols: dim, bias: false)
+        return ChatGLMModel(shape: s, precision: w.precision, ids: (Int32(sop), Int32(mask), Int32(gmask)),
+                            embed: embed, layers: layers,
+                            finalNorm: (try w.vector("transformer.final_layernorm.weight", count: dim),
+                                        try w.vector("transformer.final_layernorm.bias", count: dim)),
+                            head: head, pool: pool)
+    }
+
+    public var weightBytes: Int {
+        var b = embed.byteSize + head.byteSize + (finalNormW.count + finalNormB.count) * 4
+        for l in layers {
+            b += (l.inputNormW.count * 4) * 4 + l.qkv.byteSize + l.dense.byteSize + l.up.byteSize + l.down.byteSize
+        }
+        return b
+    }
+
+    public var bytesPerToken: Int { weightBytes - embed.byteSize }
+
+    public func makeSession(capacity: Int?) -> ModelSession {
+        ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
+                                    kvDim: shape.dim))
+    }
+
+    /// Position and block-position ids, and how far each token sees, for a whole sequence.
+    struct Positions {
+        var position: [Int]
+        var block: [Int]
+        var contextLength: Int     // tokens before <sop>: they attend to each other both ways
+    }
+
+    func positions(_ seq: [Int32]) throws(ModelError) -> Positions {
+        let sop = seq.firstIndex(of: sopID)
+        let ctx = sop ?? seq.count
+        var pos = Array(0..<seq.count)
+        var block = [Int](repeating: 0, count: seq.count)
+        if let sop {
+            let context = seq[..<sop]
+            guard let maskPos = context.firstIndex(of: gmaskID) ?? context.firstIndex(of: maskID) else {
+                throw ModelError("ChatGLM input has <sop> but no [gMASK] or [MASK] before it")
+            }
+            for i in sop..<seq.count {
+                pos[i] = maskPos
+                block[i] = i - sop + 1
+            }
+        }
+        return Positions(position: pos, block: block, contextLength: ctx)
+    }
+
+    public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
+        guard !tokens.isEmpty else { throw ModelError("no tokens to run") }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= shape.vocab }) {
+            throw ModelError("token id \(bad) is outside the vocabulary of \(shape.vocab)")
+        }
+        let seq = session.tokens + tokens
+        guard seq.count <= session.capacity else {
+            throw ModelError("sequence of \(seq.count) tokens exceeds the context of \(session.capacity)")
+        }
+        let p = try positions(seq)
+        // Context tokens see every other context token, so new context invalidates cached context:
+        // run the whole sequence again in that case.
+        if session.count > 0 && session.count < p.contextLength {
+            let all = session.tokens + tokens
+            session.reset()
+            let out = try run(all, start: 0, p, session: session, logits: logits)
+            if logits == .all {
+                return Array(out.suffix(tokens.count * shape.vocab))
+            }
+            return out
+        }
+        return try run(tokens, start: session.count, p, session: session, logits: logits)
+    }
+
+    private func run(_ tokens: [Int32], start: Int, _ p: Positions, session: ModelSession,
+                     logits: LogitsWanted) throws(ModelError) -> [Float] {
+        let s = shape
+        let n = tokens.count
+        let hd = s.headDim
+        let x = Scratch(n * s.dim), a = Scratch(n * s.dim), att = Scratch(n * s.dim), y = Scratch(n * s.dim)
+        let qkv = Scratch(n * 3 * s.dim), hb = Scratch(n * s.inner)
+        let total = start + n
+        let scores = Scratch(s.heads * n * total)
+        defer { for b in [x, a, att, y, qkv, hb, scores] { b.free() } }
+
+        for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
+        let cache = session.cache
+        let scale = 1 / Float(hd).squareRoot()
+        let alpha = self.alpha
+
+        for (l, layer) in layers.enumerated() {
+            for i in 0..<n {
+                Ops.layernorm(x.buffer + i * s.dim, layer.inputNormW, layer.inputNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
+            }
+            layer.qkv(a.buffer, n: n, qkv.buffer, pool: pool)
+            cache.keys.withUnsafeMutableBufferPointer { kc in
+                cache.values.withUnsafeMutableBufferPointer { vc in
+                    for i in 0..<n {
+                        let t = start + i
+                        let o = cache.offset(layer: l, pos: t)
+                        for h in 0..<s.heads {
+                            let q = qkv.buffer + i * 3 * s.dim + h * 3 * hd
+                            let k = q + hd, v = q + 2 * hd
+                            for vec in [q, k] {
+                                Ops.ropeRotateHalf(vec, dims: hd / 2, pos: p.position[t], theta: 10000)
+                                Ops.ropeRotateHalf(vec + hd / 2, dims: hd / 2, pos: p.block[t], theta: 10000)
+                            }
+                            (kc.baseAddress! + o + h * hd).update(from: k, count: hd)
+                            (vc.baseAddress! + o + h * hd).update(from: v, count: hd)
+                        }
+                    }
+                }
+            }
+            cache.keys.withUnsafeBufferPointer { kc in
+                cache.values.withUnsafeBufferPointer { vc in
+                    let base = cache.offset(layer: l, pos: 0)
+                    pool.parallelFor(n * s.heads) { task in
+                        let i = task / s.heads, h = task % s.heads
+                        // Prefix-LM: the whole context, and causally everything up to this token.
+                        let visible = max(p.contextLength, start + i + 1)
+                        Ops.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd,
+                                   keys: kc.baseAddress! + base + h * hd, values: vc.baseAddress! + base + h * hd,
+                                   stride: s.dim, visible: min(visible, total), headDim: hd, scale: scale,
+                                   scores: scores.buffer + task * total, out: att.buffer + i * s.dim + h * hd)
+                    }
+                }
+            }
+            layer.dense(att.buffer, n: n, y.buffer, pool: pool)
+            for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }   // h
+
+            for i in 0..<n {
+                Ops.layernorm(x.buffer + i * s.dim, layer.postNormW, layer.postNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
+            }
+            layer.up(a.buffer, n: n, hb.buffer, pool: pool)
+            for t in 0..<(n * s.inner) { hb.buffer[t] = Ops.geluTanh(hb.buffer[t]) }
+            layer.down(hb.buffer, n: n, y.buffer, pool: pool)
+            for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }
+        }
+        session.tokens += tokens
+
+        let rows = logits == .all ? n : 1
+        let first = n - rows
+        for i in 0..<rows {
+            Ops.layernorm(x.buffer + (first + i) * s.dim, finalNormW, finalNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
+        }
+        var out = [Float](repeating: 0, count: rows * s.vocab)
+        out.withUnsafeMutableBufferPointer { head(a.buffer, n: rows, $0.baseAddress!, pool: pool) }
+        return out
+    }
+}

@@ -1,0 +1,48 @@
+/// What every architecture offers the layers above: feed tokens into a session (its KV cache and
+/// the tokens so far), get logits back. Weights are shared and read-only; a session is one sequence.
+public protocol LanguageModel: AnyObject, Sendable {
+    var family: ModelFamily { get }
+    /// Rows of the output head (= logits per position).
+    var vocabSize: Int { get }
+    /// Longest sequence the positions support (config.json).
+    var contextLength: Int { get }
+    var precision: Precision { get }
+    /// Bytes of weights held in memory (quantized linears + float embeddings, norms, biases).
+    var weightBytes: Int { get }
+    /// Bytes of linear weights one decoded token streams from memory (what bounds decode speed).
+    var bytesPerToken: Int { get }
+    /// A new empty sequence whose KV cache holds `capacity` tokens (default: the context length).
+    func makeSession(capacity: Int?) -> ModelSession
+    /// Runs `tokens` after what the session holds; returns logits [n, vocab] (`.all`) or [vocab] (`.last`).
+    func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float]
+}
+
+public enum LogitsWanted: Sendable { case last, all }
+
+public enum Precision: String, Sendable, CaseIterable {
+    case int8
+    case f32
+}
+
+/// Failures while running (not loading) a model.
+public struct ModelError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One sequence: the tokens fed so far and the keys/values they produced.
+public final class ModelSession: @unchecked Sendable {
+    public let cache: KVCache
+    public internal(set) var tokens: [Int32] = []
+
+    public init(cache: KVCache) { self.cache = cache }
+
+    public var count: Int { tokens.count }
+    public var capacity: Int { cache.capacity }
+
+    /// Forgets everything (the cache memory stays allocated for reuse).
+    public func reset() { tokens.removeAll(keepingCapacity: true) }
+
+    /// Keeps the first `n` tokens: their cached keys and values stay valid.
+    public func truncate(to n: Int) { if n < tokens.count { tokens.removeLast(tokens.count - n) } }
+}

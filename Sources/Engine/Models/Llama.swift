@@ -1,0 +1,230 @@
+import Foundation
+
+/// LLaMA (transformers' LlamaForCausalLM, as CuteGPT / Chinese-LLaMA use it), and the Baichuan-7B
+/// variant whose q/k/v projections are one fused `W_pack` (see Baichuan.swift). Per layer:
+///   h = x + o_proj(attn(rmsnorm(x)))          RoPE rotate-half over head_dim, theta = rope_theta
+///   x = h + down(silu(gate(n)) * up(n)), n = rmsnorm(h)
+/// then rmsnorm and lm_head. GQA: kv heads may be fewer than query heads.
+public final class LlamaModel: LanguageModel, @unchecked Sendable {
+    public struct Shape: Sendable {
+        public var dim: Int              // hidden_size
+        public var layers: Int
+        public var heads: Int
+        public var kvHeads: Int
+        public var ffn: Int              // intermediate_size
+        public var vocab: Int
+        public var context: Int
+        public var eps: Float
+        public var theta: Float
+        public var headDim: Int { dim / heads }
+        public var kvDim: Int { kvHeads * headDim }
+    }
+
+    /// q, k, v as separate projections (LLaMA) or one fused Q|K|V projection (Baichuan W_pack).
+    enum QKV: Sendable {
+        case separate(q: Projection, k: Projection, v: Projection)
+        case fused(Projection)       // rows: q [dim] | k [kvDim] | v [kvDim]
+    }
+
+    struct Layer: Sendable {
+        var attnNorm: [Float]        // [dim]
+        var qkv: QKV
+        var o: Projection            // [dim, dim]
+        var mlpNorm: [Float]         // [dim]
+        var gate: Projection         // [ffn, dim]
+        var up: Projection           // [ffn, dim]
+        var down: Projection         // [dim, ffn]
+    }
+
+    public let family: ModelFamily
+    public let shape: Shape
+    public let precision: Precision
+    let embed: EmbeddingTable
+    let layers: [Layer]
+    let norm: [Float]
+    let head: Projection             // lm_head [vocab, dim]
+    let pool: ThreadPool
+
+    public var vocabSize: Int { shape.vocab }
+    public var contextLength: Int { shape.context }
+
+    init(family: ModelFamily, shape: Shape, precision: Precision, embed: EmbeddingTable, layers: [Layer],
+         norm: [Float], head: Projection, pool: ThreadPool) {
+        self.family = family
+        self.shape = shape
+        self.precision = precision
+        self.embed = embed
+        self.layers = layers
+        self.norm = norm
+        self.head = head
+        self.pool = pool
+    }
+
+    static func shape(_ c: ModelConfig, file: String) throws(LoadError) -> Shape {
+        func need(_ v: Int?, _ key: String) throws(LoadError) -> Int {
+            guard let v, v > 0 else { throw LoadError(file, "missing or invalid \(key)") }
+            return v
+        }
+        let dim = try need(c.hiddenSize, "hidden_size")
+        let heads = try need(c.numAttentionHeads, "num_attention_heads")
+        let kvHeads = try need(c.kvHeads, "num_key_value_heads")
+        guard dim % heads == 0, heads % kvHeads == 0, (dim / heads) % 2 == 0 else {
+            throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads (\(kvHeads) kv heads) of even size")
+        }
+        return Shape(dim: dim, layers: try need(c.layers, "num_hidden_layers"), heads: heads, kvHeads: kvHeads,
+                     ffn: try need(c.intermediateSize, "intermediate_size"), vocab: try need(c.vocabSize, "vocab_size"),
+                     context: c.contextLength ?? 2048, eps: Float(c.rmsNormEps ?? 1e-6),
+                     theta: Float(c.ropeTheta ?? 10000))
+    }
+
+    /// LLaMA's tensors (transformers' names). `fusedQKV` names Baichuan's W_pack instead.
+    static func load(_ m: ModelFolder, _ w: WeightLoader, pool: ThreadPool, fusedQKV: String? = nil) throws(LoadError) -> LlamaModel {
+        let s = try shape(m.config, file: joinPath(m.path, "config.json"))
+        var layers: [Layer] = []
+        for l in 0..<s.layers {
+            let p = "model.layers.\(l)."
+            let qkv: QKV
+            if let fused = fusedQKV {
+                qkv = .fused(try w.projection(p + "self_attn." + fused, rows: s.dim + 2 * s.kvDim, cols: s.dim, bias: false))
+            } else {
+                qkv = .separate(q: try w.projection(p + "self_attn.q_proj", rows: s.dim, cols: s.dim, bias: false),
+                                k: try w.projection(p + "self_attn.k_proj", rows: s.kvDim, cols: s.dim, bias: false),
+                                v: try w.projection(p + "self_attn.v_proj", rows: s.kvDim, cols: s.dim, bias: false))
+            }
+            layers.append(Layer(
+                attnNorm: try w.vector(p + "input_layernorm.weight", count: s.dim),
+                qkv: qkv,
+                o: try w.projection(p + "self_attn.o_proj", rows: s.dim, cols: s.dim, bias: false),
+                mlpNorm: try w.vector(p + "post_attention_layernorm.weight", count: s.dim),
+                gate: try w.projection(p + "mlp.gate_proj", rows: s.ffn, cols: s.dim, bias: false),
+                up: try w.projection(p + "mlp.up_proj", rows: s.ffn, cols: s.dim, bias: false),
+                down: try w.projection(p + "mlp.down_proj", rows: s.dim, cols: s.ffn, bias: false)))
+        }
+        let embed = try w.embedding("model.embed_tokens.weight", rows: s.vocab, cols: s.dim)
+        // Tied checkpoints (tie_word_embeddings) have no lm_head of their own.
+        let headName = w.has("lm_head.weight") || m.config.tieWordEmbeddings != true ? "lm_head" : "model.embed_tokens"
+        let head = try w.projection(headName, rows: s.vocab, cols: s.dim, bias: false)
+        return LlamaModel(family: m.family, shape: s, precision: w.precision, embed: embed, layers: layers,
+                          norm: try w.vector("model.norm.weight", count: s.dim), head: head, pool: pool)
+    }
+
+    public var weightBytes: Int {
+        var b = embed.byteSize + head.byteSize + norm.count * 4
+        for l in layers {
+            b += (l.attnNorm.count + l.mlpNorm.count) * 4 + l.o.byteSize + l.gate.byteSize + l.up.byteSize + l.down.byteSize
+            switch l.qkv {
+            case .separate(let q, let k, let v): b += q.byteSize + k.byteSize + v.byteSize
+            case .fused(let p): b += p.byteSize
+            }
+        }
+        return b
+    }
+
+    public var bytesPerToken: Int { weightBytes - embed.byteSize - norm.count * 4 }
+
+    public func makeSession(capacity: Int?) -> ModelSession {
+        ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
+                                    kvDim: shape.kvDim))
+    }
+
+    public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
+        let s = shape
+        let n = tokens.count
+        let start = session.count
+        guard n > 0 else { throw ModelError("no tokens to run") }
+        guard start + n <= session.capacity else {
+            throw ModelError("sequence of \(start + n) tokens exceeds the context of \(session.capacity)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= s.vocab }) {
+            throw ModelError("token id \(bad) is outside the vocabulary of \(s.vocab)")
+        }
+        let qkvDim = s.dim + 2 * s.kvDim
+        let x = Scratch(n * s.dim), xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
+        let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
+        let scores = Scratch(s.heads * n * (start + n))
+        defer { for b in [x, xb, xb2, qkv, hb, hb2, scores] { b.free() } }
+
+        for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
+        let cache = session.cache
+        let scale = 1 / Float(s.headDim).squareRoot()
+
+        for (l, layer) in layers.enumerated() {
+            // attention block
+            layer.attnNorm.withUnsafeBufferPointer { w in
+                for i in 0..<n { Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
+            }
+            switch layer.qkv {
+            case .fused(let p):
+                p(xb.buffer, n: n, qkv.buffer, pool: pool)
+            case .separate(let q, let k, let v):
+                // Separate outputs laid into the same [n, q|k|v] rows the fused path produces.
+                let tq = Scratch(n * s.dim), tk = Scratch(n * s.kvDim), tv = Scratch(n * s.kvDim)
+                q(xb.buffer, n: n, tq.buffer, pool: pool)
+                k(xb.buffer, n: n, tk.buffer, pool: pool)
+                v(xb.buffer, n: n, tv.buffer, pool: pool)
+                for i in 0..<n {
+                    let row = qkv.buffer + i * qkvDim
+                    row.update(from: tq.buffer + i * s.dim, count: s.dim)
+                    (row + s.dim).update(from: tk.buffer + i * s.kvDim, count: s.kvDim)
+                    (row + s.dim + s.kvDim).update(from: tv.buffer + i * s.kvDim, count: s.kvDim)
+                }
+                tq.free(); tk.free(); tv.free()
+            }
+            // RoPE on q and k, then k and v into the cache.
+            cache.keys.withUnsafeMutableBufferPointer { kc in
+                cache.values.withUnsafeMutableBufferPointer { vc in
+                    for i in 0..<n {
+                        let row = qkv.buffer + i * qkvDim
+                        let pos = start + i
+                        for h in 0..<s.heads { Ops.ropeRotateHalf(row + h * s.headDim, dims: s.headDim, pos: pos, theta: s.theta) }
+                        for h in 0..<s.kvHeads { Ops.ropeRotateHalf(row + s.dim + h * s.headDim, dims: s.headDim, pos: pos, theta: s.theta) }
+                        let o = cache.offset(layer: l, pos: pos)
+                        (kc.baseAddress! + o).update(from: row + s.dim, count: s.kvDim)
+                        (vc.baseAddress! + o).update(from: row + s.dim + s.kvDim, count: s.kvDim)
+                    }
+                }
+            }
+            // Causal attention: query i sees positions 0 … start+i. One task per (token, head).
+            cache.keys.withUnsafeBufferPointer { kc in
+                cache.values.withUnsafeBufferPointer { vc in
+                    let base = cache.offset(layer: l, pos: 0)
+                    let group = s.heads / s.kvHeads
+                    let stride = start + n
+                    pool.parallelFor(n * s.heads) { task in
+                        let i = task / s.heads, h = task % s.heads
+                        let kvh = h / group
+                        Ops.attend(q: qkv.buffer + i * qkvDim + h * s.headDim,
+                                   keys: kc.baseAddress! + base + kvh * s.headDim,
+                                   values: vc.baseAddress! + base + kvh * s.headDim,
+                                   stride: s.kvDim, visible: start + i + 1, headDim: s.headDim, scale: scale,
+                                   scores: scores.buffer + task * stride, out: xb.buffer + i * s.dim + h * s.headDim)
+                    }
+                }
+            }
+            layer.o(xb.buffer, n: n, xb2.buffer, pool: pool)
+            for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
+
+            // MLP block
+            layer.mlpNorm.withUnsafeBufferPointer { w in
+                for i in 0..<n { Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
+            }
+            layer.gate(xb.buffer, n: n, hb.buffer, pool: pool)
+            layer.up(xb.buffer, n: n, hb2.buffer, pool: pool)
+            for t in 0..<(n * s.ffn) { hb.buffer[t] = Ops.silu(hb.buffer[t]) * hb2.buffer[t] }
+            layer.down(hb.buffer, n: n, xb2.buffer, pool: pool)
+            for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
+        }
+        session.tokens += tokens
+
+        let rows = logits == .all ? n : 1
+        let first = n - rows
+        norm.withUnsafeBufferPointer { w in
+            for i in 0..<rows {
+                Ops.rmsnorm(x.buffer + (first + i) * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps)
+            }
+        }
+        var out = [Float](repeating: 0, count: rows * s.vocab)
+        out.withUnsafeMutableBufferPointer { head(xb.buffer, n: rows, $0.baseAddress!, pool: pool) }
+        return out
+    }
+}
