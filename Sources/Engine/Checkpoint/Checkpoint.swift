@@ -27,7 +27,7 @@ public final class Checkpoint: @unchecked Sendable {
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: folder, isDirectory: &isDir) else { throw LoadError(folder, "no such folder") }
         guard isDir.boolValue else { throw LoadError(folder, "not a folder (give the model folder)") }
-        let present = Checkpoint.candidates.filter { fm.fileExists(atPath: Checkpoint.join(folder, $0.name)) }
+        let present = Checkpoint.candidates.filter { fm.fileExists(atPath: joinPath(folder, $0.name)) }
         guard let chosen = present.first else {
             let wanted = Checkpoint.candidates.map(\.name).joined(separator: ", ")
             let strays = ((try? fm.contentsOfDirectory(atPath: folder)) ?? [])
@@ -49,10 +49,6 @@ public final class Checkpoint: @unchecked Sendable {
         (files, shards, location, order) = opened
     }
 
-    private static func join(_ folder: String, _ name: String) -> String {
-        folder.hasSuffix("/") ? folder + name : folder + "/" + name
-    }
-
     private static func openFile(_ path: String, _ format: CheckpointFormat) throws(LoadError) -> any TensorFile {
         switch format {
         case .safetensors, .safetensorsSharded: try SafeTensorsFile(path: path)
@@ -62,7 +58,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     private static func open(_ folder: String, _ name: String, _ format: CheckpointFormat) throws(LoadError)
         -> (files: [String], shards: [any TensorFile], location: [String: Int], order: [String]) {
-        let path = join(folder, name)
+        let path = joinPath(folder, name)
         guard format == .safetensorsSharded || format == .pytorchBinSharded else {
             let f = try openFile(path, format)
             var location: [String: Int] = [:]
@@ -74,7 +70,7 @@ public final class Checkpoint: @unchecked Sendable {
         var files: [String] = []
         var shards: [any TensorFile] = []
         for shard in index.shards {
-            let p = join(folder, shard)
+            let p = joinPath(folder, shard)
             guard FileManager.default.fileExists(atPath: p) else {
                 throw LoadError(path, "weight_map names shard \(shard.quoted), which is missing from the folder")
             }
