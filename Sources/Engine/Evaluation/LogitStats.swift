@@ -1,0 +1,58 @@
+import Foundation
+
+/// Comparing two runs of the same text (reference vs int8), as llama-perplexity --kl-divergence
+/// reports it: per position the KL divergence of the test distribution from the reference, and
+/// whether both pick the same top token; plus the perplexity of each on the true next tokens.
+public struct LogitStats: Sendable {
+    public private(set) var kl: [Double] = []          // per position KL(ref ‖ test), nats
+    public private(set) var sameTop = 0
+    public private(set) var positions = 0
+    public private(set) var nllRef = 0.0                // Σ -log p_ref(next)
+    public private(set) var nllTest = 0.0
+    public private(set) var scored = 0                  // positions with a known next token
+
+    public init() {}
+
+    /// log-softmax in Double (the reference side of a KL must not lose small probabilities).
+    static func logSoftmax(_ x: ArraySlice<Float>) -> [Double] {
+        let m = Double(x.max() ?? 0)
+        var s = 0.0
+        for v in x { s += exp(Double(v) - m) }
+        let lse = m + log(s)
+        return x.map { Double($0) - lse }
+    }
+
+    /// One position: reference and test logits [vocab]; `next` the true next token if known.
+    public mutating func add(reference: ArraySlice<Float>, test: ArraySlice<Float>, next: Int32?) {
+        let lr = Self.logSoftmax(reference), lt = Self.logSoftmax(test)
+        var d = 0.0
+        for i in lr.indices { d += exp(lr[i]) * (lr[i] - lt[i]) }
+        kl.append(max(d, 0))
+        positions += 1
+        if lr.indices.max(by: { lr[$0] < lr[$1] }) == lt.indices.max(by: { lt[$0] < lt[$1] }) { sameTop += 1 }
+        if let next, Int(next) < lr.count {
+            nllRef -= lr[Int(next)]
+            nllTest -= lt[Int(next)]
+            scored += 1
+        }
+    }
+
+    /// Perplexity alone (no comparison): one position's logits and its true next token.
+    public mutating func addPerplexity(_ logits: ArraySlice<Float>, next: Int32) {
+        let l = Self.logSoftmax(logits)
+        nllTest -= l[Int(next)]
+        scored += 1
+        positions += 1
+    }
+
+    public var meanKL: Double { kl.isEmpty ? 0 : kl.reduce(0, +) / Double(kl.count) }
+    public var p99KL: Double {
+        guard !kl.isEmpty else { return 0 }
+        let s = kl.sorted()
+        return s[min(s.count - 1, Int((Double(s.count) * 0.99).rounded(.up)) - 1)]
+    }
+    public var maxKL: Double { kl.max() ?? 0 }
+    public var sameTopFraction: Double { positions == 0 ? 0 : Double(sameTop) / Double(positions) }
+    public var perplexityRef: Double { scored == 0 ? .nan : exp(nllRef / Double(scored)) }
+    public var perplexity: Double { scored == 0 ? .nan : exp(nllTest / Double(scored)) }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `yanyi bench`: load time, memory, prefill and decode speed, and how close decode runs to the
+/// memory-bandwidth limit (weight bytes streamed per token ÷ measured read bandwidth).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure load time, peak RSS, prefill and decode tokens/s, and % of the bandwidth limit.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Prompt tokens to prefill.")
+    var promptTokens = 512
+
+    @Option(help: "Tokens to decode after the prompt.")
+    var genTokens = 128
+
+    @Option(help: "Bytes read to measure memory bandwidth (at least 1 GiB).")
+    var bandwidthBytes = 1 << 30
+
+    @Flag(help: "JSON output.")
+    var json = false
+
+    func validate() throws {
+        if promptTokens < 2 || genTokens < 1 { throw ValidationError("--prompt-tokens ≥ 2 and --gen-tokens ≥ 1") }
+        if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
+    }
+
+    func run() throws {
+        let t0 = Measure.now()
+        let (folder, lm, pool) = try options.load()
+        let loadSeconds = Measure.now() - t0
+        let rssLoaded = Measure.currentRSS() ?? 0
+        let peakLoad = Measure.peakRSS()
+
+        // A fixed pseudo-random prompt of ordinary tokens; ChatGLM's ends in [gMASK] <sop>.
+        var rng = SplitMix(seed: 42)
+        let top = Int32(min(lm.vocabSize, folder.tokenizer.vocabSize))
+        var prompt = (0..<promptTokens).map { _ in Int32(3 + Int(rng.next() % UInt64(max(Int(top) - 3, 1)))) }
+        if let glm = folder.tokenizer as? ChatGLMTokenizer {
+            prompt = prompt.map { $0 % glm.specials.named["[MASK]"].map { $0 - glm.imageTokens }! + glm.imageTokens }
+            prompt[promptTokens - 2] = glm.gmaskID
+            prompt[promptTokens - 1] = glm.sopID
+        }
+        let session = lm.makeSession(capacity: promptTokens + genTokens)
+        let tp = Measure.now()
+        var logits: [Float]
+        do { logits = try lm.forward(prompt, session: session, logits: .last) } catch { fail(error.description) }
+        let prefillSeconds = Measure.now() - tp
+
+        let td = Measure.now()
+        do {
+            for _ in 0..<genTokens {
+                let next = GreedyDecoder.argmax(logits[...])
+                logits = try lm.forward([next], session: session, logits: .last)
+            }
+        } catch {
+            fail(error.description)
+        }
+        let decodeSeconds = Measure.now() - td
+        let bandwidth = Measure.readBandwidth(bytes: bandwidthBytes, pool: pool)
+
+        let prefillRate = Double(promptTokens) / prefillSeconds
+        let decodeRate = Double(genTokens) / decodeSeconds
+        let limit = bandwidth / Double(lm.bytesPerToken)
+        let r: [(String, String, Any)] = [
+            ("model", options.model, options.model),
+            ("architecture", folder.family.rawValue, folder.family.rawValue),
+            ("precision", lm.precision.rawValue, lm.precision.rawValue),
+            ("threads", "\(pool.threads)", pool.threads),
+            ("load", String(format: "%.2f s", loadSeconds), loadSeconds),
+            ("weights in memory", Self.gib(lm.weightBytes), lm.weightBytes),
+            ("RSS after load", Self.gib(rssLoaded), rssLoaded),
+            ("peak RSS while loading", Self.gib(peakLoad), peakLoad),
+            ("prefill", String(format: "%d tokens, %.2f tok/s", promptTokens, prefillRate), prefillRate),
+            ("decode", String(format: "%d tokens, %.2f tok/s", genTokens, decodeRate), decodeRate),
+            ("weight bytes per token", Self.gib(lm.bytesPerToken), lm.bytesPerToken),
+            ("read bandwidth", String(format: "%.2f GB/s", bandwidth / 1e9), bandwidth),
+            ("bandwidth limit", String(format: "%.2f tok/s", limit), limit),
+            ("decode vs limit", String(format: "%.0f%%", 100 * decodeRate / limit), decodeRate / limit),
+            ("peak RSS", Self.gib(Measure.peakRSS()), Measure.peakRSS()),
+        ]
+        if json {
+            var obj: [String: Any] = [:]
+            for (k, _, v) in r { obj[k.replacingOccurrences(of: " ", with: "_")] = v }
+            let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: d, as: UTF8.self))
+        } else {
+            for (k, v, _) in r { print(k.padding(toLength: 24, withPad: " ", startingAt: 0) + v) }
+            print(String(format: "decode runs at %.0f%% of the memory-bandwidth limit", 100 * decodeRate / limit))
+        }
+    }
+
+    static func gib(_ b: Int) -> String {
+        b >= 1 << 30 ? String(format: "%.2f GiB", Double(b) / Double(1 << 30)) : String(format: "%.1f MiB", Double(b) / Double(1 << 20))
+    }
+}
+
+/// A tiny seeded generator, so bench prompts are the same every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

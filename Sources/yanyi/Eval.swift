@@ -1,0 +1,150 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `yanyi eval`: perplexity on a text file; with `--against f32`, what int8 costs on this model
+/// (KL divergence and top-1 agreement per position, as llama-perplexity --kl-divergence).
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity of a text; --against f32 adds KL divergence and top-1 agreement vs fp32.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "A UTF-8 text file.")
+    var text: String
+
+    @Option(help: "Tokens per window; the text is cut into windows of this length.")
+    var ctx = 512
+
+    @Option(help: "At most this many windows (0 = all).")
+    var windows = 0
+
+    @Option(help: "Compare with this precision (f32): mean/p99 KL(ref ‖ this) and same-top-token rate.")
+    var against: Precision?
+
+    @Flag(help: "JSON output.")
+    var json = false
+
+    func validate() throws {
+        if ctx < 4 { throw ValidationError("--ctx must be ≥ 4") }
+        if against == options.precision { throw ValidationError("--against must differ from --precision") }
+    }
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: text), let body = String(data: data, encoding: .utf8) else {
+            fail("\(text): cannot read as UTF-8 text")
+        }
+        let folder: ModelFolder
+        do { folder = try ModelFolder.open(options.model) } catch { fail(error.description) }
+        let chunks = EvalWindows.make(folder: folder, text: body, ctx: ctx, limit: windows)
+        guard !chunks.isEmpty else { fail("\(text): too short for one window of \(ctx) tokens") }
+
+        var stats = LogitStats()
+        if let against {
+            // Reference pass first, written to a scratch file so both models are never in memory at once.
+            var refOptions = options
+            refOptions.precision = against
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("yanyi-eval-\(getpid()).f32")
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            guard FileManager.default.createFile(atPath: scratch.path, contents: nil) else { fail("cannot write \(scratch.path)") }
+            do {
+                let (_, ref, _) = try refOptions.load()
+                let h = try FileHandle(forWritingTo: scratch)
+                for c in chunks {
+                    let l = try runWindow(ref, c)
+                    l.withUnsafeBytes { h.write(Data($0)) }
+                }
+                try h.close()
+            }
+            let (_, lm, _) = try options.load()
+            let h = try FileHandle(forReadingFrom: scratch)
+            for c in chunks {
+                let l = try runWindow(lm, c)
+                let bytes = try h.read(upToCount: l.count * 4) ?? Data()
+                let r = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                add(&stats, reference: r, test: l, chunk: c, vocab: lm.vocabSize)
+            }
+        } else {
+            let (_, lm, _) = try options.load()
+            for c in chunks {
+                let l = try runWindow(lm, c)
+                let v = lm.vocabSize
+                for i in c.scoredFrom..<(c.ids.count - 1) {
+                    stats.addPerplexity(l[(i * v)..<((i + 1) * v)], next: c.ids[i + 1])
+                }
+            }
+        }
+        report(stats, windows: chunks.count)
+    }
+
+    func runWindow(_ lm: any LanguageModel, _ c: EvalWindows.Window) throws -> [Float] {
+        do {
+            return try lm.forward(c.ids, session: lm.makeSession(capacity: c.ids.count), logits: .all)
+        } catch {
+            fail(error.description)
+        }
+    }
+
+    func add(_ s: inout LogitStats, reference r: [Float], test t: [Float], chunk c: EvalWindows.Window, vocab v: Int) {
+        for i in c.scoredFrom..<c.ids.count {
+            let next: Int32? = i + 1 < c.ids.count ? c.ids[i + 1] : nil
+            s.add(reference: r[(i * v)..<((i + 1) * v)], test: t[(i * v)..<((i + 1) * v)], next: next)
+        }
+    }
+
+    func report(_ s: LogitStats, windows: Int) {
+        if json {
+            var obj: [String: Any] = ["windows": windows, "ctx": ctx, "positions": s.positions,
+                                      "precision": options.precision.rawValue, "perplexity": s.perplexity]
+            if let against {
+                obj["against"] = against.rawValue
+                obj["perplexity_against"] = s.perplexityRef
+                obj["kl_mean"] = s.meanKL
+                obj["kl_p99"] = s.p99KL
+                obj["kl_max"] = s.maxKL
+                obj["same_top"] = s.sameTopFraction
+            }
+            let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data()
+            print(String(decoding: d, as: UTF8.self))
+            return
+        }
+        print("windows \(windows) × \(ctx) tokens, \(s.positions) positions scored")
+        print(String(format: "perplexity (%@)  %.4f", options.precision.rawValue, s.perplexity))
+        if let against {
+            print(String(format: "perplexity (%@)  %.4f", against.rawValue, s.perplexityRef))
+            print(String(format: "KL(%@ ‖ %@)  mean %.6f  p99 %.6f  max %.6f", against.rawValue,
+                         options.precision.rawValue, s.meanKL, s.p99KL, s.maxKL))
+            print(String(format: "same top token  %.2f%%", 100 * s.sameTopFraction))
+        }
+    }
+}
+
+/// Cutting a text into evaluation windows the way each architecture reads plain text.
+enum EvalWindows {
+    struct Window {
+        var ids: [Int32]
+        /// Positions before this are the window's lead-in (BOS, or ChatGLM's [gMASK] <sop>) and are not scored.
+        var scoredFrom: Int
+    }
+
+    static func make(folder: ModelFolder, text: String, ctx: Int, limit: Int) -> [Window] {
+        let t = folder.tokenizer
+        let ids = t.encode(text, addSpecialTokens: false)
+        // ChatGLM reads plain text as a reply: [gMASK] <sop> first, so every scored token is causal.
+        // LLaMA/Baichuan: BOS first where the tokenizer adds one (llama-perplexity does the same).
+        var lead: [Int32] = []
+        if let glm = t as? ChatGLMTokenizer {
+            lead = [glm.gmaskID, glm.sopID]
+        } else if let sp = t as? SentencePieceTokenizer, sp.addBos, let bos = sp.specials.bos {
+            lead = [bos]
+        }
+        let body = ctx - lead.count
+        var out: [Window] = []
+        var i = 0
+        while i + body <= ids.count && (limit == 0 || out.count < limit) {
+            out.append(Window(ids: lead + ids[i..<(i + body)], scoredFrom: max(lead.count - 1, 0)))
+            i += body
+        }
+        return out
+    }
+}
