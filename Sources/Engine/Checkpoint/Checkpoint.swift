@@ -118,4 +118,9 @@ public final class Checkpoint: @unchecked Sendable {
         guard let k = location[name] else { throw LoadError(folder, "no tensor named \(name.quoted)") }
         return try shards[k].withRawBytes(name, body)
     }
+
+    /// Lets the pages of a tensor already consumed leave memory (the loader calls it per tensor).
+    public func releasePages(_ name: String) {
+        if let k = location[name] { shards[k].releasePages(name) }
+    }
 }

@@ -57,6 +57,17 @@ final class MappedFile: @unchecked Sendable {
         release = .deallocate
     }
 
+    /// Gives back the pages holding [offset, offset + count): they leave this process's resident
+    /// set (the page cache keeps them) and are read again if touched. Loading calls it after each
+    /// tensor, so streaming through a 26 GB checkpoint never makes it resident.
+    func dropPages(_ offset: Int, _ count: Int) {
+        guard let base, release == .munmap, count > 0, contains(offset, count) else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = offset / page * page
+        let hi = min(size, (offset + count + page - 1) / page * page)
+        madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED)
+    }
+
     deinit {
         guard let base else { return }
         switch release {

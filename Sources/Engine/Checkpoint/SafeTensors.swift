@@ -126,4 +126,9 @@ public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
         guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
         return try file.withRawBytes(t, body)
     }
+
+    public func releasePages(_ name: String) {
+        guard let t = table[name], t.count > 0, let last = TensorInfo.lastElementIndex(shape: t.shape, strides: t.strides) else { return }
+        file.dropPages(t.offset, (last + 1) * t.dtype.byteSize)
+    }
 }

@@ -21,4 +21,6 @@ protocol TensorFile: AnyObject, Sendable {
     func info(_ name: String) -> TensorInfo?
     func floats(_ name: String) throws(LoadError) -> [Float]
     func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
+    /// Drops the tensor's mapped pages from the resident set (see MappedFile.dropPages).
+    func releasePages(_ name: String)
 }

@@ -23,6 +23,7 @@ public struct WeightLoader {
         guard info.shape == shape else {
             throw LoadError(info.file, "tensor \(name) has shape \(info.shape), config.json implies \(shape)")
         }
+        defer { checkpoint.releasePages(name) }
         return try checkpoint.floats(name)
     }
 
@@ -57,6 +58,7 @@ public struct WeightLoader {
         guard info.shape == [rows, cols] else {
             throw LoadError(info.file, "tensor \(name) has shape \(info.shape), config.json implies [\(rows), \(cols)]")
         }
+        defer { checkpoint.releasePages(name) }
         if (info.dtype == .f16 || info.dtype == .bf16) && info.isContiguous {
             let bits: [UInt16]
             do {
