@@ -181,6 +181,9 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         let cache = session.cache
         let scale = 1 / Float(hd).squareRoot()
         let alpha = self.alpha
+        // 2-D rotary: one table for the position ids, one for the block position ids.
+        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000)
+        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000)
 
         for (l, layer) in layers.enumerated() {
             for i in 0..<n {
@@ -196,8 +199,8 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                             let q = qkv.buffer + i * 3 * s.dim + h * 3 * hd
                             let k = q + hd, v = q + 2 * hd
                             for vec in [q, k] {
-                                Ops.ropeRotateHalf(vec, dims: hd / 2, pos: p.position[t], theta: 10000)
-                                Ops.ropeRotateHalf(vec + hd / 2, dims: hd / 2, pos: p.block[t], theta: 10000)
+                                ropePos.apply(vec, row: i)
+                                ropeBlock.apply(vec + hd / 2, row: i)
                             }
                             (kc.baseAddress! + o + h * hd).update(from: k, count: hd)
                             (vc.baseAddress! + o + h * hd).update(from: v, count: hd)

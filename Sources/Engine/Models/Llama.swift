@@ -147,6 +147,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
         let cache = session.cache
         let scale = 1 / Float(s.headDim).squareRoot()
+        let rope = Ops.RopeTable(positions: Array(start..<(start + n)), dims: s.headDim, theta: s.theta)
 
         for (l, layer) in layers.enumerated() {
             // attention block
@@ -175,10 +176,9 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                 cache.values.withUnsafeMutableBufferPointer { vc in
                     for i in 0..<n {
                         let row = qkv.buffer + i * qkvDim
-                        let pos = start + i
-                        for h in 0..<s.heads { Ops.ropeRotateHalf(row + h * s.headDim, dims: s.headDim, pos: pos, theta: s.theta) }
-                        for h in 0..<s.kvHeads { Ops.ropeRotateHalf(row + s.dim + h * s.headDim, dims: s.headDim, pos: pos, theta: s.theta) }
-                        let o = cache.offset(layer: l, pos: pos)
+                        for h in 0..<s.heads { rope.apply(row + h * s.headDim, row: i) }
+                        for h in 0..<s.kvHeads { rope.apply(row + s.dim + h * s.headDim, row: i) }
+                        let o = cache.offset(layer: l, pos: start + i)
                         (kc.baseAddress! + o).update(from: row + s.dim, count: s.kvDim)
                         (vc.baseAddress! + o).update(from: row + s.dim + s.kvDim, count: s.kvDim)
                     }

@@ -24,18 +24,41 @@ enum Ops {
         for i in 0..<n { out[i] = (x[i] - mean) * inv * w[i] + b[i] }
     }
 
-    /// Rotary embedding in the rotate-half (GPT-NeoX / HF LLaMA) layout on `dims` values of `v`:
-    /// pairs (i, i + dims/2) turn by pos · invFreq[i], invFreq[i] = theta^(-2i/dims).
-    static func ropeRotateHalf(_ v: UnsafeMutablePointer<Float>, dims: Int, pos: Int, theta: Float) {
-        let half = dims / 2
-        for i in 0..<half {
-            // Same op order as HF: inv_freq in fp32, then t * inv_freq, then cos/sin.
-            let invFreq = 1 / pow(theta, Float(2 * i) / Float(dims))
-            let angle = Float(pos) * invFreq
-            let c = cos(angle), s = sin(angle)
-            let a = v[i], b = v[i + half]
-            v[i] = a * c - b * s
-            v[i + half] = b * c + a * s
+    /// cos/sin of the rotary angles for each position: [positions][dims/2] cos, then the same for sin.
+    /// Angles as HF computes them: inv_freq[i] = 1 / theta^(2i/dims) in fp32, angle = pos · inv_freq[i].
+    struct RopeTable {
+        let half: Int
+        let cos: [Float]     // [positions][half]
+        let sin: [Float]
+
+        init(positions: [Int], dims: Int, theta: Float) {
+            half = dims / 2
+            let invFreq = (0..<half).map { 1 / pow(theta, Float(2 * $0) / Float(dims)) }
+            var c = [Float](repeating: 0, count: positions.count * half), s = c
+            for (p, pos) in positions.enumerated() {
+                for i in 0..<half {
+                    let angle = Float(pos) * invFreq[i]
+                    c[p * half + i] = Foundation.cos(angle)
+                    s[p * half + i] = Foundation.sin(angle)
+                }
+            }
+            cos = c
+            sin = s
+        }
+
+        /// Rotate-half (GPT-NeoX / HF LLaMA layout) on 2·half values of `v` for position row `p`:
+        /// pairs (i, i + half) turn by angle[p][i].
+        func apply(_ v: UnsafeMutablePointer<Float>, row p: Int) {
+            cos.withUnsafeBufferPointer { c in
+                sin.withUnsafeBufferPointer { s in
+                    let c = c.baseAddress! + p * half, s = s.baseAddress! + p * half
+                    for i in 0..<half {
+                        let a = v[i], b = v[i + half]
+                        v[i] = a * c[i] - b * s[i]
+                        v[i + half] = b * c[i] + a * s[i]
+                    }
+                }
+            }
         }
     }
 
