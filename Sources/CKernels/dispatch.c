@@ -35,3 +35,81 @@ void ck_bf16_to_f32(const uint16_t *restrict in, float *restrict out, size_t n) 
     default: ck_bf16_to_f32_ref(in, out, n); return;
     }
 }
+
+int ck_cpu_has_avx512vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return ck_isa_best() == CK_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+size_t ck_q8_quantize(const float *restrict w, int8_t *restrict q, float *restrict scales,
+                      size_t rows, size_t cols, size_t block) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: return ck_q8_quantize_avx512(w, q, scales, rows, cols, block);
+    case CK_ISA_AVX2: return ck_q8_quantize_avx2(w, q, scales, rows, cols, block);
+    default: return ck_q8_quantize_ref(w, q, scales, rows, cols, block);
+    }
+}
+
+size_t ck_q8_quantize_act(const float *restrict x, int8_t *restrict xq, float *restrict xs,
+                          size_t cols, size_t block) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: return ck_q8_quantize_act_avx512(x, xq, xs, cols, block);
+    case CK_ISA_AVX2: return ck_q8_quantize_act_avx2(x, xq, xs, cols, block);
+    default: return ck_q8_quantize_act_ref(x, xq, xs, cols, block);
+    }
+}
+
+void ck_q8_dequant(const int8_t *restrict q, const float *restrict scales, float *restrict out,
+                   size_t rows, size_t cols, size_t block) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_q8_dequant_avx512(q, scales, out, rows, cols, block); return;
+    case CK_ISA_AVX2: ck_q8_dequant_avx2(q, scales, out, rows, cols, block); return;
+    default: ck_q8_dequant_ref(q, scales, out, rows, cols, block); return;
+    }
+}
+
+void ck_q8_matvec(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                  float *restrict y, size_t rows, size_t cols, size_t block) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_q8_matvec_avx512(q, scales, x, y, rows, cols, block); return;
+    case CK_ISA_AVX2: ck_q8_matvec_avx2(q, scales, x, y, rows, cols, block); return;
+    default: ck_q8_matvec_ref(q, scales, x, y, rows, cols, block); return;
+    }
+}
+
+void ck_q8_matmul(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                  float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_q8_matmul_avx512(q, scales, x, y, rows, cols, block, n, ldy); return;
+    case CK_ISA_AVX2: ck_q8_matmul_avx2(q, scales, x, y, rows, cols, block, n, ldy); return;
+    default: ck_q8_matmul_ref(q, scales, x, y, rows, cols, block, n, ldy); return;
+    }
+}
+
+// AVX-512 without VNNI (Skylake-X) takes the AVX2 path: it needs no VNNI.
+void ck_q8q8_matvec(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) {
+    if (ck_cpu_has_avx512vnni()) { ck_q8q8_matvec_avx512vnni(q, scales, xq, xs, y, rows, cols, block); return; }
+    if (ck_isa_best() != CK_ISA_SCALAR) { ck_q8q8_matvec_avx2(q, scales, xq, xs, y, rows, cols, block); return; }
+    ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block);
+}
+
+float ck_dot_f32(const float *restrict x, const float *restrict y, size_t n) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: return ck_dot_f32_avx512(x, y, n);
+    case CK_ISA_AVX2: return ck_dot_f32_avx2(x, y, n);
+    default: return ck_dot_f32_ref(x, y, n);
+    }
+}
+
+void ck_axpy_f32(float a, const float *restrict x, float *restrict y, size_t n) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_axpy_f32_avx512(a, x, y, n); return;
+    case CK_ISA_AVX2: ck_axpy_f32_avx2(a, x, y, n); return;
+    default: ck_axpy_f32_ref(a, x, y, n); return;
+    }
+}

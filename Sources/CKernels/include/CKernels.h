@@ -26,6 +26,95 @@ void ck_bf16_to_f32_avx2(const uint16_t *restrict in, float *restrict out, size_
 void ck_bf16_to_f32_avx512(const uint16_t *restrict in, float *restrict out, size_t n);
 void ck_bf16_to_f32(const uint16_t *restrict in, float *restrict out, size_t n);
 
+// ---- int8 weights: absmax scales over blocks along the input dimension ----------------------
+// W (rows, cols) fp32 row-major as in the checkpoint (y = W·x). block: a multiple of 32 (the
+// SIMD tails assume it); nb = ceil(cols / block), the last block of each row short when block
+// does not divide cols. Storage:  q (rows, cols) int8 row-major;  scales (rows, nb) fp32.
+// Per block: amax = max|w|; scale = amax / 127; q = rint(w * (127 / amax)), half to even (the
+// default rounding mode). A zero block (amax == 0, or 127 / amax overflows: amax < 3.7e-37)
+// has scale 0, q 0. A block holding NaN or ±Inf has scale NaN, q 0 (every output touching it
+// is NaN); the return value counts those blocks. q is never -128 (the int8 x int8 kernels rely
+// on it). All variants are bit-identical.
+size_t ck_q8_quantize_ref(const float *restrict w, int8_t *restrict q, float *restrict scales,
+                          size_t rows, size_t cols, size_t block);
+size_t ck_q8_quantize_avx2(const float *restrict w, int8_t *restrict q, float *restrict scales,
+                           size_t rows, size_t cols, size_t block);
+size_t ck_q8_quantize_avx512(const float *restrict w, int8_t *restrict q, float *restrict scales,
+                             size_t rows, size_t cols, size_t block);
+size_t ck_q8_quantize(const float *restrict w, int8_t *restrict q, float *restrict scales,
+                      size_t rows, size_t cols, size_t block);
+
+// out (rows, cols) fp32 = q * scale of its block (one multiply: bit-identical across variants).
+void ck_q8_dequant_ref(const int8_t *restrict q, const float *restrict scales, float *restrict out,
+                       size_t rows, size_t cols, size_t block);
+void ck_q8_dequant_avx2(const int8_t *restrict q, const float *restrict scales, float *restrict out,
+                        size_t rows, size_t cols, size_t block);
+void ck_q8_dequant_avx512(const int8_t *restrict q, const float *restrict scales, float *restrict out,
+                          size_t rows, size_t cols, size_t block);
+void ck_q8_dequant(const int8_t *restrict q, const float *restrict scales, float *restrict out,
+                   size_t rows, size_t cols, size_t block);
+
+// Decode's hot loop. W (rows, cols) as q + scales @ x (cols,) -> y (rows,):
+//   y[r] = sum_b scale[r,b] * sum_{i in b} q[r,i] * x[i]
+// Threads take row ranges by offsetting q (r0*cols), scales (r0*nb) and y (r0). The ref sums in
+// double; the SIMD twins use fp32 lanes (w = float(q)*scale, acc = fma(w, x, acc), fixed-order
+// horizontal sum), each row independent of which rows were called with it.
+void ck_q8_matvec_ref(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                      float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                       float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8_matvec_avx512(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                         float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8_matvec(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                  float *restrict y, size_t rows, size_t cols, size_t block);
+
+// Prefill. X (n, cols) @ Wᵀ -> Y (n, rows) with row stride ldy >= rows (so a thread's row range
+// writes into Y + r0). Each Y[t, r] is bit-identical to ck_q8_matvec of token t (same variant).
+void ck_q8_matmul_ref(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                      float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy);
+void ck_q8_matmul_avx2(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                       float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy);
+void ck_q8_matmul_avx512(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                         float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy);
+void ck_q8_matmul(const int8_t *restrict q, const float *restrict scales, const float *restrict x,
+                  float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy);
+
+// ---- int8 weights x int8 activations ----------------------------------------------------------
+// x (cols,) -> xq (cols,) int8, xs (nb,) fp32: the weight rule above applied to one row.
+size_t ck_q8_quantize_act_ref(const float *restrict x, int8_t *restrict xq, float *restrict xs,
+                              size_t cols, size_t block);
+size_t ck_q8_quantize_act_avx2(const float *restrict x, int8_t *restrict xq, float *restrict xs,
+                               size_t cols, size_t block);
+size_t ck_q8_quantize_act_avx512(const float *restrict x, int8_t *restrict xq, float *restrict xs,
+                                 size_t cols, size_t block);
+size_t ck_q8_quantize_act(const float *restrict x, int8_t *restrict xq, float *restrict xs,
+                          size_t cols, size_t block);
+
+// y[r] = sum_b scale[r,b] * xs[b] * sum_{i in b} q[r,i] * xq[i]; block sums exact in int32.
+// The VNNI variant needs avx512vnni (ck_cpu_has_avx512vnni); the dispatcher checks.
+void ck_q8q8_matvec_ref(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                        const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                         const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                               const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
+void ck_q8q8_matvec(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
+int ck_cpu_has_avx512vnni(void);
+
+// ---- fp32 vector helpers (attention) ----------------------------------------------------------
+// x·y; the ref sums in double.
+float ck_dot_f32_ref(const float *restrict x, const float *restrict y, size_t n);
+float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n);
+float ck_dot_f32_avx512(const float *restrict x, const float *restrict y, size_t n);
+float ck_dot_f32(const float *restrict x, const float *restrict y, size_t n);
+
+// y += a*x, fused (one rounding per element): bit-identical across variants.
+void ck_axpy_f32_ref(float a, const float *restrict x, float *restrict y, size_t n);
+void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_t n);
+void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, size_t n);
+void ck_axpy_f32(float a, const float *restrict x, float *restrict y, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,125 @@
+// int8 weights x int8 activations (x quantized per block by ck_q8_quantize_act, same block size):
+//   y[r] = sum_b scale[r,b] * xs[b] * sum_{i in b} q[r,i] * xq[i]
+// The block dot products are exact integers in every variant; only the fp32 combination of the
+// blocks differs in rounding from the reference (which sums in double). Block must be a
+// multiple of 32 so that every 32-byte half of a SIMD chunk lies in one block.
+//
+// The unsigned x signed operand problem: vpmaddubsw / vpdpbusd multiply unsigned bytes by signed
+// bytes. AVX2 uses the sign trick, |xq| * (q * sign(xq)); q is never -128, so negating it is
+// safe. AVX-512 VNNI uses the offset trick: (q ^ 0x80) is q + 128 as an unsigned byte, and the
+// surplus 128 * sum(xq) of each 4-byte group is taken off exactly by starting the dpbusd
+// accumulator at -dpbusd(0x80.., xq), computed once per chunk and shared by the rows.
+#include "CKernels.h"
+#include "simd_util.h"
+
+void ck_q8q8_matvec_ref(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                        const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) {
+    size_t nb = ck_blocks(cols, block);
+    for (size_t r = 0; r < rows; r++) {
+        const int8_t *qr = q + r * cols;
+        double acc = 0;
+        for (size_t b = 0; b < nb; b++) {
+            int32_t dot = 0;
+            for (size_t i = b * block; i < ck_min((b + 1) * block, cols); i++) dot += (int32_t)qr[i] * xq[i];
+            acc += (double)scales[r * nb + b] * (double)xs[b] * (double)dot;
+        }
+        y[r] = (float)acc;
+    }
+}
+
+#ifdef CK_X86
+// ---- AVX2: 32-byte chunks (one block each), 4 rows share the chunk of x ------------------------
+__attribute__((target("avx2,fma"))) CK_INLINE void q8q8_rows256(
+    const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
+    float *restrict y, size_t cols, size_t block, const int R) {
+    const size_t nb = ck_blocks(cols, block);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    CK_UNROLL
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    const size_t chunks = block / 32;  // 32-byte chunks per block
+    size_t b = 0, pos = 0;              // block of this chunk, and the chunk's index within it
+    for (size_t i = 0; i < cols; i += 32) {
+        const size_t k = ck_min(32, cols - i);
+        int8_t xpad[32] = {0};
+        const int8_t *xp = xq + i;
+        if (k < 32) { memcpy(xpad, xp, k); xp = xpad; }
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)xp);
+        const __m256i ax = _mm256_sign_epi8(xv, xv);  // |xq|
+        CK_UNROLL
+        for (int r = 0; r < R; r++) {
+            int8_t wpad[32] = {0};
+            const int8_t *wp = q + r * cols + i;
+            if (k < 32) { memcpy(wpad, wp, k); wp = wpad; }
+            __m256i sw = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)wp), xv);
+            __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones);
+            __m256 sc = _mm256_set1_ps(s[r * nb + b] * xs[b]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sc, acc[r]);
+        }
+        if (++pos == chunks) { pos = 0; b++; }
+    }
+    CK_UNROLL
+    for (int r = 0; r < R; r++) y[r] = ck_hsum256(acc[r]);
+}
+
+__attribute__((target("avx2,fma")))
+void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                         const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) {
+    const size_t nb = ck_blocks(cols, block);
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) q8q8_rows256(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4);
+    for (; r < rows; r++) q8q8_rows256(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1);
+}
+
+// ---- AVX-512 VNNI: 64-byte chunks (two 32-byte halves, each in one block) ----------------------
+// Lanes 0-7 take the scale of the block holding bytes [i, i+32), lanes 8-15 that of [i+32, i+64).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE __m512 scale_pair(
+    const float *p, size_t lo, size_t hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss(p + lo)), _mm256_broadcast_ss(p + hi), 1);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512(
+    const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
+    float *restrict y, size_t cols, size_t block, const int R) {
+    const size_t nb = ck_blocks(cols, block);
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4];
+    CK_UNROLL
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    const size_t halves = block / 32;  // 32-byte halves per block
+    size_t lo = 0, pos = 0;             // block of the chunk's first half, and that half's index in it
+    for (size_t i = 0; i < cols; i += 64) {
+        const size_t k = ck_min(64, cols - i);
+        const __mmask64 m = k == 64 ? ~(__mmask64)0 : (((__mmask64)1 << k) - 1);
+        const size_t hi = ck_min(pos + 1 == halves ? lo + 1 : lo, nb - 1);
+        const __m512i xv = k == 64 ? _mm512_loadu_si512(xq + i) : _mm512_maskz_loadu_epi8(m, xq + i);
+        // -(128 * xq) summed per 4-byte group: cancels the +128 offset of the weights exactly.
+        const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv));
+        const __m512 sx = scale_pair(xs, lo, hi);
+        CK_UNROLL
+        for (int r = 0; r < R; r++) {
+            const int8_t *wp = q + r * cols + i;
+            __m512i w = k == 64 ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(m, wp);
+            __m512i dot = _mm512_dpbusd_epi32(corr, _mm512_xor_si512(w, bias), xv);
+            __m512 sc = _mm512_mul_ps(scale_pair(s + r * nb, lo, hi), sx);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc[r]);
+        }
+        for (pos += 2; pos >= halves; pos -= halves) lo++;
+    }
+    CK_UNROLL
+    for (int r = 0; r < R; r++) y[r] = ck_hsum512(acc[r]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
+void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                               const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) {
+    const size_t nb = ck_blocks(cols, block);
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4);
+    for (; r < rows; r++) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1);
+}
+#else
+void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
+void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
+#endif

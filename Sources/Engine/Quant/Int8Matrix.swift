@@ -1,0 +1,169 @@
+// int8 weights with absmax scales over blocks along the input dimension, quantized once at load.
+//   q      (rows, cols) int8, row-major, 64-byte aligned
+//   scales (rows, nb)   fp32, nb = ceil(cols / block), the last block of a row short if need be
+// Per block: scale = max|w| / 127, q = rint(w * 127 / max|w|) (CKernels.h has the exact rule).
+// Separate q and scales arrays rather than llama.cpp's interleaved Q8_0 blocks (fp32 scale + 32
+// codes = 36 bytes): the interleaved layout measured no faster for decode (11008x4096 from DRAM,
+// one thread: separate 9.7-9.9 GB/s, interleaved 8.2-10.0 GB/s, identical results), since the
+// prefetchers follow both streams; and plain arrays keep the SIMD loads aligned, any block size
+// possible, and a thread's row range a pair of pointer offsets.
+import CKernels
+import COpenBLAS
+
+public final class Int8Matrix: LinearWeight, @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    /// Weights per scale along a row (a multiple of 32).
+    public let block: Int
+    /// Scales per row.
+    public let blocksPerRow: Int
+    /// Blocks that held NaN or ±Inf when quantized (their scale is NaN; callers should refuse).
+    public let nonFiniteBlocks: Int
+    private let q: AlignedStorage<Int8>
+    private let scales: AlignedStorage<Float>
+
+    /// How decode treats the activation x: fp32 as given (`ck_q8_matvec`), or quantized per block
+    /// to int8 first (`ck_q8_quantize_act` + `ck_q8q8_matvec`, VNNI where the CPU has it).
+    public enum Activations: Sendable { case f32, int8 }
+    /// What `matvec(_:_:pool:)` uses. fp32: decode is bound by DRAM bandwidth, where both reach
+    /// ~90% of a plain read (11.5 vs 11.8 GB/s, QuantBenchmarkTests), while int8 activations add
+    /// their own rounding: relative RMS error 7.9e-3 instead of 5.4e-3 at B = 32, and 1.3e-2
+    /// instead of 5.5e-3 when x has outlier features, as LLM activations do.
+    public static let defaultActivations: Activations = .f32
+
+    public var byteSize: Int { rows * cols + rows * blocksPerRow * MemoryLayout<Float>.size }
+
+    /// Quantizes W (rows, cols), row-major fp32, with `block` weights per scale; rows are split
+    /// across `pool` when one is given (13e9 weights for a 13B model).
+    public init(quantizing w: UnsafeBufferPointer<Float>, rows: Int, cols: Int, block: Int = 32, pool: ThreadPool? = nil) {
+        precondition(rows >= 0 && cols > 0 && w.count == rows * cols, "Int8Matrix: \(w.count) values for \(rows)x\(cols)")
+        precondition(block > 0 && block % 32 == 0, "Int8Matrix: block \(block) is not a positive multiple of 32")
+        self.rows = rows
+        self.cols = cols
+        self.block = block
+        blocksPerRow = (cols + block - 1) / block
+        q = AlignedStorage(count: rows * cols)
+        scales = AlignedStorage(count: rows * blocksPerRow)
+        let nb = blocksPerRow, qp = q.pointer, sp = scales.pointer, wp = w.baseAddress!
+        guard let pool, pool.threads > 1 else {
+            nonFiniteBlocks = ck_q8_quantize(wp, qp, sp, rows, cols, block)
+            return
+        }
+        var bad = [Int](repeating: 0, count: pool.threads)
+        bad.withUnsafeMutableBufferPointer { bad in
+            pool.parallelChunks(rows) { c, r in
+                bad[c] = ck_q8_quantize(wp + r.lowerBound * cols, qp + r.lowerBound * cols, sp + r.lowerBound * nb,
+                                        r.count, cols, block)
+            }
+        }
+        nonFiniteBlocks = bad.reduce(0, +)
+    }
+
+    /// Wraps already quantized data (e.g. from a cache of quantized weights), copying it.
+    public init(rows: Int, cols: Int, block: Int, q: UnsafeBufferPointer<Int8>, scales: UnsafeBufferPointer<Float>) {
+        precondition(rows >= 0 && cols > 0 && block > 0 && block % 32 == 0, "Int8Matrix: bad shape \(rows)x\(cols) block \(block)")
+        let nb = (cols + block - 1) / block
+        precondition(q.count == rows * cols && scales.count == rows * nb, "Int8Matrix: \(q.count) codes / \(scales.count) scales for \(rows)x\(cols)")
+        self.rows = rows
+        self.cols = cols
+        self.block = block
+        blocksPerRow = nb
+        self.q = AlignedStorage(count: rows * cols)
+        self.scales = AlignedStorage(count: rows * nb)
+        self.q.pointer.update(from: q.baseAddress!, count: q.count)
+        self.scales.pointer.update(from: scales.baseAddress!, count: scales.count)
+        nonFiniteBlocks = (0..<scales.count).reduce(0) { $0 + (scales[$1].isNaN ? 1 : 0) }
+    }
+
+    /// The codes and scales, for a cache writer or a test.
+    public func withUnsafeStorage<R>(_ body: (UnsafeBufferPointer<Int8>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: q.pointer, count: q.count), UnsafeBufferPointer(start: scales.pointer, count: scales.count))
+    }
+
+    public func dequantized() -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * cols) { buf, count in
+            ck_q8_dequant(q.pointer, scales.pointer, buf.baseAddress!, rows, cols, block)
+            count = rows * cols
+        }
+    }
+
+    /// Below this many weights a product runs on the calling thread (waking workers costs more).
+    static let parallelThreshold = 1 << 16
+
+    public func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        matvec(x, y, pool: pool, activations: Self.defaultActivations)
+    }
+
+    /// y (rows,) = W·x. Each y[r] depends only on row r and x, so the split across threads does not
+    /// change the result.
+    public func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool, activations: Activations) {
+        let qp = q.pointer, sp = scales.pointer, cols = cols, nb = blocksPerRow, block = block
+        let threads = rows * cols < Self.parallelThreshold ? 1 : pool.threads
+        switch activations {
+        case .f32:
+            chunks(rows, threads, pool) { r in
+                ck_q8_matvec(qp + r.lowerBound * cols, sp + r.lowerBound * nb, x, y + r.lowerBound, r.count, cols, block)
+            }
+        case .int8:
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: cols) { xq in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: nb) { xs in
+                    let xq = xq.baseAddress!, xs = xs.baseAddress!
+                    _ = ck_q8_quantize_act(x, xq, xs, cols, block)
+                    chunks(rows, threads, pool) { r in
+                        ck_q8q8_matvec(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xq, xs, y + r.lowerBound, r.count, cols, block)
+                    }
+                }
+            }
+        }
+    }
+
+    /// How prefill multiplies: the int8 tile kernel (`ck_q8_matmul`: each weight block converted
+    /// in registers once per 5 tokens; rows bit-identical to matvec), or tiles of 256 rows
+    /// dequantized to fp32 and multiplied by `cblas_sgemm`. Measured on a Xeon with AVX-512, one
+    /// core, 4096x4096: the int8 kernel runs at ~90 GFLOP/s for any n; dequantize + sgemm at
+    /// 38 / 83 / 101 / 127 / 136 GFLOP/s for n = 16 / 64 / 96 / 256 / 512 with OpenBLAS's AVX-512
+    /// (SkylakeX) kernels, but ~30 GFLOP/s with its Haswell-or-older kernels, which is what
+    /// OpenBLAS 0.3.21 picks on CPUs it does not know. `.automatic` takes BLAS only where it wins.
+    public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS }
+
+    /// `.automatic` uses dequantize + sgemm from this many tokens on, when OpenBLAS runs AVX-512 kernels.
+    public static let blasMinTokens = 96
+    /// Whether OpenBLAS chose an AVX-512 sgemm (the only kernels that beat the int8 kernel).
+    public static let blasIsFast: Bool = ["skylakex", "cooperlake", "sapphirerapids"].contains(BLASInfo.coreName.lowercased())
+
+    public func matmul(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        matmul(x, n: n, y, pool: pool, method: .automatic)
+    }
+
+    /// y (n, rows) = x (n, cols) · Wᵀ, rows split across threads.
+    public func matmul(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool, method: MatmulMethod) {
+        guard n > 0 else { return }
+        let qp = q.pointer, sp = scales.pointer, rows = rows, cols = cols, nb = blocksPerRow, block = block
+        let threads = n * rows * cols < Self.parallelThreshold ? 1 : pool.threads
+        var method = method
+        if method == .automatic { method = Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel }
+        switch method {
+        case .automatic, .int8Kernel:
+            chunks(rows, threads, pool) { r in
+                ck_q8_matmul(qp + r.lowerBound * cols, sp + r.lowerBound * nb, x, y + r.lowerBound, r.count, cols, block, n, rows)
+            }
+        case .dequantizeBLAS:
+            precondition(rows < Int(Int32.max) && cols < Int(Int32.max) && n < Int(Int32.max), "Int8Matrix: too large for BLAS int")
+            let tileRows = 256
+            chunks(rows, threads, pool) { r in
+                let tile = UnsafeMutablePointer<Float>.allocate(capacity: min(tileRows, r.count) * cols)
+                defer { tile.deallocate() }
+                for r0 in stride(from: r.lowerBound, to: r.upperBound, by: tileRows) {
+                    let tr = min(tileRows, r.upperBound - r0)
+                    ck_q8_dequant(qp + r0 * cols, sp + r0 * nb, tile, tr, cols, block)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(tr), Int32(cols), 1, x, Int32(cols),
+                                tile, Int32(cols), 0, y + r0, Int32(rows))
+                }
+            }
+        }
+    }
+
+    private func chunks(_ n: Int, _ threads: Int, _ pool: ThreadPool, _ body: (Range<Int>) -> Void) {
+        if threads == 1 { body(0..<n) } else { pool.parallelChunks(n, alignment: 4) { _, r in body(r) } }
+    }
+}

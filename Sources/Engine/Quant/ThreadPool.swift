@@ -1,0 +1,177 @@
+// A fixed set of worker threads running one data-parallel loop at a time. Decode calls it about
+// seven times per layer per token, so a call must cost microseconds: the workers are persistent,
+// spin briefly on a generation counter after each job (the next projection usually follows
+// within microseconds), then sleep on a condition variable.
+import COpenBLAS
+import Foundation
+#if os(Linux)
+import Synchronization
+#endif
+
+public final class ThreadPool: @unchecked Sendable {
+    /// Threads taking part in each loop, the calling thread included.
+    public let threads: Int
+    private let shared: Shared
+    private let submit = NSLock()  // one loop at a time, whoever calls
+    private var workers: [Thread] = []  // kept for debugging; they exit when the pool goes
+
+    /// `threads` defaults to the number of physical cores. The pool owns all parallelism: OpenBLAS
+    /// is set to one thread (process-wide), and BLAS calls are made from inside pool chunks.
+    public init(threads: Int = ThreadPool.physicalCores) {
+        precondition(threads >= 1, "ThreadPool needs at least one thread")
+        self.threads = threads
+        shared = Shared(workers: threads - 1)
+        openblas_set_num_threads(1)
+        for w in 1..<threads {
+            let shared = self.shared
+            let t = Thread { shared.work(index: w) }
+            t.name = "yanyi-pool-\(w)"
+            t.stackSize = 8 << 20  // as the main thread: OpenBLAS and kernels run here too
+            workers.append(t)
+            t.start()
+        }
+    }
+
+    deinit { shared.stop() }
+
+    /// Runs body(i) for i in 0..<n; each thread takes one contiguous chunk of the indices.
+    /// Returns when all are done. Not reentrant: body must not call back into the same pool.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        parallelChunks(n) { _, range in for i in range { body(i) } }
+    }
+
+    /// Splits 0..<n into at most `threads` contiguous ranges whose inner boundaries are multiples
+    /// of `alignment`, and runs body(chunk, range) for each, chunk 0 on the calling thread.
+    public func parallelChunks(_ n: Int, alignment: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+        precondition(alignment >= 1, "ThreadPool: alignment \(alignment)")
+        guard n > 0 else { return }
+        let units = (n + alignment - 1) / alignment
+        let chunks = min(threads, units)
+        let bound = { (c: Int) in min(n, (units * c / chunks) * alignment) }
+        if chunks == 1 { body(0, 0..<n); return }
+        withoutActuallyEscaping(body) { body in
+            submit.lock()
+            defer { submit.unlock() }
+            shared.run(chunks: chunks, job: { c in body(c, bound(c)..<bound(c + 1)) })
+        }
+    }
+
+    /// Physical cores: distinct (package, core) pairs of the online CPUs from sysfs, else from
+    /// /proc/cpuinfo, never more than the CPUs this process may use.
+    public static let physicalCores: Int = {
+        let usable = ProcessInfo.processInfo.activeProcessorCount
+        #if os(Linux)
+        if let n = sysfsCores() ?? cpuinfoCores(), n > 0 { return max(1, min(n, usable)) }
+        #endif
+        return max(1, usable)
+    }()
+
+    static func sysfsCores() -> Int? {
+        let base = "/sys/devices/system/cpu"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return nil }
+        var cores = Set<String>()
+        for name in names where name.hasPrefix("cpu") && Int(name.dropFirst(3)) != nil {
+            let online = (try? String(contentsOfFile: "\(base)/\(name)/online", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if online == "0" { continue }
+            guard let core = try? String(contentsOfFile: "\(base)/\(name)/topology/core_id", encoding: .utf8),
+                  let pkg = try? String(contentsOfFile: "\(base)/\(name)/topology/physical_package_id", encoding: .utf8)
+            else { continue }
+            cores.insert(pkg.trimmingCharacters(in: .whitespacesAndNewlines) + ":" + core.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return cores.isEmpty ? nil : cores.count
+    }
+
+    static func cpuinfoCores() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        return parseCpuinfoCores(text)
+    }
+
+    /// Distinct "physical id"/"core id" pairs; nil when the file has no such fields (some VMs, ARM).
+    static func parseCpuinfoCores(_ text: String) -> Int? {
+        var cores = Set<String>(), physical = "0", sawCore = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            if parts[0] == "processor" { physical = "0" }
+            if parts[0] == "physical id" { physical = parts[1] }
+            if parts[0] == "core id" { cores.insert(physical + ":" + parts[1]); sawCore = true }
+        }
+        return sawCore ? cores.count : nil
+    }
+
+    // ---- the shared job state ------------------------------------------------------------------
+    private final class Shared: @unchecked Sendable {
+        let cond = NSCondition()
+        let generation = Counter()  // bumped once per job; workers spin on it
+        let pending = Counter()     // workers not yet done with this generation
+        let workers: Int
+        init(workers: Int) { self.workers = workers }
+        var job: ((Int) -> Void)?        // set before generation is bumped, read after
+        var chunks = 0
+        var stopping = false             // under cond
+
+        /// Run chunk 0 here and chunks 1..<chunks on workers 1..<chunks; wait until every worker
+        /// has finished with this generation (also those without a chunk, so none can still be
+        /// reading `job` or `chunks` when the next call writes them).
+        func run(chunks: Int, job: @escaping (Int) -> Void) {
+            self.job = job
+            self.chunks = chunks
+            pending.store(workers)
+            cond.lock()
+            generation.add(1)
+            cond.broadcast()
+            cond.unlock()
+            job(0)
+            var spins = 0
+            while pending.load() > 0 {
+                spins += 1
+                if spins > 1_000 { sched_yield() }
+            }
+            self.job = nil
+        }
+
+        func work(index: Int) {
+            var seen = 0
+            while true {
+                // Spin a while for the next job (~50 µs), then sleep until one is posted.
+                var spins = 0
+                while generation.load() == seen && spins < 20_000 { spins += 1 }
+                if generation.load() == seen {
+                    cond.lock()
+                    while generation.load() == seen && !stopping { cond.wait() }
+                    let stop = stopping
+                    cond.unlock()
+                    if stop { return }
+                }
+                seen = generation.load()
+                if index < chunks, let job { job(index) }
+                pending.add(-1)
+            }
+        }
+
+        func stop() {
+            cond.lock()
+            stopping = true
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    /// An integer shared between threads: acquire loads, release stores. Synchronization's Atomic
+    /// on Linux; a lock elsewhere (Atomic needs macOS 15, the package allows 14).
+    private final class Counter: @unchecked Sendable {
+        #if os(Linux)
+        private let value = Atomic<Int>(0)
+        func load() -> Int { value.load(ordering: .acquiring) }
+        func store(_ v: Int) { value.store(v, ordering: .releasing) }
+        func add(_ d: Int) { value.add(d, ordering: .acquiringAndReleasing) }
+        #else
+        private let lock = NSLock()
+        private var value = 0
+        func load() -> Int { lock.lock(); defer { lock.unlock() }; return value }
+        func store(_ v: Int) { lock.lock(); value = v; lock.unlock() }
+        func add(_ d: Int) { lock.lock(); value += d; lock.unlock() }
+        #endif
+    }
+}

@@ -1,0 +1,58 @@
+import CKernels
+import Foundation
+
+/// Which SIMD variants this CPU can run (the rest are skipped, not failed).
+enum ISA {
+    static func supported(_ name: String) -> Bool {
+        let best = ck_isa_best()
+        switch name {
+        case "avx512": return best == CK_ISA_AVX512
+        case "avx512vnni": return ck_cpu_has_avx512vnni() != 0
+        case "avx2": return best == CK_ISA_AVX2 || best == CK_ISA_AVX512
+        default: return true
+        }
+    }
+}
+
+/// Deterministic test data (SplitMix64), so a failure reproduces.
+struct TestRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Standard normal (Box-Muller).
+    mutating func gaussian() -> Float {
+        let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self)
+        let u2 = Double.random(in: 0..<1, using: &self)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+    }
+    mutating func gaussians(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in gaussian() * scale } }
+}
+
+/// First mismatches (index, got, want, allowed) for a failure message, llm.c style.
+func firstMismatches(_ got: [Float], _ want: [Float], tolerance: [Float], limit: Int = 4) -> [String] {
+    var out: [String] = []
+    for i in got.indices where !(abs(got[i] - want[i]) <= tolerance[i]) || got[i].isNaN != want[i].isNaN {
+        if got[i].isNaN && want[i].isNaN { continue }
+        out.append("[\(i)] got \(got[i]) want \(want[i]) (|diff| \(abs(got[i] - want[i])) > \(tolerance[i]))")
+        if out.count == limit { break }
+    }
+    return out
+}
+
+func firstBitMismatches<T: Equatable>(_ got: [T], _ want: [T], limit: Int = 4) -> [String] {
+    var out: [String] = []
+    for i in got.indices where got[i] != want[i] {
+        out.append("[\(i)] got \(got[i]) want \(want[i])")
+        if out.count == limit { break }
+    }
+    return out
+}
+
+/// Unit roundoff of fp32.
+let fp32Unit = Float(1) / Float(1 << 24)

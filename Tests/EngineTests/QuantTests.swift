@@ -1,0 +1,303 @@
+import CKernels
+import Foundation
+import Testing
+@testable import Engine
+
+/// Int8Matrix / F32Matrix / ThreadPool against plain Swift references.
+///
+/// Tolerances (u = 2^-24, sums in double are exact enough to be the truth):
+/// - vs the dequantized weights: the kernels' fp32 summation error, at most
+///   (cols/8 + 8) * u * sum_i |wq_i * x_i| (the bound justified in CKernelsTests).
+/// - vs the original weights: that, plus the quantization error, each |w - wq| <= scale/2, so
+///   |y - W·x| <= sum_i scale(i)/2 * |x_i|.
+/// - int8 activations additionally round x to xs/2 per element: + sum_i |wq_i| * xs(i)/2.
+@Suite("Quant matrices")
+struct QuantTests {
+    struct RNG: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func gaussians(_ n: Int, scale: Float = 1) -> [Float] {
+            (0..<n).map { _ in
+                let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self), u2 = Double.random(in: 0..<1, using: &self)
+                return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)) * scale
+            }
+        }
+    }
+
+    static let shapes: [(rows: Int, cols: Int)] = [(1, 33), (3, 100), (17, 257), (20, 4109), (130, 1031)]
+    static let pools = [ThreadPool(threads: 1), ThreadPool(threads: 2), ThreadPool(threads: 3)]
+    /// fp32 unit roundoff.
+    static let unit = 1.0 / Double(1 << 24)
+
+    /// Row-major W·x in double, and sum |w·x| per row.
+    static func reference(_ w: [Float], _ x: [Float], rows: Int, cols: Int) -> (y: [Double], mag: [Double]) {
+        var y = [Double](repeating: 0, count: rows), mag = y
+        for r in 0..<rows {
+            for i in 0..<cols {
+                let p = Double(w[r * cols + i]) * Double(x[i])
+                y[r] += p
+                mag[r] += abs(p)
+            }
+        }
+        return (y, mag)
+    }
+
+    static func matvec(_ m: any LinearWeight, _ x: [Float], pool: ThreadPool) -> [Float] {
+        var y = [Float](repeating: .nan, count: m.rows)
+        y.withUnsafeMutableBufferPointer { m.matvec(x, $0.baseAddress!, pool: pool) }
+        return y
+    }
+
+    static func matvec(_ m: Int8Matrix, _ x: [Float], pool: ThreadPool, _ a: Int8Matrix.Activations) -> [Float] {
+        var y = [Float](repeating: .nan, count: m.rows)
+        y.withUnsafeMutableBufferPointer { m.matvec(x, $0.baseAddress!, pool: pool, activations: a) }
+        return y
+    }
+
+    static func matmul(_ m: any LinearWeight, _ x: [Float], n: Int, pool: ThreadPool) -> [Float] {
+        var y = [Float](repeating: .nan, count: n * m.rows)
+        y.withUnsafeMutableBufferPointer { m.matmul(x, n: n, $0.baseAddress!, pool: pool) }
+        return y
+    }
+
+    static func matmul(_ m: Int8Matrix, _ x: [Float], n: Int, pool: ThreadPool, _ method: Int8Matrix.MatmulMethod) -> [Float] {
+        var y = [Float](repeating: .nan, count: n * m.rows)
+        y.withUnsafeMutableBufferPointer { m.matmul(x, n: n, $0.baseAddress!, pool: pool, method: method) }
+        return y
+    }
+
+    static func weights(_ rows: Int, _ cols: Int, _ rng: inout RNG) -> [Float] {
+        var w = rng.gaussians(rows * cols, scale: 0.02)
+        for k in stride(from: 7, to: w.count, by: 997) { w[k] *= 40 }  // outliers
+        return w
+    }
+
+    @Test func matvecMatchesDequantizedAndOriginalWeights() {
+        var rng = RNG(state: 1)
+        let pool = Self.pools[1]
+        for (rows, cols) in Self.shapes {
+            for block in [32, 64, 128] {
+                let w = Self.weights(rows, cols, &rng), x = rng.gaussians(cols)
+                let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block) }
+                #expect(m.nonFiniteBlocks == 0 && m.blocksPerRow == (cols + block - 1) / block)
+                #expect(m.byteSize == rows * cols + rows * m.blocksPerRow * 4)
+                let wq = m.dequantized()
+                let (refQ, magQ) = Self.reference(wq, x, rows: rows, cols: cols)
+                let (refW, _) = Self.reference(w, x, rows: rows, cols: cols)
+                let scales = m.withUnsafeStorage { Array($1) }
+                let y = Self.matvec(m, x, pool: pool)
+                let k = Double(cols / 8 + 8) * Self.unit
+                var bad: [String] = []
+                for r in 0..<rows {
+                    let tight = k * magQ[r]
+                    var quant = 0.0
+                    for i in 0..<cols { quant += Double(scales[r * m.blocksPerRow + i / block]) / 2 * abs(Double(x[i])) }
+                    if abs(Double(y[r]) - refQ[r]) > tight { bad.append("[\(r)] vs dequantized: \(y[r]) want \(refQ[r]) ± \(tight)") }
+                    if abs(Double(y[r]) - refW[r]) > quant * 1.0001 + tight {
+                        bad.append("[\(r)] vs fp32 W: \(y[r]) want \(refW[r]) ± \(quant)")
+                    }
+                }
+                #expect(bad.isEmpty, "\(rows)x\(cols) B=\(block): \(bad.prefix(4))")
+            }
+        }
+    }
+
+    @Test func int8ActivationsWithinTheirBound() {
+        var rng = RNG(state: 2)
+        let pool = Self.pools[1]
+        for (rows, cols) in Self.shapes {
+            for block in [32, 128] {
+                let w = Self.weights(rows, cols, &rng), x = rng.gaussians(cols)
+                let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block) }
+                let wq = m.dequantized()
+                let (refQ, _) = Self.reference(wq, x, rows: rows, cols: cols)
+                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: m.blocksPerRow)
+                _ = ck_q8_quantize_act_ref(x, &xq, &xs, cols, block)
+                let y = Self.matvec(m, x, pool: pool, .int8)
+                let k = Double(cols / 8 + 8) * Self.unit
+                for r in 0..<rows {
+                    // |xhat - x| <= xs/2 per element, and the fp32 sums over |wq| * |xhat|.
+                    var bound = 0.0
+                    for i in 0..<cols {
+                        let wqi = abs(Double(wq[r * cols + i])), half = Double(xs[i / block]) / 2
+                        bound += wqi * half * 1.0001 + k * wqi * (abs(Double(x[i])) + half)
+                    }
+                    #expect(abs(Double(y[r]) - refQ[r]) <= bound, "\(rows)x\(cols) B=\(block) [\(r)]: \(y[r]) want \(refQ[r]) ± \(bound)")
+                }
+            }
+        }
+    }
+
+    /// The thread count changes nothing: every output row is computed by the same code whatever
+    /// range it falls in; and matmul's row t is matvec of token t, bit for bit.
+    @Test func threadsAndBatchingGiveIdenticalBits() {
+        var rng = RNG(state: 3)
+        for (rows, cols) in Self.shapes {
+            let w = Self.weights(rows, cols, &rng)
+            let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32) }
+            let n = 7
+            let x = rng.gaussians(n * cols)
+            let x0 = Array(x[0..<cols])
+            for a in [Int8Matrix.Activations.f32, .int8] {
+                let one = Self.matvec(m, x0, pool: Self.pools[0], a).map(\.bitPattern)
+                for pool in Self.pools.dropFirst() {
+                    #expect(Self.matvec(m, x0, pool: pool, a).map(\.bitPattern) == one, "\(rows)x\(cols) \(a) threads \(pool.threads)")
+                }
+            }
+            let mm1 = Self.matmul(m, x, n: n, pool: Self.pools[0], .int8Kernel)
+            for pool in Self.pools.dropFirst() {
+                #expect(Self.matmul(m, x, n: n, pool: pool, .int8Kernel).map(\.bitPattern) == mm1.map(\.bitPattern), "\(rows)x\(cols) matmul threads \(pool.threads)")
+            }
+            // The protocol's matmul (automatic) takes the int8 kernel below blasMinTokens.
+            #expect(Self.matmul(m as any LinearWeight, x, n: n, pool: Self.pools[1]).map(\.bitPattern) == mm1.map(\.bitPattern))
+            for t in 0..<n {
+                let row = Self.matvec(m, Array(x[(t * cols)..<((t + 1) * cols)]), pool: Self.pools[1], .f32)
+                #expect(Array(mm1[(t * rows)..<((t + 1) * rows)]).map(\.bitPattern) == row.map(\.bitPattern), "\(rows)x\(cols) token \(t)")
+            }
+        }
+    }
+
+    /// Dequantize + sgemm, and the automatic choice at a batch size where it may take BLAS: both
+    /// within the any-order summation bound of the product with the dequantized weights.
+    @Test func dequantizeBLASPrefillAgrees() {
+        var rng = RNG(state: 4)
+        let pool = Self.pools[1]
+        for (rows, cols) in [(3, 100), (20, 4109), (300, 520)] {
+            for (n, method) in [(9, Int8Matrix.MatmulMethod.dequantizeBLAS), (Int8Matrix.blasMinTokens + 1, .automatic)] {
+                let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
+                let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols) }
+                let wq = m.dequantized()
+                let y = Self.matmul(m, x, n: n, pool: pool, method)
+                var bad: [String] = []
+                for t in 0..<n {
+                    let (ref, mag) = Self.reference(wq, Array(x[(t * cols)..<((t + 1) * cols)]), rows: rows, cols: cols)
+                    for r in 0..<rows {
+                        let tol = Double(cols + 8) * Self.unit * mag[r]  // any summation order
+                        if !(abs(Double(y[t * rows + r]) - ref[r]) <= tol) { bad.append("[\(t), \(r)] \(y[t * rows + r]) want \(ref[r])") }
+                    }
+                }
+                #expect(bad.isEmpty, "\(rows)x\(cols) n=\(n) \(method): \(bad.prefix(4))")
+            }
+        }
+    }
+
+    @Test func f32MatrixMatchesReference() {
+        var rng = RNG(state: 5)
+        for (rows, cols) in Self.shapes {
+            let n = 5
+            let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
+            let m = w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
+            #expect(m.dequantized() == w && m.byteSize == rows * cols * 4)
+            for pool in Self.pools {
+                let mm = Self.matmul(m, x, n: n, pool: pool)
+                for t in 0..<n {
+                    let xt = Array(x[(t * cols)..<((t + 1) * cols)])
+                    let (ref, mag) = Self.reference(w, xt, rows: rows, cols: cols)
+                    let mv = Self.matvec(m, xt, pool: pool)
+                    for r in 0..<rows {
+                        let tol = Double(cols + 8) * Self.unit * mag[r]
+                        #expect(abs(Double(mv[r]) - ref[r]) <= tol, "matvec \(rows)x\(cols) threads \(pool.threads) [\(r)]")
+                        #expect(abs(Double(mm[t * rows + r]) - ref[r]) <= tol, "matmul \(rows)x\(cols) threads \(pool.threads) [\(t), \(r)]")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func parallelQuantizationAndStorageRoundTrip() {
+        var rng = RNG(state: 6)
+        let rows = 301, cols = 999
+        var w = Self.weights(rows, cols, &rng)
+        w[5 * cols + 3] = .nan
+        w[200 * cols + 998] = -.infinity
+        let serial = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 64) }
+        let parallel = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 64, pool: Self.pools[2]) }
+        #expect(serial.nonFiniteBlocks == 2 && parallel.nonFiniteBlocks == 2)
+        let (q1, s1) = serial.withUnsafeStorage { (Array($0), Array($1)) }
+        let (q2, s2) = parallel.withUnsafeStorage { (Array($0), Array($1)) }
+        #expect(q1 == q2 && s1.map(\.bitPattern) == s2.map(\.bitPattern))
+        let copy = q1.withUnsafeBufferPointer { q in
+            s1.withUnsafeBufferPointer { s in Int8Matrix(rows: rows, cols: cols, block: 64, q: q, scales: s) }
+        }
+        #expect(copy.nonFiniteBlocks == 2 && copy.dequantized().map(\.bitPattern) == serial.dequantized().map(\.bitPattern))
+    }
+
+    // ---- thread pool ----------------------------------------------------------------------------
+    @Test func parallelForVisitsEachIndexOnce() {
+        for pool in Self.pools {
+            for n in [0, 1, 2, 3, 5, 64, 1001] {
+                var hits = [Int](repeating: 0, count: n)
+                hits.withUnsafeMutableBufferPointer { h in pool.parallelFor(n) { h[$0] += 1 } }
+                #expect(hits.allSatisfy { $0 == 1 }, "threads \(pool.threads) n \(n)")
+            }
+        }
+    }
+
+    @Test func chunksAreContiguousAndAligned() {
+        let pool = Self.pools[2]
+        for (n, align) in [(1, 4), (10, 4), (11008, 4), (17, 16), (100, 1)] {
+            var ranges = [Range<Int>](repeating: 0..<0, count: pool.threads)
+            ranges.withUnsafeMutableBufferPointer { rs in pool.parallelChunks(n, alignment: align) { c, r in rs[c] = r } }
+            let used = ranges.filter { !$0.isEmpty }
+            #expect(used.first?.lowerBound == 0 && used.last?.upperBound == n, "\(n) \(ranges)")
+            for (a, b) in zip(used, used.dropFirst()) { #expect(a.upperBound == b.lowerBound && a.upperBound % align == 0, "\(ranges)") }
+        }
+    }
+
+    /// Many short jobs back to back (the decode pattern), from two caller threads at once.
+    @Test func manyShortJobs() async {
+        let pool = Self.pools[2]
+        await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    var total = 0
+                    for i in 0..<3000 {
+                        var parts = [Int](repeating: 0, count: 3)
+                        parts.withUnsafeMutableBufferPointer { p in pool.parallelChunks(30, alignment: 1) { c, r in p[c] = r.reduce(0, +) + i } }
+                        total += parts.reduce(0, +) - 3 * i
+                    }
+                    return total
+                }
+            }
+            for await t in group { #expect(t == 3000 * 435) }
+        }
+    }
+
+    @Test func poolsComeAndGo() {
+        for _ in 0..<20 {
+            let pool = ThreadPool(threads: 3)
+            var x = [Int](repeating: 0, count: 3)
+            x.withUnsafeMutableBufferPointer { p in pool.parallelFor(3) { p[$0] = $0 } }
+            #expect(x == [0, 1, 2])
+        }
+    }
+
+    @Test func physicalCoreCount() {
+        #expect(ThreadPool.physicalCores >= 1 && ThreadPool.physicalCores <= ProcessInfo.processInfo.activeProcessorCount)
+        let text = """
+        processor\t: 0
+        physical id\t: 0
+        core id\t\t: 0
+
+        processor\t: 1
+        physical id\t: 0
+        core id\t\t: 0
+
+        processor\t: 2
+        physical id\t: 1
+        core id\t\t: 0
+
+        processor\t: 3
+        physical id\t: 1
+        core id\t\t: 1
+        """
+        #expect(ThreadPool.parseCpuinfoCores(text) == 3)
+        #expect(ThreadPool.parseCpuinfoCores("processor\t: 0\nBogoMIPS\t: 50\n") == nil)
+    }
+}
