@@ -14,6 +14,6 @@ public enum ModelRegistry {
         guard let build = builders[folder.family] else {
             throw LoadError(folder.path, "no builder for \(folder.family.rawValue)")
         }
-        return try build(folder, WeightLoader(checkpoint: folder.checkpoint, precision: precision, block: block), pool)
+        return try build(folder, WeightLoader(checkpoint: folder.checkpoint, precision: precision, block: block, pool: pool), pool)
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The small per-vector operations of the forward passes, in the order a layer uses them.
@@ -77,10 +78,7 @@ enum Ops {
                        scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         var maxScore = -Float.infinity
         for j in 0..<visible {
-            let k = keys + j * stride
-            var d: Float = 0
-            for t in 0..<headDim { d += q[t] * k[t] }
-            d *= scale
+            let d = ck_dot_f32(q, keys + j * stride, headDim) * scale
             scores[j] = d
             if d > maxScore { maxScore = d }
         }
@@ -92,11 +90,7 @@ enum Ops {
         }
         let inv = 1 / sum
         for t in 0..<headDim { out[t] = 0 }
-        for j in 0..<visible {
-            let p = scores[j] * inv
-            let v = values + j * stride
-            for t in 0..<headDim { out[t] += p * v[t] }
-        }
+        for j in 0..<visible { ck_axpy_f32(scores[j] * inv, values + j * stride, out, headDim) }
     }
 }
 

@@ -9,11 +9,14 @@ public struct WeightLoader {
     public let precision: Precision
     /// Int8 block size along the input dimension.
     public let block: Int
+    /// Threads that quantize each tensor.
+    public let pool: ThreadPool?
 
-    public init(checkpoint: Checkpoint, precision: Precision, block: Int = 32) {
+    public init(checkpoint: Checkpoint, precision: Precision, block: Int = 32, pool: ThreadPool? = nil) {
         self.checkpoint = checkpoint
         self.precision = precision
         self.block = block
+        self.pool = pool
     }
 
     func floats(_ name: String, shape: [Int]) throws(LoadError) -> [Float] {
@@ -32,11 +35,16 @@ public struct WeightLoader {
     /// A linear layer's weight [rows = out, cols = in], quantized per `precision`.
     public func linear(_ name: String, rows: Int, cols: Int) throws(LoadError) -> any LinearWeight {
         let w = try floats(name, shape: [rows, cols])
-        return w.withUnsafeBufferPointer { b -> any LinearWeight in
-            switch precision {
-            case .int8: return Int8Matrix(quantizing: b, rows: rows, cols: cols, block: block)
-            case .f32: return F32Matrix(b, rows: rows, cols: cols)
+        switch precision {
+        case .int8:
+            let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
+            if m.nonFiniteBlocks > 0 {
+                throw LoadError(checkpoint.info(name)?.file ?? checkpoint.folder,
+                                "tensor \(name) holds NaN or infinite values (\(m.nonFiniteBlocks) blocks of \(block))")
             }
+            return m
+        case .f32:
+            return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
         }
     }
 
