@@ -8,12 +8,20 @@ import Testing
     static let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/models")
 
-    /// A scratch copy of a fixture folder that a test may break.
+    /// A scratch copy of a fixture folder that a test may break (all removed when the tests exit).
     static func copy(_ model: String) throws -> URL {
-        let dst = FileManager.default.temporaryDirectory.appendingPathComponent("yanyi-mf-\(UUID().uuidString)")
+        let dst = scratchRoot.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: scratchRoot, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: models.appendingPathComponent(model), to: dst)
         return dst
     }
+
+    static let scratchRoot: URL = {
+        atexit { try? FileManager.default.removeItem(at: ModelFolderTests.scratchRootPath) }
+        return scratchRootPath
+    }()
+    static let scratchRootPath = FileManager.default.temporaryDirectory
+        .appendingPathComponent("yanyi-tests-\(getpid())")
 
     static func expectError(_ folder: URL, file: String? = nil, _ words: [String],
                             sourceLocation: SourceLocation = #_sourceLocation) {
