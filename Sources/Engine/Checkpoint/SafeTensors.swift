@@ -2,12 +2,7 @@
 // {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {…}}, then the data
 // (offsets are relative to the end of the header). The file is mapped; tensors are located at
 // init and read one at a time.
-public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
-    public let path: String
-    /// The header's `__metadata__` (string -> string), empty when absent.
-    public let metadata: [String: String]
-    private let file: MappedFile
-    private let table: TensorTable
+public final class SafeTensorsFile: MappedTensorFile, TensorFile, @unchecked Sendable {
 
     /// Headers bigger than this are refused (the reference implementation's limit).
     static let maxHeaderBytes = 100_000_000
@@ -17,8 +12,6 @@ public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
     }
 
     init(mapped f: MappedFile) throws(LoadError) {
-        file = f
-        path = f.path
         func fail(_ reason: String) -> LoadError { LoadError(f.path, reason) }
 
         if f.size == 0 { throw fail("file is empty") }
@@ -106,29 +99,7 @@ public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
                                   offset: dataStart + e.begin, count: e.count)
             guard table.add(info) else { throw fail("tensor \(e.name.quoted) appears twice") }
         }
-        self.table = table
-        metadata = meta
+        super.init(file: f, table: table, metadata: meta)
     }
 
-    /// Tensor names in data order.
-    public var names: [String] { table.names }
-
-    public func info(_ name: String) -> TensorInfo? { table[name] }
-
-    /// A row-major fp32 copy of one tensor (F32/F16/BF16/F64).
-    public func floats(_ name: String) throws(LoadError) -> [Float] {
-        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
-        return try file.floats(t)
-    }
-
-    /// The mapped bytes of one tensor in its stored dtype, without a copy.
-    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
-        return try file.withRawBytes(t, body)
-    }
-
-    public func releasePages(_ name: String) {
-        guard let t = table[name], t.count > 0, let last = TensorInfo.lastElementIndex(shape: t.shape, strides: t.strides) else { return }
-        file.dropPages(t.offset, (last + 1) * t.dtype.byteSize)
-    }
 }

@@ -24,3 +24,43 @@ protocol TensorFile: AnyObject, Sendable {
     /// Drops the tensor's mapped pages from the resident set (see MappedFile.dropPages).
     func releasePages(_ name: String)
 }
+
+/// The part SafeTensorsFile and TorchArchiveFile share: a mapped file and its tensor table.
+public class MappedTensorFile: @unchecked Sendable {
+    public let path: String
+    /// What the file says about itself (safetensors `__metadata__`; for .bin: archive, byteorder, version).
+    public let metadata: [String: String]
+    let file: MappedFile
+    let table: TensorTable
+
+    init(file: MappedFile, table: TensorTable, metadata: [String: String]) {
+        self.path = file.path
+        self.file = file
+        self.table = table
+        self.metadata = metadata
+    }
+
+    /// Tensor names in file order (data order for safetensors, the state dict's order for .bin).
+    public var names: [String] { table.names }
+
+    public func info(_ name: String) -> TensorInfo? { table[name] }
+
+    /// A row-major fp32 copy of one tensor (F32/F16/BF16/F64), honouring views.
+    public func floats(_ name: String) throws(LoadError) -> [Float] {
+        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
+        return try file.floats(t)
+    }
+
+    /// The mapped bytes of one contiguous tensor in its stored dtype, without a copy.
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
+        return try file.withRawBytes(t, body)
+    }
+
+    /// Drops the tensor's mapped pages from the resident set (see MappedFile.dropPages).
+    public func releasePages(_ name: String) {
+        guard let t = table[name], t.count > 0,
+              let last = TensorInfo.lastElementIndex(shape: t.shape, strides: t.strides) else { return }
+        file.dropPages(t.offset, (last + 1) * t.dtype.byteSize)
+    }
+}

@@ -5,12 +5,7 @@
 // <prefix> is "archive" or the file's stem. The pickle goes through the restricted Unpickler;
 // tensors become views (offset, shape, strides) into mapped storage entries, checked to lie
 // inside their storage.
-public final class TorchArchiveFile: TensorFile, @unchecked Sendable {
-    public let path: String
-    /// What the archive says about itself: "archive" (the prefix), "byteorder", "version".
-    public let metadata: [String: String]
-    private let file: MappedFile
-    private let table: TensorTable
+public final class TorchArchiveFile: MappedTensorFile, TensorFile, @unchecked Sendable {
 
     /// torch < 1.6 (or _use_new_zipfile_serialization=False): PROTO 2, then LONG1 of the magic
     /// number 0x1950a86a20f9469cfc6c.
@@ -22,8 +17,6 @@ public final class TorchArchiveFile: TensorFile, @unchecked Sendable {
     }
 
     init(mapped f: MappedFile) throws(LoadError) {
-        file = f
-        path = f.path
         func fail(_ reason: String) -> LoadError { LoadError(f.path, reason) }
 
         if f.size == 0 { throw fail("file is empty") }
@@ -83,8 +76,7 @@ public final class TorchArchiveFile: TensorFile, @unchecked Sendable {
             let info = try TorchArchiveFile.view(name, t, range.lowerBound, f.path)
             guard table.add(info) else { throw fail("tensor \(name.quoted) appears twice") }
         }
-        self.table = table
-        metadata = meta
+        super.init(file: f, table: table, metadata: meta)
     }
 
     /// The state dict inside the pickle: a flat name -> tensor dict, or one wrapped a level
@@ -156,27 +148,6 @@ public final class TorchArchiveFile: TensorFile, @unchecked Sendable {
         return LoadError(f.path, reason)
     }
 
-    /// Tensor names in the state dict's order.
-    public var names: [String] { table.names }
-
-    public func info(_ name: String) -> TensorInfo? { table[name] }
-
-    /// A row-major fp32 copy of one tensor (F32/F16/BF16/F64), honouring views.
-    public func floats(_ name: String) throws(LoadError) -> [Float] {
-        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
-        return try file.floats(t)
-    }
-
-    /// The mapped bytes of one contiguous tensor in its stored dtype, without a copy.
-    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
-        return try file.withRawBytes(t, body)
-    }
-
-    public func releasePages(_ name: String) {
-        guard let t = table[name], t.count > 0, let last = TensorInfo.lastElementIndex(shape: t.shape, strides: t.strides) else { return }
-        file.dropPages(t.offset, (last + 1) * t.dtype.byteSize)
-    }
 }
 
 extension PickleValue {
