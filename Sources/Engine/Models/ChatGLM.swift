@@ -174,8 +174,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         let x = Scratch(n * s.dim), a = Scratch(n * s.dim), att = Scratch(n * s.dim), y = Scratch(n * s.dim)
         let qkv = Scratch(n * 3 * s.dim), hb = Scratch(n * s.inner)
         let total = start + n
-        let scores = Scratch(s.heads * n * total)
-        defer { for b in [x, a, att, y, qkv, hb, scores] { b.free() } }
+        defer { for b in [x, a, att, y, qkv, hb] { b.free() } }
 
         for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
         let cache = session.cache
@@ -214,11 +213,13 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                     pool.parallelFor(n * s.heads) { task in
                         let i = task / s.heads, h = task % s.heads
                         // Prefix-LM: the whole context, and causally everything up to this token.
-                        let visible = max(p.contextLength, start + i + 1)
-                        Ops.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd,
-                                   keys: kc.baseAddress! + base + h * hd, values: vc.baseAddress! + base + h * hd,
-                                   stride: s.dim, visible: min(visible, total), headDim: hd, scale: scale,
-                                   scores: scores.buffer + task * total, out: att.buffer + i * s.dim + h * hd)
+                        let visible = min(max(p.contextLength, start + i + 1), total)
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
+                            Ops.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd,
+                                       keys: kc.baseAddress! + base + h * hd, values: vc.baseAddress! + base + h * hd,
+                                       stride: s.dim, visible: visible, headDim: hd, scale: scale,
+                                       scores: scores.baseAddress!, out: att.buffer + i * s.dim + h * hd)
+                        }
                     }
                 }
             }

@@ -141,8 +141,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         let qkvDim = s.dim + 2 * s.kvDim
         let x = Scratch(n * s.dim), xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
         let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
-        let scores = Scratch(s.heads * n * (start + n))
-        defer { for b in [x, xb, xb2, qkv, hb, hb2, scores] { b.free() } }
+        defer { for b in [x, xb, xb2, qkv, hb, hb2] { b.free() } }
 
         for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
         let cache = session.cache
@@ -189,15 +188,16 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                 cache.values.withUnsafeBufferPointer { vc in
                     let base = cache.offset(layer: l, pos: 0)
                     let group = s.heads / s.kvHeads
-                    let stride = start + n
                     pool.parallelFor(n * s.heads) { task in
                         let i = task / s.heads, h = task % s.heads
                         let kvh = h / group
-                        Ops.attend(q: qkv.buffer + i * qkvDim + h * s.headDim,
-                                   keys: kc.baseAddress! + base + kvh * s.headDim,
-                                   values: vc.baseAddress! + base + kvh * s.headDim,
-                                   stride: s.kvDim, visible: start + i + 1, headDim: s.headDim, scale: scale,
-                                   scores: scores.buffer + task * stride, out: xb.buffer + i * s.dim + h * s.headDim)
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: start + i + 1) { scores in
+                            Ops.attend(q: qkv.buffer + i * qkvDim + h * s.headDim,
+                                       keys: kc.baseAddress! + base + kvh * s.headDim,
+                                       values: vc.baseAddress! + base + kvh * s.headDim,
+                                       stride: s.kvDim, visible: start + i + 1, headDim: s.headDim, scale: scale,
+                                       scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
+                        }
                     }
                 }
             }
