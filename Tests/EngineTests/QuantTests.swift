@@ -301,3 +301,40 @@ struct QuantTests {
         #expect(ThreadPool.parseCpuinfoCores("processor\t: 0\nBogoMIPS\t: 50\n") == nil)
     }
 }
+
+/// Quantizing in chunks of rows (the loader's streaming path) gives exactly the one-shot result.
+@Test func chunkedQuantizationEqualsOneShot() {
+    let rows = 37, cols = 96
+    var g = SystemRandomNumberGenerator()
+    let w = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &g) }
+    let whole = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32) }
+    for (chunk, threads) in [(1, 1), (5, 2), (37, 2), (100, 1)] {
+        let pool = ThreadPool(threads: threads)
+        let streamed = Int8Matrix(rows: rows, cols: cols, block: 32, chunkRows: chunk, pool: pool) { r, out in
+            for (k, i) in (r.lowerBound * cols..<r.upperBound * cols).enumerated() { out[k] = w[i] }
+        }
+        whole.withUnsafeStorage { q1, s1 in
+            streamed.withUnsafeStorage { q2, s2 in
+                #expect(Array(q1) == Array(q2), "chunk \(chunk)")
+                #expect(Array(s1).map(\.bitPattern) == Array(s2).map(\.bitPattern), "chunk \(chunk)")
+            }
+        }
+    }
+}
+
+/// The loader's fp16/bf16 conversion from unaligned mapped bytes equals the aligned kernel.
+@Test func loaderConvertsUnalignedHalfRows() {
+    let halves: [UInt16] = [0x3C00, 0xC000, 0x7BFF, 0x0001, 0x3555, 0x8000, 0x4248]
+    var bytes = [UInt8](repeating: 0, count: 1 + halves.count * 2)
+    for (i, h) in halves.enumerated() { bytes[1 + 2 * i] = UInt8(h & 0xFF); bytes[2 + 2 * i] = UInt8(h >> 8) }
+    for dtype in [DType.f16, .bf16] {
+        var aligned = [Float](repeating: 0, count: halves.count)
+        (dtype == .f16 ? ck_f16_to_f32 : ck_bf16_to_f32)(halves, &aligned, halves.count)
+        var got = [Float](repeating: 0, count: 3)
+        bytes.withUnsafeBytes { raw in
+            let shifted = UnsafeRawBufferPointer(rebasing: raw[1...])
+            got.withUnsafeMutableBufferPointer { WeightLoader.convert(shifted, dtype, 2..<5, into: $0.baseAddress!) }
+        }
+        #expect(got.map(\.bitPattern) == aligned[2..<5].map(\.bitPattern), "\(dtype)")
+    }
+}

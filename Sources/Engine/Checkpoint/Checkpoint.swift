@@ -123,4 +123,9 @@ public final class Checkpoint: @unchecked Sendable {
     public func releasePages(_ name: String) {
         if let k = location[name] { shards[k].releasePages(name) }
     }
+
+    /// The same for elements `range` of a contiguous tensor.
+    public func releasePages(_ name: String, elements range: Range<Int>) {
+        if let k = location[name] { shards[k].releasePages(name, elements: range) }
+    }
 }

@@ -23,6 +23,7 @@ protocol TensorFile: AnyObject, Sendable {
     func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
     /// Drops the tensor's mapped pages from the resident set (see MappedFile.dropPages).
     func releasePages(_ name: String)
+    func releasePages(_ name: String, elements: Range<Int>)
 }
 
 /// The part SafeTensorsFile and TorchArchiveFile share: a mapped file and its tensor table.
@@ -62,5 +63,11 @@ public class MappedTensorFile: @unchecked Sendable {
         guard let t = table[name], t.count > 0,
               let last = TensorInfo.lastElementIndex(shape: t.shape, strides: t.strides) else { return }
         file.dropPages(t.offset, (last + 1) * t.dtype.byteSize)
+    }
+
+    /// Drops the pages of elements `range` of a contiguous tensor (a loader done with those rows).
+    public func releasePages(_ name: String, elements range: Range<Int>) {
+        guard let t = table[name], t.isContiguous, !range.isEmpty, range.upperBound <= t.count else { return }
+        file.dropPages(t.offset + range.lowerBound * t.dtype.byteSize, range.count * t.dtype.byteSize)
     }
 }

@@ -19,32 +19,77 @@ public struct WeightLoader {
         self.pool = pool
     }
 
-    func floats(_ name: String, shape: [Int]) throws(LoadError) -> [Float] {
+    /// The tensor's table entry, after checking it exists with the shape config.json implies.
+    func check(_ name: String, shape: [Int]) throws(LoadError) -> TensorInfo {
         guard let info = checkpoint.info(name) else {
             throw LoadError(checkpoint.folder, "tensor \(name) is missing")
         }
         guard info.shape == shape else {
             throw LoadError(info.file, "tensor \(name) has shape \(info.shape), config.json implies \(shape)")
         }
+        return info
+    }
+
+    func floats(_ name: String, shape: [Int]) throws(LoadError) -> [Float] {
+        _ = try check(name, shape: shape)
         defer { checkpoint.releasePages(name) }
         return try checkpoint.floats(name)
     }
 
     public func has(_ name: String) -> Bool { checkpoint.info(name) != nil }
 
-    /// A linear layer's weight [rows = out, cols = in], quantized per `precision`.
+    /// A linear layer's weight [rows = out, cols = in], quantized per `precision`. int8 streams
+    /// from the mapped bytes in chunks of rows (fp32 exists one chunk at a time, and each chunk's
+    /// source pages are dropped as soon as it is quantized).
     public func linear(_ name: String, rows: Int, cols: Int) throws(LoadError) -> any LinearWeight {
-        let w = try floats(name, shape: [rows, cols])
+        let info = try check(name, shape: [rows, cols])
+        let m: Int8Matrix
         switch precision {
-        case .int8:
-            let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
-            if m.nonFiniteBlocks > 0 {
-                throw LoadError(checkpoint.info(name)?.file ?? checkpoint.folder,
-                                "tensor \(name) holds NaN or infinite values (\(m.nonFiniteBlocks) blocks of \(block))")
-            }
-            return m
         case .f32:
+            let w = try floats(name, shape: [rows, cols])
             return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
+        case .int8 where info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype):
+            let chunkRows = max(1, (1 << 20) / cols)          // ≈ 4 MB of fp32 per chunk
+            do {
+                m = try checkpoint.withRawBytes(name) { raw in
+                    Int8Matrix(rows: rows, cols: cols, block: block, chunkRows: chunkRows, pool: pool) { r, out in
+                        let elements = (r.lowerBound * cols)..<(r.upperBound * cols)
+                        Self.convert(raw, info.dtype, elements, into: out)
+                        checkpoint.releasePages(name, elements: elements)
+                    }
+                }
+            } catch let e as LoadError {
+                throw e
+            } catch {
+                throw LoadError(info.file, "tensor \(name): \(error)")
+            }
+        case .int8:
+            let w = try floats(name, shape: [rows, cols])
+            m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
+        }
+        if m.nonFiniteBlocks > 0 {
+            throw LoadError(info.file, "tensor \(name) holds NaN or infinite values (\(m.nonFiniteBlocks) blocks of \(block))")
+        }
+        return m
+    }
+
+    /// Converts elements `range` of a mapped contiguous tensor (possibly unaligned) to fp32.
+    static func convert(_ raw: UnsafeRawBufferPointer, _ dtype: DType, _ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let base = raw.baseAddress! + range.lowerBound * dtype.byteSize
+        let n = range.count
+        switch dtype {
+        case .f32:
+            UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: n * 4)
+        case .f16, .bf16:
+            let convert = dtype == .f16 ? ck_f16_to_f32 : ck_bf16_to_f32
+            if Int(bitPattern: base) % 2 == 0 {
+                convert(base.assumingMemoryBound(to: UInt16.self), out, n)
+            } else {
+                let bits = (0..<n).map { base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) }
+                convert(bits, out, n)
+            }
+        default:
+            preconditionFailure("convert: \(dtype) is not a float storage type")
         }
     }
 
@@ -62,16 +107,23 @@ public struct WeightLoader {
 
     /// The token embedding [vocab, dim], kept float at its stored width (f16/bf16 rows convert on lookup).
     public func embedding(_ name: String, rows: Int, cols: Int) throws(LoadError) -> EmbeddingTable {
-        guard let info = checkpoint.info(name) else { throw LoadError(checkpoint.folder, "tensor \(name) is missing") }
-        guard info.shape == [rows, cols] else {
-            throw LoadError(info.file, "tensor \(name) has shape \(info.shape), config.json implies [\(rows), \(cols)]")
-        }
+        let info = try check(name, shape: [rows, cols])
         defer { checkpoint.releasePages(name) }
         if (info.dtype == .f16 || info.dtype == .bf16) && info.isContiguous {
-            let bits: [UInt16]
+            var bits = [UInt16](repeating: 0, count: rows * cols)
             do {
-                bits = try checkpoint.withRawBytes(name) { raw in
-                    (0..<raw.count / 2).map { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) }
+                try checkpoint.withRawBytes(name) { raw in
+                    bits.withUnsafeMutableBytes { dst in
+                        // Copy in slices, dropping each slice's source pages as it is done.
+                        let step = 1 << 22
+                        var o = 0
+                        while o < raw.count {
+                            let n = min(step, raw.count - o)
+                            dst.baseAddress!.advanced(by: o).copyMemory(from: raw.baseAddress!.advanced(by: o), byteCount: n)
+                            checkpoint.releasePages(name, elements: (o / 2)..<((o + n) / 2))
+                            o += n
+                        }
+                    }
                 }
             } catch let e as LoadError {
                 throw e

@@ -59,6 +59,43 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         nonFiniteBlocks = bad.reduce(0, +)
     }
 
+    /// Quantizes a matrix that arrives in chunks of rows, so that only `chunkRows` rows of fp32
+    /// exist at a time: `fill(r, buf)` writes rows `r` as fp32 (r.count × cols) into `buf`.
+    /// The loader streams checkpoint tensors through this (peak memory ≈ result + one chunk).
+    public init(rows: Int, cols: Int, block: Int = 32, chunkRows: Int, pool: ThreadPool? = nil,
+                fill: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        precondition(rows >= 0 && cols > 0 && chunkRows > 0, "Int8Matrix: bad shape \(rows)x\(cols) chunk \(chunkRows)")
+        precondition(block > 0 && block % 32 == 0, "Int8Matrix: block \(block) is not a positive multiple of 32")
+        self.rows = rows
+        self.cols = cols
+        self.block = block
+        blocksPerRow = (cols + block - 1) / block
+        q = AlignedStorage(count: rows * cols)
+        scales = AlignedStorage(count: rows * blocksPerRow)
+        let nb = blocksPerRow, qp = q.pointer, sp = scales.pointer
+        let chunk = AlignedStorage<Float>(count: min(chunkRows, max(rows, 1)) * cols)
+        let threads = pool?.threads ?? 1
+        var bad = [Int](repeating: 0, count: threads)
+        var r0 = 0
+        while r0 < rows {
+            let r = r0..<min(rows, r0 + chunkRows)
+            fill(r, chunk.pointer)
+            let wp = chunk.pointer
+            bad.withUnsafeMutableBufferPointer { bad in
+                if let pool, threads > 1, r.count > 1 {
+                    pool.parallelChunks(r.count) { c, sub in
+                        bad[c] += ck_q8_quantize(wp + sub.lowerBound * cols, qp + (r.lowerBound + sub.lowerBound) * cols,
+                                                 sp + (r.lowerBound + sub.lowerBound) * nb, sub.count, cols, block)
+                    }
+                } else {
+                    bad[0] += ck_q8_quantize(wp, qp + r.lowerBound * cols, sp + r.lowerBound * nb, r.count, cols, block)
+                }
+            }
+            r0 = r.upperBound
+        }
+        nonFiniteBlocks = bad.reduce(0, +)
+    }
+
     /// Wraps already quantized data (e.g. from a cache of quantized weights), copying it.
     public init(rows: Int, cols: Int, block: Int, q: UnsafeBufferPointer<Int8>, scales: UnsafeBufferPointer<Float>) {
         precondition(rows >= 0 && cols > 0 && block > 0 && block % 32 == 0, "Int8Matrix: bad shape \(rows)x\(cols) block \(block)")
