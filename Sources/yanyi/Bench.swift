@@ -59,6 +59,7 @@ struct Bench: ParsableCommand {
             fail(error.description)
         }
         let decodeSeconds = Measure.now() - td
+        let peakRun = Measure.peakRSS()           // before the bandwidth test's own buffer
         let bandwidth = Measure.readBandwidth(bytes: bandwidthBytes, pool: pool)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -79,7 +80,7 @@ struct Bench: ParsableCommand {
             ("read bandwidth", String(format: "%.2f GB/s", bandwidth / 1e9), bandwidth),
             ("bandwidth limit", String(format: "%.2f tok/s", limit), limit),
             ("decode vs limit", String(format: "%.0f%%", 100 * decodeRate / limit), decodeRate / limit),
-            ("peak RSS", Self.gib(Measure.peakRSS()), Measure.peakRSS()),
+            ("peak RSS", Self.gib(peakRun), peakRun),
         ]
         if json {
             var obj: [String: Any] = [:]

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// What the benchmarks need from the machine: a clock, resident memory, and read bandwidth.
@@ -24,33 +25,26 @@ public enum Measure {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    /// Streaming read bandwidth, bytes/s: sums a `bytes`-sized buffer (≥ 1 GiB, far beyond the
-    /// caches) `passes` times on `threads` threads, best pass. What a memory-bound decode can reach.
-    public static func readBandwidth(bytes: Int = 1 << 30, passes: Int = 3, pool: ThreadPool) -> Double {
-        let n = bytes / 8
-        let buf = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+    /// Streaming read bandwidth, bytes/s: reads a `bytes`-sized buffer (≥ 1 GiB, far beyond the
+    /// caches) with the SIMD dot kernel (x·x: one stream) on `threads` threads, best of `passes`.
+    /// What a memory-bound decode can reach at most.
+    public static func readBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ThreadPool) -> Double {
+        let n = bytes / 4
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { buf.deallocate() }
-        for i in 0..<n { buf[i] = UInt64(truncatingIfNeeded: i &* 2654435761) }   // touch every page
-        let chunks = max(pool.threads, 1) * 8
+        buf.initialize(repeating: 0.5, count: n)          // touch every page before timing
+        let chunks = max(pool.threads, 1)
         let per = (n + chunks - 1) / chunks
-        let sums = UnsafeMutablePointer<UInt64>.allocate(capacity: chunks)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: chunks)
         defer { sums.deallocate() }
         var best = 0.0
         for _ in 0..<passes {
             let t0 = now()
             pool.parallelFor(chunks) { c in
                 let lo = c * per, hi = min(n, lo + per)
-                var a: UInt64 = 0, b: UInt64 = 0, d: UInt64 = 0, e: UInt64 = 0
-                var i = lo
-                while i + 4 <= hi {
-                    a &+= buf[i]; b &+= buf[i + 1]; d &+= buf[i + 2]; e &+= buf[i + 3]
-                    i += 4
-                }
-                while i < hi { a &+= buf[i]; i += 1 }
-                sums[c] = a &+ b &+ d &+ e
+                sums[c] = hi > lo ? ck_dot_f32(buf + lo, buf + lo, hi - lo) : 0
             }
-            let dt = now() - t0
-            best = max(best, Double(n * 8) / dt)
+            best = max(best, Double(n * 4) / (now() - t0))
         }
         return best
     }
