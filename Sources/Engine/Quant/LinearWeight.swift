@@ -1,3 +1,6 @@
+#if os(Linux)
+import Glibc
+#endif
 // A linear layer's weight W (rows = out, cols = in), as the forward pass uses it: y = W·x for one
 // token (decode) or Y = X·Wᵀ for many (prefill). Int8Matrix and F32Matrix are the two storages.
 public protocol LinearWeight: Sendable {
@@ -16,13 +19,22 @@ public protocol LinearWeight: Sendable {
 }
 
 /// 64-byte aligned, uninitialised storage for a weight array (SIMD rows start on cache lines).
+/// Arrays of 2 MiB and more are 2 MiB aligned and asked to live on transparent huge pages:
+/// decode streams every weight once per token, and with 4 KiB pages that is a TLB miss per 4 KiB.
 final class AlignedStorage<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     let count: Int
 
+    static var hugePage: Int { 2 << 20 }
+
     init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<T>.stride), alignment: 64)
+        let bytes = max(1, count * MemoryLayout<T>.stride)
+        let huge = bytes >= Self.hugePage
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? Self.hugePage : 64)
+        #if os(Linux)
+        if huge { madvise(raw, bytes, MADV_HUGEPAGE) }
+        #endif
         pointer = raw.bindMemory(to: T.self, capacity: count)
     }
 
