@@ -113,3 +113,12 @@ void ck_axpy_f32(float a, const float *restrict x, float *restrict y, size_t n) 
     default: ck_axpy_f32_ref(a, x, y, n); return;
     }
 }
+
+void ck_attend_f32(const float *restrict q, const float *restrict keys, const float *restrict values,
+                   size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_attend_f32_avx512(q, keys, values, stride, n, d, scale, scores, out); return;
+    case CK_ISA_AVX2: ck_attend_f32_avx2(q, keys, values, stride, n, d, scale, scores, out); return;
+    default: ck_attend_f32_ref(q, keys, values, stride, n, d, scale, scores, out); return;
+    }
+}

@@ -15,9 +15,34 @@ void ck_axpy_f32_ref(float a, const float *restrict x, float *restrict y, size_t
     for (size_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
+// One query head against n cached positions, the whole attention of one (token, head):
+//   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf),
+//   out = Σ_j p_j · v_j,  with k_j = keys + j·stride and v_j = values + j·stride, each (d,).
+// scores (n,) is the caller's scratch. One call per head instead of 2n calls of dot/axpy.
+#define CK_ATTEND_BODY(DOT, AXPY)                                                   \
+    float mx = -INFINITY;                                                           \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float s = DOT(q, keys + j * stride, d) * scale;                       \
+        scores[j] = s;                                                              \
+        if (s > mx) mx = s;                                                         \
+    }                                                                               \
+    float sum = 0;                                                                  \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float e = expf(scores[j] - mx);                                       \
+        scores[j] = e;                                                              \
+        sum += e;                                                                   \
+    }                                                                               \
+    const float inv = 1.0f / sum;                                                   \
+    for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
+    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
+
+void ck_attend_f32_ref(const float *restrict q, const float *restrict keys, const float *restrict values,
+                       size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref)
+}
+
 #ifdef CK_X86
-__attribute__((target("avx2,fma")))
-float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n) {
+__attribute__((target("avx2,fma"))) CK_INLINE float dot_avx2(const float *restrict x, const float *restrict y, size_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -31,8 +56,7 @@ float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n
     return ck_hsum256(_mm256_add_ps(a0, a1));
 }
 
-__attribute__((target("avx2,fma")))
-void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_t n) {
+__attribute__((target("avx2,fma"))) CK_INLINE void axpy_avx2(float a, const float *restrict x, float *restrict y, size_t n) {
     const __m256 av = _mm256_set1_ps(a);
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -44,8 +68,7 @@ void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_
     }
 }
 
-__attribute__((target("avx512f")))
-float ck_dot_f32_avx512(const float *restrict x, const float *restrict y, size_t n) {
+__attribute__((target("avx512f"))) CK_INLINE float dot_avx512(const float *restrict x, const float *restrict y, size_t n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -59,8 +82,7 @@ float ck_dot_f32_avx512(const float *restrict x, const float *restrict y, size_t
     return ck_hsum512(_mm512_add_ps(a0, a1));
 }
 
-__attribute__((target("avx512f")))
-void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, size_t n) {
+__attribute__((target("avx512f"))) CK_INLINE void axpy_avx512(float a, const float *restrict x, float *restrict y, size_t n) {
     const __m512 av = _mm512_set1_ps(a);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
@@ -68,9 +90,30 @@ void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, siz
         _mm512_mask_storeu_ps(y + i, m, v);
     }
 }
+__attribute__((target("avx2,fma")))
+float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n) { return dot_avx2(x, y, n); }
+__attribute__((target("avx2,fma")))
+void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_t n) { axpy_avx2(a, x, y, n); }
+__attribute__((target("avx512f")))
+float ck_dot_f32_avx512(const float *restrict x, const float *restrict y, size_t n) { return dot_avx512(x, y, n); }
+__attribute__((target("avx512f")))
+void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, size_t n) { axpy_avx512(a, x, y, n); }
+
+__attribute__((target("avx2,fma")))
+void ck_attend_f32_avx2(const float *restrict q, const float *restrict keys, const float *restrict values,
+                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(dot_avx2, axpy_avx2)
+}
+__attribute__((target("avx512f")))
+void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, const float *restrict values,
+                          size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(dot_avx512, axpy_avx512)
+}
 #else
 float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n) { return ck_dot_f32_ref(x, y, n); }
 float ck_dot_f32_avx512(const float *restrict x, const float *restrict y, size_t n) { return ck_dot_f32_ref(x, y, n); }
 void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_t n) { ck_axpy_f32_ref(a, x, y, n); }
 void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, size_t n) { ck_axpy_f32_ref(a, x, y, n); }
+void ck_attend_f32_avx2(const float *restrict q, const float *restrict keys, const float *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f32_ref(q, keys, values, stride, n, d, scale, scores, out); }
+void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, const float *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f32_ref(q, keys, values, stride, n, d, scale, scores, out); }
 #endif

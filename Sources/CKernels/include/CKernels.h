@@ -115,6 +115,17 @@ void ck_axpy_f32_avx2(float a, const float *restrict x, float *restrict y, size_
 void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, size_t n);
 void ck_axpy_f32(float a, const float *restrict x, float *restrict y, size_t n);
 
+// One attention head: scores[j] = scale·q·k_j; out (d,) = softmax(scores)·V over n positions
+// (k_j = keys + j·stride, v_j = values + j·stride). scores (n,) is scratch. Softmax in fp32.
+void ck_attend_f32_ref(const float *restrict q, const float *restrict keys, const float *restrict values,
+                       size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f32_avx2(const float *restrict q, const float *restrict keys, const float *restrict values,
+                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, const float *restrict values,
+                          size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f32(const float *restrict q, const float *restrict keys, const float *restrict values,
+                   size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,26 +71,13 @@ enum Ops {
     }
 
     /// One query head against the first `visible` cached positions:
-    /// out[hd] = Σ_j softmax_j(scale · q·k_j) · v_j, softmax in fp32.
+    /// out[hd] = Σ_j softmax_j(scale · q·k_j) · v_j, softmax in fp32 (ck_attend_f32).
     /// keys/values point at position 0 of this head's slice; `stride` floats between positions.
+    @inline(__always)
     static func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                        stride: Int, visible: Int, headDim: Int, scale: Float,
                        scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        var maxScore = -Float.infinity
-        for j in 0..<visible {
-            let d = ck_dot_f32(q, keys + j * stride, headDim) * scale
-            scores[j] = d
-            if d > maxScore { maxScore = d }
-        }
-        var sum: Float = 0
-        for j in 0..<visible {
-            let e = exp(scores[j] - maxScore)
-            scores[j] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for t in 0..<headDim { out[t] = 0 }
-        for j in 0..<visible { ck_axpy_f32(scores[j] * inv, values + j * stride, out, headDim) }
+        ck_attend_f32(q, keys, values, stride, visible, headDim, scale, scores, out)
     }
 }
 
