@@ -34,12 +34,13 @@ struct Bench: ParsableCommand {
         let rssLoaded = Measure.currentRSS() ?? 0
         let peakLoad = Measure.peakRSS()
 
-        // A fixed pseudo-random prompt of ordinary tokens; ChatGLM's ends in [gMASK] <sop>.
+        // A fixed pseudo-random prompt of ordinary tokens; ChatGLM's ends in [gMASK] <sop> — the
+        // model's own ids (config.json), which a stand-in tokenizer need not share.
         var rng = SplitMix(seed: 42)
-        let top = Int32(min(lm.vocabSize, folder.tokenizer.vocabSize))
+        var top = Int32(min(lm.vocabSize, folder.tokenizer.vocabSize))
+        if let glm = lm as? ChatGLMModel { top = min(top, glm.maskID) }
         var prompt = (0..<promptTokens).map { _ in Int32(3 + Int(rng.next() % UInt64(max(Int(top) - 3, 1)))) }
-        if let glm = folder.tokenizer as? ChatGLMTokenizer {
-            prompt = prompt.map { $0 % glm.specials.named["[MASK]"].map { $0 - glm.imageTokens }! + glm.imageTokens }
+        if let glm = lm as? ChatGLMModel {
             prompt[promptTokens - 2] = glm.gmaskID
             prompt[promptTokens - 1] = glm.sopID
         }

@@ -63,3 +63,21 @@ import Testing
         #expect(zip(full, again).map { abs($0 - $1) }.max()! < 1e-5)
     }
 }
+
+extension ModelLoadTests {
+    /// A ChatGLM tokenizer numbering <sop>/[gMASK] otherwise than config.json is refused.
+    @Test func chatGLMTokenizerMustAgreeWithConfig() throws {
+        let dir = try ModelFolderTests.copy("chatglm/safetensors")
+        let tc = dir.appendingPathComponent("tokenizer_config.json")
+        var obj = try JSONSerialization.jsonObject(with: Data(contentsOf: tc)) as! [String: Any]
+        obj["num_image_tokens"] = 20000
+        try JSONSerialization.data(withJSONObject: obj).write(to: tc)
+        do throws(LoadError) {
+            _ = try Self.load(dir)
+            Issue.record("loaded a ChatGLM whose tokenizer disagrees with its config")
+        } catch {
+            #expect(error.file.hasSuffix("tokenizer_config.json"), "\(error)")
+            #expect(error.reason.contains("<sop> = 21004") && error.reason.contains("1004"), "\(error)")
+        }
+    }
+}

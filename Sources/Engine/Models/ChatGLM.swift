@@ -78,6 +78,13 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         guard let sop = c.bosTokenId?.values.first, let mask = c.maskTokenId, let gmask = c.gmaskTokenId else {
             throw LoadError(file, "ChatGLM config needs bos_token_id (<sop>), mask_token_id and gmask_token_id")
         }
+        // Positions and the prefix mask hinge on these ids: a tokenizer that numbers them otherwise
+        // (say a pre-slim tokenizer_config.json, num_image_tokens 20000, beside a slim config) would
+        // make every prompt look like context. Refuse it rather than run wrong.
+        if let t = m.tokenizer as? ChatGLMTokenizer, t.sopID != Int32(sop) || t.gmaskID != Int32(gmask) {
+            throw LoadError(joinPath(m.path, "tokenizer_config.json"),
+                            "tokenizer gives <sop> = \(t.sopID), [gMASK] = \(t.gmaskID) but config.json says \(sop) and \(gmask) (num_image_tokens \(t.imageTokens) does not fit this checkpoint)")
+        }
         var layers: [Layer] = []
         for l in 0..<s.layers {
             let p = "transformer.layers.\(l)."
