@@ -201,6 +201,6 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     }
 
     private func chunks(_ n: Int, _ threads: Int, _ pool: ThreadPool, _ body: (Range<Int>) -> Void) {
-        if threads == 1 { body(0..<n) } else { pool.parallelChunks(n, alignment: 4) { _, r in body(r) } }
+        if threads == 1 { body(0..<n) } else { pool.parallelChunks(n, alignment: 4, perThread: 4) { _, r in body(r) } }
     }
 }

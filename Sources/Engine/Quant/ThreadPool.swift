@@ -42,11 +42,12 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Splits 0..<n into at most `threads` contiguous ranges whose inner boundaries are multiples
     /// of `alignment`, and runs body(chunk, range) for each, chunk 0 on the calling thread.
-    public func parallelChunks(_ n: Int, alignment: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
-        precondition(alignment >= 1, "ThreadPool: alignment \(alignment)")
+    public func parallelChunks(_ n: Int, alignment: Int = 1, perThread: Int = 1,
+                               _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+        precondition(alignment >= 1 && perThread >= 1, "ThreadPool: alignment \(alignment), perThread \(perThread)")
         guard n > 0 else { return }
         let units = (n + alignment - 1) / alignment
-        let chunks = min(threads, units)
+        let chunks = min(threads * perThread, units)
         let bound = { (c: Int) in min(n, (units * c / chunks) * alignment) }
         if chunks == 1 { body(0, 0..<n); return }
         withoutActuallyEscaping(body) { body in
@@ -105,24 +106,27 @@ public final class ThreadPool: @unchecked Sendable {
         let cond = NSCondition()
         let generation = Counter()  // bumped once per job; workers spin on it
         let pending = Counter()     // workers not yet done with this generation
+        let next = Counter()        // next chunk to hand out (any thread takes the next free one)
         let workers: Int
         init(workers: Int) { self.workers = workers }
         var job: ((Int) -> Void)?        // set before generation is bumped, read after
         var chunks = 0
         var stopping = false             // under cond
 
-        /// Run chunk 0 here and chunks 1..<chunks on workers 1..<chunks; wait until every worker
+        /// Hand chunks 0..<chunks to whichever thread is free next (this one included), so a
+        /// thread that starts late or runs slow does not hold up the rest; wait until every worker
         /// has finished with this generation (also those without a chunk, so none can still be
-        /// reading `job` or `chunks` when the next call writes them).
+        /// reading `job` or `chunks` when the next call writes them). Each chunk runs exactly once.
         func run(chunks: Int, job: @escaping (Int) -> Void) {
             self.job = job
             self.chunks = chunks
+            next.store(0)
             pending.store(workers)
             cond.lock()
             generation.add(1)
             cond.broadcast()
             cond.unlock()
-            job(0)
+            drain(job, chunks)
             var spins = 0
             while pending.load() > 0 {
                 spins += 1
@@ -145,8 +149,16 @@ public final class ThreadPool: @unchecked Sendable {
                     if stop { return }
                 }
                 seen = generation.load()
-                if index < chunks, let job { job(index) }
+                if let job { drain(job, chunks) }
                 pending.add(-1)
+            }
+        }
+
+        private func drain(_ job: (Int) -> Void, _ chunks: Int) {
+            while true {
+                let c = next.fetchAdd(1)
+                if c >= chunks { return }
+                job(c)
             }
         }
 
@@ -166,12 +178,15 @@ public final class ThreadPool: @unchecked Sendable {
         func load() -> Int { value.load(ordering: .acquiring) }
         func store(_ v: Int) { value.store(v, ordering: .releasing) }
         func add(_ d: Int) { value.add(d, ordering: .acquiringAndReleasing) }
+        /// Adds and returns the value before.
+        func fetchAdd(_ d: Int) -> Int { value.add(d, ordering: .acquiringAndReleasing).oldValue }
         #else
         private let lock = NSLock()
         private var value = 0
         func load() -> Int { lock.lock(); defer { lock.unlock() }; return value }
         func store(_ v: Int) { lock.lock(); value = v; lock.unlock() }
         func add(_ d: Int) { lock.lock(); value += d; lock.unlock() }
+        func fetchAdd(_ d: Int) -> Int { lock.lock(); defer { lock.unlock() }; let v = value; value += d; return v }
         #endif
     }
 }
