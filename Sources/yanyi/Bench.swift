@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
 
         // A fixed pseudo-random prompt of ordinary tokens; ChatGLM's ends in [gMASK] <sop> — the
         // model's own ids (config.json), which a stand-in tokenizer need not share.
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var top = Int32(min(lm.vocabSize, folder.tokenizer.vocabSize))
         if let glm = lm as? ChatGLMModel { top = min(top, glm.maskID) }
         var prompt = (0..<promptTokens).map { _ in Int32(3 + Int(rng.next() % UInt64(max(Int(top) - 3, 1)))) }
@@ -96,18 +96,5 @@ struct Bench: ParsableCommand {
 
     static func gib(_ b: Int) -> String {
         b >= 1 << 30 ? String(format: "%.2f GiB", Double(b) / Double(1 << 30)) : String(format: "%.1f MiB", Double(b) / Double(1 << 20))
-    }
-}
-
-/// A tiny seeded generator, so bench prompts are the same every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -53,7 +53,7 @@ struct CheckpointFuzzTests {
         return regions
     }
 
-    static func pick(_ regions: [(weight: Int, range: Range<Int>)], _ rng: inout CheckpointRNG) -> Int {
+    static func pick(_ regions: [(weight: Int, range: Range<Int>)], _ rng: inout SplitMix64) -> Int {
         var w = Int.random(in: 0..<regions.reduce(0) { $0 + $1.weight }, using: &rng)
         for r in regions {
             if w < r.weight { return Int.random(in: r.range, using: &rng) }
@@ -75,7 +75,7 @@ struct CheckpointFuzzTests {
 
         // Seeded mutations of 1-3 bytes, aimed mostly at the structure.
         let regions = try Self.structure(good, safetensors: st)
-        var rng = CheckpointRNG(seed: UInt64(truncatingIfNeeded: file.utf8.reduce(5381) { $0 &* 33 &+ Int($1) }))
+        var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: file.utf8.reduce(5381) { $0 &* 33 &+ Int($1) }))
         var loaded = 0
         let mutations = 600
         for _ in 0..<mutations {
@@ -103,7 +103,7 @@ struct CheckpointFuzzTests {
                                 0x4E, 0x88, 0x89, 0x47, 0x52, 0x81, 0x62, 0x51, 0x69, 0x8F]
         let names: [[UInt8]] = ["collections\nOrderedDict\n", "torch._utils\n_rebuild_tensor_v2\n", "torch\nFloatStorage\n",
                                 "torch._utils\n_rebuild_parameter\n", "torch\nSize\n", "os\nsystem\n"].map { Array($0.utf8) }
-        var rng = CheckpointRNG(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var stopped = 0
         let streams = 5000
         for _ in 0..<streams {
@@ -130,7 +130,7 @@ struct CheckpointFuzzTests {
         let folder = try dir.copyFolder("small/safetensors-sharded", as: "m")
         let index = folder + "/model.safetensors.index.json"
         let good = try CheckpointFixtures.bytes("small/safetensors-sharded/model.safetensors.index.json")
-        var rng = CheckpointRNG(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var loaded = 0
         let cases = 300
         for k in 0..<cases {

@@ -92,18 +92,6 @@ func safetensorsBytes(_ header: String, data: [UInt8], length: UInt64? = nil) ->
 /// fp32 bit patterns of a float array.
 func fp32Bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
 
-/// Seeded SplitMix64: reproducible fuzz cases.
-struct CheckpointRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Opens any single weights file by its kind (as the Checkpoint does), from a path.
 func openWeightsFile(_ path: String) throws(LoadError) -> any TensorFile {

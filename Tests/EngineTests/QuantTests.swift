@@ -13,23 +13,6 @@ import Testing
 /// - int8 activations additionally round x to xs/2 per element: + sum_i |wq_i| * xs(i)/2.
 @Suite("Quant matrices")
 struct QuantTests {
-    struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func gaussians(_ n: Int, scale: Float = 1) -> [Float] {
-            (0..<n).map { _ in
-                let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self), u2 = Double.random(in: 0..<1, using: &self)
-                return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)) * scale
-            }
-        }
-    }
-
     static let shapes: [(rows: Int, cols: Int)] = [(1, 33), (3, 100), (17, 257), (20, 4109), (130, 1031)]
     static let pools = [ThreadPool(threads: 1), ThreadPool(threads: 2), ThreadPool(threads: 3)]
     /// fp32 unit roundoff.
@@ -72,14 +55,14 @@ struct QuantTests {
         return y
     }
 
-    static func weights(_ rows: Int, _ cols: Int, _ rng: inout RNG) -> [Float] {
+    static func weights(_ rows: Int, _ cols: Int, _ rng: inout SplitMix64) -> [Float] {
         var w = rng.gaussians(rows * cols, scale: 0.02)
         for k in stride(from: 7, to: w.count, by: 997) { w[k] *= 40 }  // outliers
         return w
     }
 
     @Test func matvecMatchesDequantizedAndOriginalWeights() {
-        var rng = RNG(state: 1)
+        var rng = SplitMix64(seed: 1)
         let pool = Self.pools[1]
         for (rows, cols) in Self.shapes {
             for block in [32, 64, 128] {
@@ -109,7 +92,7 @@ struct QuantTests {
     }
 
     @Test func int8ActivationsWithinTheirBound() {
-        var rng = RNG(state: 2)
+        var rng = SplitMix64(seed: 2)
         let pool = Self.pools[1]
         for (rows, cols) in Self.shapes {
             for block in [32, 128] {
@@ -137,7 +120,7 @@ struct QuantTests {
     /// The thread count changes nothing: every output row is computed by the same code whatever
     /// range it falls in; and matmul's row t is matvec of token t, bit for bit.
     @Test func threadsAndBatchingGiveIdenticalBits() {
-        var rng = RNG(state: 3)
+        var rng = SplitMix64(seed: 3)
         for (rows, cols) in Self.shapes {
             let w = Self.weights(rows, cols, &rng)
             let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32) }
@@ -166,7 +149,7 @@ struct QuantTests {
     /// Dequantize + sgemm, and the automatic choice at a batch size where it may take BLAS: both
     /// within the any-order summation bound of the product with the dequantized weights.
     @Test func dequantizeBLASPrefillAgrees() {
-        var rng = RNG(state: 4)
+        var rng = SplitMix64(seed: 4)
         let pool = Self.pools[1]
         for (rows, cols) in [(3, 100), (20, 4109), (300, 520)] {
             for (n, method) in [(9, Int8Matrix.MatmulMethod.dequantizeBLAS), (Int8Matrix.blasMinTokens + 1, .automatic)] {
@@ -188,7 +171,7 @@ struct QuantTests {
     }
 
     @Test func f32MatrixMatchesReference() {
-        var rng = RNG(state: 5)
+        var rng = SplitMix64(seed: 5)
         for (rows, cols) in Self.shapes {
             let n = 5
             let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
@@ -211,7 +194,7 @@ struct QuantTests {
     }
 
     @Test func parallelQuantizationAndStorageRoundTrip() {
-        var rng = RNG(state: 6)
+        var rng = SplitMix64(seed: 6)
         let rows = 301, cols = 999
         var w = Self.weights(rows, cols, &rng)
         w[5 * cols + 3] = .nan
@@ -336,5 +319,15 @@ struct QuantTests {
             got.withUnsafeMutableBufferPointer { WeightLoader.convert(shifted, dtype, 2..<5, into: $0.baseAddress!) }
         }
         #expect(got.map(\.bitPattern) == aligned[2..<5].map(\.bitPattern), "\(dtype)")
+    }
+}
+
+extension SplitMix64 {
+    /// Normal deviates (Box–Muller), for random weights and activations.
+    mutating func gaussians(_ n: Int, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in
+            let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self), u2 = Double.random(in: 0..<1, using: &self)
+            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)) * scale
+        }
     }
 }
