@@ -43,6 +43,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
     let finalNormW: [Float], finalNormB: [Float]
     let head: Projection
     let pool: ThreadPool
+    public let lora = LoRAStack()
 
     public var vocabSize: Int { shape.vocab }
     public var contextLength: Int { shape.context }
@@ -119,6 +120,12 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
 
     public var bytesPerToken: Int { weightBytes - embed.byteSize }
 
+    public var projectionShapes: [String: (rows: Int, cols: Int)] {
+        var out: [String: (rows: Int, cols: Int)] = [:]
+        for l in layers { for p in [l.qkv, l.dense, l.up, l.down] { out[p.name] = (p.rows, p.cols) } }
+        return out
+    }
+
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
                                     kvDim: shape.dim))
@@ -159,9 +166,11 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
             throw ModelError("sequence of \(seq.count) tokens exceeds the context of \(session.capacity)")
         }
         let p = try positions(seq)
-        // Context tokens see every other context token, so new context invalidates cached context:
-        // run the whole sequence again in that case.
-        if session.count > 0 && session.count < p.contextLength {
+        // Context tokens see every other context token, so new context invalidates cached context;
+        // keys/values cached under another adapter set are stale. Either way: run it all again.
+        let stale = session.count > 0 && session.adapterSignature != lora.signature
+        session.adapterSignature = lora.signature
+        if stale || (session.count > 0 && session.count < p.contextLength) {
             let all = session.tokens + tokens
             session.reset()
             let out = try run(all, start: 0, p, session: session, logits: logits)
@@ -195,7 +204,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
             for i in 0..<n {
                 Ops.layernorm(x.buffer + i * s.dim, layer.inputNormW, layer.inputNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
-            layer.qkv(a.buffer, n: n, qkv.buffer, pool: pool)
+            layer.qkv(a.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
             cache.keys.withUnsafeMutableBufferPointer { kc in
                 cache.values.withUnsafeMutableBufferPointer { vc in
                     for i in 0..<n {
@@ -230,15 +239,15 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                     }
                 }
             }
-            layer.dense(att.buffer, n: n, y.buffer, pool: pool)
+            layer.dense(att.buffer, n: n, y.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }   // h
 
             for i in 0..<n {
                 Ops.layernorm(x.buffer + i * s.dim, layer.postNormW, layer.postNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
-            layer.up(a.buffer, n: n, hb.buffer, pool: pool)
+            layer.up(a.buffer, n: n, hb.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.inner) { hb.buffer[t] = Ops.geluTanh(hb.buffer[t]) }
-            layer.down(hb.buffer, n: n, y.buffer, pool: pool)
+            layer.down(hb.buffer, n: n, y.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }
         }
         session.tokens += tokens
@@ -249,7 +258,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
             Ops.layernorm(x.buffer + (first + i) * s.dim, finalNormW, finalNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
         }
         var out = [Float](repeating: 0, count: rows * s.vocab)
-        out.withUnsafeMutableBufferPointer { head(a.buffer, n: rows, $0.baseAddress!, pool: pool) }
+        out.withUnsafeMutableBufferPointer { head(a.buffer, n: rows, $0.baseAddress!, pool: pool, lora: lora) }
         return out
     }
 }

@@ -15,6 +15,22 @@ public protocol LanguageModel: AnyObject, Sendable {
     func makeSession(capacity: Int?) -> ModelSession
     /// Runs `tokens` after what the session holds; returns logits [n, vocab] (`.all`) or [vocab] (`.last`).
     func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float]
+    /// The active LoRA adapters (none by default); the base weights are never changed.
+    var lora: LoRAStack { get }
+    /// [out, in] of every projection, by the name adapters use (checkpoint prefix).
+    var projectionShapes: [String: (rows: Int, cols: Int)] { get }
+}
+
+extension LanguageModel {
+    /// Activates `list` (adapter, multiplier 0–2) after checking each fits this base. Sessions
+    /// built under another set re-prefill on their next forward.
+    public func setAdapters(_ list: [(adapter: LoRAAdapter, multiplier: Float)]) throws(LoadError) {
+        for (a, m) in list {
+            guard (0...2).contains(m) else { throw LoadError(a.path, "multiplier \(m) is outside 0–2") }
+            try a.check(against: projectionShapes)
+        }
+        lora.set(list)
+    }
 }
 
 public enum LogitsWanted: Sendable { case last, all }
@@ -34,6 +50,8 @@ public struct ModelError: Error, CustomStringConvertible, Sendable {
 public final class ModelSession: @unchecked Sendable {
     public let cache: KVCache
     public internal(set) var tokens: [Int32] = []
+    /// LoRAStack.signature of the adapters the cached keys/values were computed under.
+    public internal(set) var adapterSignature = ""
 
     public init(cache: KVCache) { self.cache = cache }
 

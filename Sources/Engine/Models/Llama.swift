@@ -44,6 +44,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     let norm: [Float]
     let head: Projection             // lm_head [vocab, dim]
     let pool: ThreadPool
+    public let lora = LoRAStack()
 
     public var vocabSize: Int { shape.vocab }
     public var contextLength: Int { shape.context }
@@ -122,6 +123,19 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
 
     public var bytesPerToken: Int { weightBytes - embed.byteSize - norm.count * 4 }
 
+    public var projectionShapes: [String: (rows: Int, cols: Int)] {
+        var out: [String: (rows: Int, cols: Int)] = [:]
+        for l in layers {
+            var ps = [l.o, l.gate, l.up, l.down]
+            switch l.qkv {
+            case .separate(let q, let k, let v): ps += [q, k, v]
+            case .fused(let p): ps.append(p)
+            }
+            for p in ps { out[p.name] = (p.rows, p.cols) }
+        }
+        return out
+    }
+
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
                                     kvDim: shape.kvDim))
@@ -138,6 +152,14 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= s.vocab }) {
             throw ModelError("token id \(bad) is outside the vocabulary of \(s.vocab)")
         }
+        // Keys/values cached under another adapter set are stale: run the whole sequence again.
+        if start > 0 && session.adapterSignature != lora.signature {
+            let all = session.tokens + tokens
+            session.reset()
+            let out = try forward(all, session: session, logits: logits)
+            return logits == .all ? Array(out.suffix(n * s.vocab)) : out
+        }
+        session.adapterSignature = lora.signature
         let qkvDim = s.dim + 2 * s.kvDim
         let x = Scratch(n * s.dim), xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
         let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
@@ -155,13 +177,13 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             }
             switch layer.qkv {
             case .fused(let p):
-                p(xb.buffer, n: n, qkv.buffer, pool: pool)
+                p(xb.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
             case .separate(let q, let k, let v):
                 // Separate outputs laid into the same [n, q|k|v] rows the fused path produces.
                 let tq = Scratch(n * s.dim), tk = Scratch(n * s.kvDim), tv = Scratch(n * s.kvDim)
-                q(xb.buffer, n: n, tq.buffer, pool: pool)
-                k(xb.buffer, n: n, tk.buffer, pool: pool)
-                v(xb.buffer, n: n, tv.buffer, pool: pool)
+                q(xb.buffer, n: n, tq.buffer, pool: pool, lora: lora)
+                k(xb.buffer, n: n, tk.buffer, pool: pool, lora: lora)
+                v(xb.buffer, n: n, tv.buffer, pool: pool, lora: lora)
                 for i in 0..<n {
                     let row = qkv.buffer + i * qkvDim
                     row.update(from: tq.buffer + i * s.dim, count: s.dim)
@@ -201,17 +223,17 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                     }
                 }
             }
-            layer.o(xb.buffer, n: n, xb2.buffer, pool: pool)
+            layer.o(xb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
 
             // MLP block
             layer.mlpNorm.withUnsafeBufferPointer { w in
                 for i in 0..<n { Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
             }
-            layer.gate(xb.buffer, n: n, hb.buffer, pool: pool)
-            layer.up(xb.buffer, n: n, hb2.buffer, pool: pool)
+            layer.gate(xb.buffer, n: n, hb.buffer, pool: pool, lora: lora)
+            layer.up(xb.buffer, n: n, hb2.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.ffn) { hb.buffer[t] = Ops.silu(hb.buffer[t]) * hb2.buffer[t] }
-            layer.down(hb.buffer, n: n, xb2.buffer, pool: pool)
+            layer.down(hb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
         }
         session.tokens += tokens
@@ -224,7 +246,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             }
         }
         var out = [Float](repeating: 0, count: rows * s.vocab)
-        out.withUnsafeMutableBufferPointer { head(xb.buffer, n: rows, $0.baseAddress!, pool: pool) }
+        out.withUnsafeMutableBufferPointer { head(xb.buffer, n: rows, $0.baseAddress!, pool: pool, lora: lora) }
         return out
     }
 }

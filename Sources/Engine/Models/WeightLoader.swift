@@ -147,8 +147,9 @@ public struct Projection: Sendable {
     public var cols: Int { weight.cols }
     public var byteSize: Int { weight.byteSize + (bias?.count ?? 0) * 4 }
 
-    /// x [n, cols] -> y [n, rows].
-    public func callAsFunction(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    /// x [n, cols] -> y [n, rows], plus Σ s·B(A·x) for the adapters `lora` holds for this projection.
+    public func callAsFunction(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool,
+                               lora: LoRAStack? = nil) {
         if n == 1 {
             weight.matvec(x, y, pool: pool)
         } else {
@@ -161,6 +162,9 @@ public struct Projection: Sendable {
                     for r in 0..<rows { row[r] += b[r] }
                 }
             }
+        }
+        if let deltas = lora?.deltas(name) {
+            for (module, multiplier) in deltas { module.apply(x, n: n, y, multiplier: multiplier) }
         }
     }
 }

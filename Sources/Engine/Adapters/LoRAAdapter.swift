@@ -1,0 +1,177 @@
+import CKernels
+import Foundation
+
+/// adapter_config.json as PEFT writes it (0.3 through 0.10): the fields Yanyi reads.
+public struct AdapterConfig: Decodable, Sendable {
+    public var peftType: String?
+    public var r: Int
+    public var loraAlpha: Double
+    public var targetModules: OneOrMany<String>?
+    public var bias: String?
+    public var fanInFanOut: Bool?
+    public var useRslora: Bool?
+    public var useDora: Bool?
+    public var rankPattern: [String: Int]?
+    public var alphaPattern: [String: Double]?
+    public var modulesToSave: [String]?
+    public var enableLora: [Bool]?                // PEFT ≤ 0.2 MergedLinear
+    public var baseModelNameOrPath: String?
+
+    enum CodingKeys: String, CodingKey {
+        case peftType = "peft_type", r, loraAlpha = "lora_alpha", targetModules = "target_modules", bias
+        case fanInFanOut = "fan_in_fan_out", useRslora = "use_rslora", useDora = "use_dora"
+        case rankPattern = "rank_pattern", alphaPattern = "alpha_pattern", modulesToSave = "modules_to_save"
+        case enableLora = "enable_lora", baseModelNameOrPath = "base_model_name_or_path"
+    }
+
+    /// PEFT's pattern lookup: a key applies to a module whose name is the key or ends in ".key";
+    /// the most specific (longest) key wins.
+    static func lookup<T>(_ pattern: [String: T]?, _ module: String) -> T? {
+        guard let pattern else { return nil }
+        return pattern.filter { module == $0.key || module.hasSuffix("." + $0.key) }
+            .max { $0.key.count < $1.key.count }?.value
+    }
+
+    /// lora_alpha / r (rsLoRA: lora_alpha / sqrt(r)), with the module's rank/alpha pattern.
+    public func scale(for module: String) -> Float {
+        let r = Double(Self.lookup(rankPattern, module) ?? self.r)
+        let alpha = Self.lookup(alphaPattern, module) ?? loraAlpha
+        return Float(useRslora == true ? alpha / r.squareRoot() : alpha / r)
+    }
+}
+
+/// One adapted linear layer: y += scale · B(A·x), A [rank, in] and B [out, rank] kept fp32.
+public struct LoRAModule: Sendable {
+    public let name: String           // the base projection, e.g. model.layers.0.self_attn.q_proj
+    public let rank: Int
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let a: [Float]             // [rank, in]
+    public let b: [Float]             // [out, rank]
+    public let scale: Float           // from the config (alpha/r, rsLoRA, patterns)
+
+    /// y [n, out] += s · B(A·x) for x [n, in].
+    func apply(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, multiplier: Float) {
+        let s = scale * multiplier
+        if s == 0 { return }
+        var t = [Float](repeating: 0, count: rank)
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for i in 0..<n {
+                    let xi = x + i * inFeatures, yi = y + i * outFeatures
+                    for k in 0..<rank { t[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, xi, inFeatures) }
+                    for o in 0..<outFeatures {
+                        var acc: Float = 0
+                        for k in 0..<rank { acc += b[o * rank + k] * t[k] }
+                        yi[o] += s * acc
+                    }
+                }
+            }
+        }
+    }
+
+    public var byteSize: Int { (a.count + b.count) * 4 }
+}
+
+/// A PEFT LoRA adapter folder: adapter_config.json + adapter_model.safetensors or adapter_model.bin
+/// (read through the restricted unpickler: an adapter from the internet never runs code).
+public final class LoRAAdapter: @unchecked Sendable {
+    public let path: String
+    public let config: AdapterConfig
+    /// Adapted modules by base projection name.
+    public let modules: [String: LoRAModule]
+
+    public var byteSize: Int { modules.values.reduce(0) { $0 + $1.byteSize } }
+
+    public init(folder: String) throws(LoadError) {
+        let configPath = joinPath(folder, "adapter_config.json")
+        let c = try JSONFile.decode(AdapterConfig.self, from: configPath)
+        func refuse(_ what: String) -> LoadError { LoadError(configPath, what) }
+        if let t = c.peftType, t.uppercased() != "LORA" { throw refuse("peft_type \(t) is not supported (only LORA)") }
+        if let b = c.bias, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
+        if c.useDora == true { throw refuse("use_dora is not supported") }
+        if let m = c.modulesToSave, !m.isEmpty { throw refuse("modules_to_save \(m) is not supported") }
+        if c.enableLora != nil {
+            throw refuse("enable_lora (old PEFT MergedLinear, which assumes a Q|K|V block split) is not supported; re-save with PEFT ≥ 0.3")
+        }
+        guard c.r > 0 else { throw refuse("r must be positive") }
+        for t in c.targetModules?.values ?? [] where ["embed_tokens", "word_embeddings", "lm_head"].contains(where: t.contains) {
+            throw refuse("LoRA on \(t) (embedding or lm_head) is not supported")
+        }
+
+        let file: MappedTensorFile
+        let st = joinPath(folder, "adapter_model.safetensors"), bin = joinPath(folder, "adapter_model.bin")
+        if FileManager.default.fileExists(atPath: st) {
+            file = try SafeTensorsFile(path: st)
+        } else if FileManager.default.fileExists(atPath: bin) {
+            file = try TorchArchiveFile(path: bin)
+        } else {
+            throw LoadError(folder, "no adapter_model.safetensors or adapter_model.bin")
+        }
+
+        // base_model.model.<module>.lora_A[.<adapter name>].weight
+        var a: [String: String] = [:], b: [String: String] = [:]
+        for key in file.names {
+            guard key.hasPrefix("base_model.model."), key.hasSuffix(".weight") else { continue }
+            let body = key.dropFirst("base_model.model.".count).dropLast(".weight".count)
+            var parts = body.split(separator: ".").map(String.init)
+            if parts.count >= 2, parts[parts.count - 2] == "lora_A" || parts[parts.count - 2] == "lora_B" {
+                parts.removeLast()                                  // adapter name, e.g. "default"
+            }
+            guard let last = parts.last, last == "lora_A" || last == "lora_B" else {
+                throw LoadError(file.path, "tensor \(key) is not a LoRA A/B weight; this adapter carries more than LoRA")
+            }
+            let module = parts.dropLast().joined(separator: ".")
+            if last == "lora_A" { a[module] = key } else { b[module] = key }
+        }
+        guard !a.isEmpty else { throw LoadError(file.path, "no lora_A/lora_B tensors") }
+        var modules: [String: LoRAModule] = [:]
+        for (module, aKey) in a {
+            guard let bKey = b[module], let ai = file.info(aKey), let bi = file.info(bKey),
+                  ai.shape.count == 2, bi.shape.count == 2, bi.shape[1] == ai.shape[0] else {
+                throw LoadError(file.path, "module \(module): lora_A and lora_B missing or of mismatched rank")
+            }
+            modules[module] = LoRAModule(name: module, rank: ai.shape[0], inFeatures: ai.shape[1], outFeatures: bi.shape[0],
+                                         a: try file.floats(aKey), b: try file.floats(bKey), scale: c.scale(for: module))
+        }
+        path = folder
+        config = c
+        self.modules = modules
+    }
+
+    /// Every adapted module must be a projection of this base with the adapter's shape.
+    public func check(against shapes: [String: (rows: Int, cols: Int)]) throws(LoadError) {
+        for (name, m) in modules.sorted(by: { $0.key < $1.key }) {
+            guard let s = shapes[name] else {
+                throw LoadError(path, "adapter does not fit this base: it adapts \(name), which the base does not have")
+            }
+            guard s.rows == m.outFeatures, s.cols == m.inFeatures else {
+                throw LoadError(path, "adapter does not fit this base: \(name) is [out,in] = [\(s.rows),\(s.cols)], adapter expects [\(m.outFeatures),\(m.inFeatures)]")
+            }
+        }
+    }
+}
+
+/// The adapters active on a model, each with its user multiplier (0–2). Never touches the base
+/// weights; the forward pass asks it for the deltas of each projection by name.
+public final class LoRAStack: @unchecked Sendable {
+    public private(set) var entries: [(adapter: LoRAAdapter, multiplier: Float)] = []
+    private(set) var byModule: [String: [(LoRAModule, Float)]] = [:]
+    /// Identifies the active set and scales; a KV cache built under another signature is stale.
+    public private(set) var signature = ""
+
+    public init() {}
+
+    public func set(_ list: [(adapter: LoRAAdapter, multiplier: Float)]) {
+        entries = list
+        var map: [String: [(LoRAModule, Float)]] = [:]
+        for (a, m) in list where m != 0 {
+            for (name, module) in a.modules { map[name, default: []].append((module, m)) }
+        }
+        byModule = map
+        signature = list.filter { $0.multiplier != 0 }
+            .map { "\(ObjectIdentifier($0.adapter).hashValue)@\($0.multiplier.bitPattern)" }.joined(separator: "+")
+    }
+
+    func deltas(_ name: String) -> [(LoRAModule, Float)]? { byModule[name] }
+}

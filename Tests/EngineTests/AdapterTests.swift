@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+@testable import Engine
+
+/// LoRA adapters applied unmerged (y = W·x + Σ s·B(A·x)) against peft's own logits
+/// (tools/fixtures/make_adapter_fixtures.py: peft 0.3.0 for the .bin adapters, 0.10.0 for
+/// rsLoRA / rank & alpha patterns), and the run-time behaviour: scale 0 is the base bit for bit,
+/// switching adapters never reuses stale keys/values, refusals name the file and the field.
+@Suite struct AdapterTests {
+    struct Expected: Decodable {
+        struct Prompt: Decodable { var name: String; var ids: [Int32] }
+        struct CasePrompt: Decodable {
+            struct Greedy: Decodable { var ids: [Int32] }
+            var prompt: String
+            var tensor: String
+            var greedy: Greedy
+        }
+        struct Case: Decodable {
+            var name: String
+            var adapters: [[AdapterRef]]
+            var prompts: [CasePrompt]
+        }
+        /// ["llama-qv", 1.0] in the JSON.
+        enum AdapterRef: Decodable {
+            case name(String), scale(Float)
+            init(from decoder: Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let s = try? c.decode(String.self) { self = .name(s) } else { self = .scale(try c.decode(Float.self)) }
+            }
+        }
+        var base_model_folder: String
+        var prompts: [Prompt]
+        var cases: [Case]
+    }
+
+    static let fixtures = ForwardReferenceTests.fixtures
+    static let names = ["baichuan-wpack", "chatglm-qkv", "llama-qv", "llama-all", "llama-rslora", "llama-patterns", "llama-stacked"]
+
+    static func adapter(_ name: String) throws -> LoRAAdapter {
+        try LoRAAdapter(folder: fixtures.appendingPathComponent("adapters/\(name)").path)
+    }
+
+    static func model(_ folder: String, _ p: Precision) throws -> any LanguageModel {
+        let dir = folder.hasPrefix("Tests/Fixtures/") ? String(folder.dropFirst("Tests/Fixtures/".count)) : folder
+        return try ModelRegistry.load(ModelFolder.open(fixtures.appendingPathComponent(dir).path), precision: p,
+                                      pool: ThreadPool(threads: 2))
+    }
+
+    @Test(arguments: names) func f32MatchesPeft(name: String) throws {
+        let e = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("expected/adapter-\(name).json")))
+        let st = try SafeTensorsFile(path: Self.fixtures.appendingPathComponent("expected/adapter-\(name).safetensors").path)
+        let lm = try Self.model(e.base_model_folder, .f32)
+        for c in e.cases {
+            var list: [(adapter: LoRAAdapter, multiplier: Float)] = []
+            for ref in c.adapters {
+                guard case .name(let n) = ref[0], case .scale(let m) = ref[1] else { Issue.record("bad case"); continue }
+                list.append((try Self.adapter(n), m))
+            }
+            try lm.setAdapters(list)
+            for cp in c.prompts {
+                let ids = e.prompts.first { $0.name == cp.prompt }!.ids
+                let want = try st.floats(cp.tensor)
+                let got = try lm.forward(ids, session: lm.makeSession(capacity: 64), logits: .all)
+                let d = ForwardReferenceTests.maxAbsDiff(got[...], want[...])
+                #expect(d <= 1e-3, "\(name) \(c.name) \(cp.prompt): max |Δlogit| = \(d)")
+                let cont = try GreedyDecoder(model: lm, stopIDs: []).run(prompt: ids, maxNewTokens: cp.greedy.ids.count,
+                                                                       session: lm.makeSession(capacity: 64))
+                #expect(cont == cp.greedy.ids, "\(name) \(c.name) \(cp.prompt) greedy")
+            }
+        }
+    }
+
+    /// No adapter, or an adapter at multiplier 0, is the int8 base bit for bit.
+    @Test func scaleZeroIsTheBaseBitForBit() throws {
+        let lm = try Self.model("models/llama-trained/safetensors", .int8)
+        let ids: [Int32] = [1, 502, 326, 518, 232, 141]
+        let base = try lm.forward(ids, session: lm.makeSession(capacity: 16), logits: .all)
+        try lm.setAdapters([(try Self.adapter("llama-all"), 0)])
+        let zero = try lm.forward(ids, session: lm.makeSession(capacity: 16), logits: .all)
+        #expect(base.map(\.bitPattern) == zero.map(\.bitPattern))
+        try lm.setAdapters([(try Self.adapter("llama-all"), 1)])
+        let on = try lm.forward(ids, session: lm.makeSession(capacity: 16), logits: .all)
+        #expect(on != base)
+        try lm.setAdapters([])
+        let off = try lm.forward(ids, session: lm.makeSession(capacity: 16), logits: .all)
+        #expect(base.map(\.bitPattern) == off.map(\.bitPattern))
+    }
+
+    /// Switching adapters mid-conversation: the next token's logits equal a fresh run of the whole
+    /// sequence under the new adapter (the cache from the old one is not reused).
+    @Test(arguments: [("models/llama-trained/safetensors", "llama-qv", "llama-all"),
+                      ("models/chatglm-trained/safetensors", "chatglm-qkv", "chatglm-qkv")])
+    func switchingMidConversationRecomputes(folder: String, first: String, second: String) throws {
+        let lm = try Self.model(folder, .f32)
+        var ids: [Int32] = [342, 732, 315, 265, 255, 360]
+        if let glm = lm as? ChatGLMModel { ids += [glm.gmaskID, glm.sopID] }
+        let s = lm.makeSession(capacity: 32)
+        try lm.setAdapters([(try Self.adapter(first), 1)])
+        _ = try lm.forward(ids, session: s, logits: .last)
+        try lm.setAdapters([(try Self.adapter(second), first == second ? 0.5 : 1)])
+        let next: Int32 = 300
+        let continued = try lm.forward([next], session: s, logits: .last)
+        let fresh = try lm.forward(ids + [next], session: lm.makeSession(capacity: 32), logits: .last)
+        #expect(continued.map(\.bitPattern) == fresh.map(\.bitPattern))
+    }
+
+    @Test func refusalsNameTheFileAndTheField() throws {
+        for (key, value, words) in [("bias", "all" as Any, ["bias", "all"]), ("use_dora", true, ["use_dora"]),
+                                    ("modules_to_save", ["lm_head"], ["modules_to_save"]),
+                                    ("enable_lora", [true, false, true], ["enable_lora", "MergedLinear"]),
+                                    ("target_modules", ["lm_head"], ["lm_head"])] {
+            let dir = try ModelFolderTests.copy("../adapters/llama-qv")
+            let url = dir.appendingPathComponent("adapter_config.json")
+            var obj = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            obj[key] = value
+            try JSONSerialization.data(withJSONObject: obj).write(to: url)
+            do throws(LoadError) {
+                _ = try LoRAAdapter(folder: dir.path)
+                Issue.record("accepted \(key) = \(value)")
+            } catch {
+                #expect(error.file.hasSuffix("adapter_config.json"), "\(error)")
+                for w in words { #expect(error.description.contains(w), "\(error)") }
+            }
+        }
+        // An adapter for another base: names the module and both shapes.
+        let lm = try Self.model("models/llama-trained/safetensors", .int8)
+        let wrong = try Self.adapter("baichuan-wpack")
+        do throws(LoadError) {
+            try lm.setAdapters([(wrong, 1)])
+            Issue.record("accepted a Baichuan adapter on LLaMA")
+        } catch {
+            #expect(error.description.contains("does not fit this base") && error.description.contains("W_pack"), "\(error)")
+        }
+        #expect(lm.lora.entries.isEmpty)
+    }
+
+    /// An adapter dropped from the stack and from the caller is freed; the base is untouched.
+    @Test func unloadedAdapterIsFreed() throws {
+        let lm = try Self.model("models/llama-trained/safetensors", .int8)
+        weak var weakAdapter: LoRAAdapter?
+        do {
+            let a = try Self.adapter("llama-all")
+            weakAdapter = a
+            try lm.setAdapters([(a, 1)])
+            #expect(a.byteSize > 0)
+        }
+        #expect(weakAdapter != nil)
+        try lm.setAdapters([])
+        #expect(weakAdapter == nil)
+    }
+}
