@@ -35,28 +35,13 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
 
     /// Quantizes W (rows, cols), row-major fp32, with `block` weights per scale; rows are split
     /// across `pool` when one is given (13e9 weights for a 13B model).
-    public init(quantizing w: UnsafeBufferPointer<Float>, rows: Int, cols: Int, block: Int = 32, pool: ThreadPool? = nil) {
+    public convenience init(quantizing w: UnsafeBufferPointer<Float>, rows: Int, cols: Int, block: Int = 32, pool: ThreadPool? = nil) {
         precondition(rows >= 0 && cols > 0 && w.count == rows * cols, "Int8Matrix: \(w.count) values for \(rows)x\(cols)")
-        precondition(block > 0 && block % 32 == 0, "Int8Matrix: block \(block) is not a positive multiple of 32")
-        self.rows = rows
-        self.cols = cols
-        self.block = block
-        blocksPerRow = (cols + block - 1) / block
-        q = AlignedStorage(count: rows * cols)
-        scales = AlignedStorage(count: rows * blocksPerRow)
-        let nb = blocksPerRow, qp = q.pointer, sp = scales.pointer, wp = w.baseAddress!
-        guard let pool, pool.threads > 1 else {
-            nonFiniteBlocks = ck_q8_quantize(wp, qp, sp, rows, cols, block)
-            return
+        // The streaming initializer in slices of ~4 MB (bit-identical to one pass: rows are independent;
+        // the closure only runs for rows > 0, so an empty matrix never touches the base address).
+        self.init(rows: rows, cols: cols, block: block, chunkRows: max(1, (1 << 20) / cols), pool: pool) { r, out in
+            out.update(from: w.baseAddress! + r.lowerBound * cols, count: r.count * cols)
         }
-        var bad = [Int](repeating: 0, count: pool.threads)
-        bad.withUnsafeMutableBufferPointer { bad in
-            pool.parallelChunks(rows) { c, r in
-                bad[c] = ck_q8_quantize(wp + r.lowerBound * cols, qp + r.lowerBound * cols, sp + r.lowerBound * nb,
-                                        r.count, cols, block)
-            }
-        }
-        nonFiniteBlocks = bad.reduce(0, +)
     }
 
     /// Quantizes a matrix that arrives in chunks of rows, so that only `chunkRows` rows of fp32
