@@ -13,10 +13,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: physical cores).")
     var threads: Int?
 
-    // The LoRA issue adds: @Option var adapter: [String] — DIR[=SCALE], repeatable.
+    @Option(name: .long, help: "A PEFT LoRA adapter folder, optionally with a multiplier 0–2: DIR[=SCALE]. Repeatable (stacked).")
+    var adapter: [String] = []
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for a in adapter where AdapterSpec.parse(a) == nil {
+            throw ValidationError("--adapter \(a): expected DIR or DIR=SCALE with SCALE in 0–2")
+        }
     }
 
     /// Opens and loads the model, or prints the one-line error and exits 1.
@@ -25,6 +29,19 @@ struct ModelOptions: ParsableArguments {
         do {
             let folder = try ModelFolder.open(model)
             let lm = try ModelRegistry.load(folder, precision: precision, pool: pool)
+            var list: [(adapter: LoRAAdapter, multiplier: Float)] = []
+            for spec in adapter.compactMap(AdapterSpec.parse) {
+                let a = try LoRAAdapter(folder: spec.folder)
+                if let base = a.config.baseModelNameOrPath, !base.isEmpty,
+                   URL(fileURLWithPath: base).lastPathComponent != URL(fileURLWithPath: model).lastPathComponent {
+                    FileHandle.standardError.write(Data("warning: adapter \(spec.folder) was trained on \(base), not \(model)\n".utf8))
+                }
+                for (name, m) in a.modules.sorted(by: { $0.key < $1.key }).prefix(1) {
+                    FileHandle.standardError.write(Data("adapter \(spec.folder): \(a.modules.count) modules, rank \(m.rank), effective scale \(m.scale * spec.multiplier) (e.g. \(name))\n".utf8))
+                }
+                list.append((a, spec.multiplier))
+            }
+            try lm.setAdapters(list)
             return (folder, lm, pool)
         } catch {
             fail(error.description)

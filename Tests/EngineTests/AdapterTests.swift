@@ -149,3 +149,12 @@ import Testing
         #expect(weakAdapter == nil)
     }
 }
+
+@Test func adapterSpecParsing() {
+    #expect(AdapterSpec.parse("a/b") == AdapterSpec(folder: "a/b", multiplier: 1))
+    #expect(AdapterSpec.parse("a/b=0.5") == AdapterSpec(folder: "a/b", multiplier: 0.5))
+    #expect(AdapterSpec.parse("x=y/z=2") == AdapterSpec(folder: "x=y/z", multiplier: 2))
+    #expect(AdapterSpec.parse("a=3") == nil)
+    #expect(AdapterSpec.parse("=1") == nil)
+    #expect(AdapterSpec.parse("") == nil)
+}

@@ -175,3 +175,24 @@ public final class LoRAStack: @unchecked Sendable {
 
     func deltas(_ name: String) -> [(LoRAModule, Float)]? { byModule[name] }
 }
+
+/// `DIR[=SCALE]` as the command line writes an adapter: the folder and its multiplier (default 1).
+public struct AdapterSpec: Equatable, Sendable {
+    public var folder: String
+    public var multiplier: Float
+
+    public init(folder: String, multiplier: Float = 1) {
+        self.folder = folder
+        self.multiplier = multiplier
+    }
+
+    /// Parses `DIR` or `DIR=SCALE` (the last `=` splits, so folders may contain `=`); nil when the
+    /// scale is not a number in 0–2.
+    public static func parse(_ text: String) -> AdapterSpec? {
+        guard let eq = text.lastIndex(of: "="), let m = Float(text[text.index(after: eq)...]) else {
+            return text.isEmpty ? nil : AdapterSpec(folder: text)
+        }
+        guard (0...2).contains(m), eq > text.startIndex else { return nil }
+        return AdapterSpec(folder: String(text[..<eq]), multiplier: m)
+    }
+}
