@@ -63,17 +63,13 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
     static func load(_ m: ModelFolder, _ w: WeightLoader, pool: ThreadPool) throws(LoadError) -> any LanguageModel {
         let c = m.config
         let file = joinPath(m.path, "config.json")
-        func need(_ v: Int?, _ key: String) throws(LoadError) -> Int {
-            guard let v, v > 0 else { throw LoadError(file, "missing or invalid \(key)") }
-            return v
-        }
-        let dim = try need(c.hiddenSize, "hidden_size")
-        let heads = try need(c.numAttentionHeads, "num_attention_heads")
+        let dim = try ModelConfig.positive(c.hiddenSize, "hidden_size", file: file)
+        let heads = try ModelConfig.positive(c.numAttentionHeads, "num_attention_heads", file: file)
         guard dim % heads == 0, (dim / heads) % 4 == 0 else {
             throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads with head_dim divisible by 4 (2-D RoPE)")
         }
-        let s = Shape(dim: dim, layers: try need(c.layers, "num_layers"), heads: heads,
-                      inner: c.innerHiddenSize ?? 4 * dim, vocab: try need(c.vocabSize, "vocab_size"),
+        let s = Shape(dim: dim, layers: try ModelConfig.positive(c.layers, "num_layers", file: file), heads: heads,
+                      inner: c.innerHiddenSize ?? 4 * dim, vocab: try ModelConfig.positive(c.vocabSize, "vocab_size", file: file),
                       context: c.maxSequenceLength ?? 2048, eps: Float(c.layernormEpsilon ?? 1e-5))
         // Special ids come from config.json (the tokenizer agrees; the model reads them from here).
         guard let sop = c.bosTokenId?.values.first, let mask = c.maskTokenId, let gmask = c.gmaskTokenId else {

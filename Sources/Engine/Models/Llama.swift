@@ -62,18 +62,14 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     }
 
     static func shape(_ c: ModelConfig, file: String) throws(LoadError) -> Shape {
-        func need(_ v: Int?, _ key: String) throws(LoadError) -> Int {
-            guard let v, v > 0 else { throw LoadError(file, "missing or invalid \(key)") }
-            return v
-        }
-        let dim = try need(c.hiddenSize, "hidden_size")
-        let heads = try need(c.numAttentionHeads, "num_attention_heads")
-        let kvHeads = try need(c.kvHeads, "num_key_value_heads")
+        let dim = try ModelConfig.positive(c.hiddenSize, "hidden_size", file: file)
+        let heads = try ModelConfig.positive(c.numAttentionHeads, "num_attention_heads", file: file)
+        let kvHeads = try ModelConfig.positive(c.kvHeads, "num_key_value_heads", file: file)
         guard dim % heads == 0, heads % kvHeads == 0, (dim / heads) % 2 == 0 else {
             throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads (\(kvHeads) kv heads) of even size")
         }
-        return Shape(dim: dim, layers: try need(c.layers, "num_hidden_layers"), heads: heads, kvHeads: kvHeads,
-                     ffn: try need(c.intermediateSize, "intermediate_size"), vocab: try need(c.vocabSize, "vocab_size"),
+        return Shape(dim: dim, layers: try ModelConfig.positive(c.layers, "num_hidden_layers", file: file), heads: heads, kvHeads: kvHeads,
+                     ffn: try ModelConfig.positive(c.intermediateSize, "intermediate_size", file: file), vocab: try ModelConfig.positive(c.vocabSize, "vocab_size", file: file),
                      context: c.contextLength ?? 2048, eps: Float(c.rmsNormEps ?? 1e-6),
                      theta: Float(c.ropeTheta ?? 10000))
     }

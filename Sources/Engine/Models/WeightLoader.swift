@@ -32,6 +32,11 @@ public struct WeightLoader {
 
     func floats(_ name: String, shape: [Int]) throws(LoadError) -> [Float] {
         _ = try check(name, shape: shape)
+        return try read(name)
+    }
+
+    /// The fp32 copy of a tensor already checked; its mapped pages are dropped afterwards.
+    private func read(_ name: String) throws(LoadError) -> [Float] {
         defer { checkpoint.releasePages(name) }
         return try checkpoint.floats(name)
     }
@@ -46,7 +51,7 @@ public struct WeightLoader {
         let m: Int8Matrix
         switch precision {
         case .f32:
-            let w = try floats(name, shape: [rows, cols])
+            let w = try read(name)
             return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
         case .int8 where info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype):
             let chunkRows = max(1, (1 << 20) / cols)          // ≈ 4 MB of fp32 per chunk
@@ -64,7 +69,7 @@ public struct WeightLoader {
                 throw LoadError(info.file, "tensor \(name): \(error)")
             }
         case .int8:
-            let w = try floats(name, shape: [rows, cols])
+            let w = try read(name)
             m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
         }
         if m.nonFiniteBlocks > 0 {
