@@ -174,6 +174,11 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             switch layer.qkv {
             case .fused(let p):
                 p(xb.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
+            case .separate(let q, let k, let v) where n == 1:
+                // One token: its q|k|v row is contiguous, so each projection writes in place.
+                q(xb.buffer, n: 1, qkv.buffer, pool: pool, lora: lora)
+                k(xb.buffer, n: 1, qkv.buffer + s.dim, pool: pool, lora: lora)
+                v(xb.buffer, n: 1, qkv.buffer + s.dim + s.kvDim, pool: pool, lora: lora)
             case .separate(let q, let k, let v):
                 // Separate outputs laid into the same [n, q|k|v] rows the fused path produces.
                 let tq = Scratch(n * s.dim), tk = Scratch(n * s.kvDim), tv = Scratch(n * s.kvDim)
