@@ -104,6 +104,67 @@ import Testing
         #expect(continued.map(\.bitPattern) == fresh.map(\.bitPattern))
     }
 
+    /// Switching back to a recent adapter set restores its keys/values from the session's snapshot:
+    /// only what was said since is re-run, and the logits equal a session that never left it.
+    @Test(arguments: [("models/llama-trained/safetensors", "llama-qv", "llama-all"),
+                      ("models/baichuan-trained/safetensors", "baichuan-wpack", "baichuan-wpack"),
+                      ("models/chatglm-trained/safetensors", "chatglm-qkv", "chatglm-qkv")])
+    func switchingBackUsesTheSnapshot(folder: String, first: String, second: String) throws {
+        let lm = try Self.model(folder, .f32)
+        var prompt: [Int32] = [342, 732, 315, 265, 255, 360]
+        if let glm = lm as? ChatGLMModel { prompt += [glm.gmaskID, glm.sopID] }
+        let later: [Int32] = [300, 301, 302, 303]
+        let a = [(adapter: try Self.adapter(first), multiplier: Float(1))]
+        let b = [(adapter: try Self.adapter(second), multiplier: Float(first == second ? 0.5 : 1))]
+
+        let s = lm.makeSession(capacity: 32)
+        try lm.setAdapters(a)
+        _ = try lm.forward(prompt, session: s, logits: .last)
+        try lm.setAdapters(b)
+        _ = try lm.forward([later[0]], session: s, logits: .last)
+        #expect(s.lastSwitch! == (0, prompt.count + 1))            // nothing of b's cached yet
+        _ = try lm.forward([later[1], later[2]], session: s, logits: .last)
+        #expect(s.snapshotCount == 1)
+        try lm.setAdapters(a)
+        let back = try lm.forward([later[3]], session: s, logits: .all)
+        #expect(s.lastSwitch! == (prompt.count, later.count))      // the prompt came from the snapshot
+        #expect(s.snapshotCount == 2)
+
+        // Same chunks under a alone: bit for bit.
+        let stayed = lm.makeSession(capacity: 32)
+        _ = try lm.forward(prompt, session: stayed, logits: .last)
+        let ref = try lm.forward(later, session: stayed, logits: .all)
+        #expect(back.map(\.bitPattern) == Array(ref.suffix(lm.vocabSize)).map(\.bitPattern))
+        #expect(s.tokens == stayed.tokens)
+    }
+
+    /// The snapshot list is a small LRU: the oldest set is forgotten, and 0 turns it off.
+    @Test func snapshotsAreBoundedAndCanBeTurnedOff() throws {
+        let lm = try Self.model("models/llama-trained/safetensors", .f32)
+        let qv = try Self.adapter("llama-qv"), all = try Self.adapter("llama-all")
+        let sets: [[(adapter: LoRAAdapter, multiplier: Float)]] = [[(qv, 1)], [(all, 1)], [(qv, 0.5)]]
+        let s = lm.makeSession(capacity: 32)
+        s.snapshotLimit = 1
+        var fed: [Int32] = [342, 732, 315]
+        try lm.setAdapters(sets[0]); _ = try lm.forward(fed, session: s, logits: .last)
+        for set in sets.dropFirst() + [sets[0]] {
+            try lm.setAdapters(set)
+            _ = try lm.forward([300], session: s, logits: .last)
+            fed.append(300)
+        }
+        #expect(s.snapshotCount == 1)
+        #expect(s.lastSwitch!.restored == 0)        // sets[0]'s snapshot was evicted by sets[2]
+        // The one snapshot holds the keys/values of the tokens fed before the last switch.
+        let c = s.cache
+        #expect(s.snapshotBytes == KVCache(layers: c.layers, capacity: fed.count - 1, kvDim: c.kvDim).byteSize)
+        s.snapshotLimit = 0
+        #expect(s.snapshotCount == 0 && s.snapshotBytes == 0)
+        try lm.setAdapters(sets[1])
+        _ = try lm.forward([300], session: s, logits: .last)
+        #expect(s.snapshotCount == 0 && s.lastSwitch!.restored == 0)
+        try lm.setAdapters([])
+    }
+
     @Test func refusalsNameTheFileAndTheField() throws {
         for (key, value, words) in [("bias", "all" as Any, ["bias", "all"]), ("use_dora", true, ["use_dora"]),
                                     ("modules_to_save", ["lm_head"], ["modules_to_save"]),

@@ -161,21 +161,24 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         guard seq.count <= session.capacity else {
             throw ModelError("sequence of \(seq.count) tokens exceeds the context of \(session.capacity)")
         }
-        let p = try positions(seq)
-        // Context tokens see every other context token, so new context invalidates cached context;
-        // keys/values cached under another adapter set are stale. Either way: run it all again.
-        let stale = session.count > 0 && session.adapterSignature != lora.signature
-        session.adapterSignature = lora.signature
-        if stale || (session.count > 0 && session.count < p.contextLength) {
-            let all = session.tokens + tokens
-            session.reset()
-            let out = try run(all, start: 0, p, session: session, logits: logits)
-            if logits == .all {
-                return Array(out.suffix(tokens.count * shape.vocab))
-            }
-            return out
+        // Keys/values cached under another adapter set are stale: restore a snapshot of the new set
+        // where one exists. Context tokens see each other both ways, so a snapshot's keys/values
+        // hold only when its context (everything before <sop>) is the same.
+        let sop = sopID
+        let rerun = session.align(tokens, signature: lora.signature) { cached, sequence in
+            guard let c = cached.firstIndex(of: sop), sequence.firstIndex(of: sop) == c else { return 0 }
+            let common = commonPrefix(cached, sequence)
+            return common > c ? common : 0
         }
-        return try run(tokens, start: session.count, p, session: session, logits: logits)
+        let p = try positions(seq)
+        // New context invalidates cached context: run it all again.
+        var todo = rerun
+        if session.count > 0 && session.count < p.contextLength {
+            todo = session.tokens + todo
+            session.reset()
+        }
+        let out = try run(todo, start: session.count, p, session: session, logits: logits)
+        return logits == .all && todo.count > tokens.count ? Array(out.suffix(tokens.count * shape.vocab)) : out
     }
 
     private func run(_ tokens: [Int32], start: Int, _ p: Positions, session: ModelSession,

@@ -45,22 +45,3 @@ public struct ModelError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
-
-/// One sequence: the tokens fed so far and the keys/values they produced.
-public final class ModelSession: @unchecked Sendable {
-    public let cache: KVCache
-    public internal(set) var tokens: [Int32] = []
-    /// LoRAStack.signature of the adapters the cached keys/values were computed under.
-    public internal(set) var adapterSignature = ""
-
-    public init(cache: KVCache) { self.cache = cache }
-
-    public var count: Int { tokens.count }
-    public var capacity: Int { cache.capacity }
-
-    /// Forgets everything (the cache memory stays allocated for reuse).
-    public func reset() { tokens.removeAll(keepingCapacity: true) }
-
-    /// Keeps the first `n` tokens: their cached keys and values stay valid.
-    public func truncate(to n: Int) { if n < tokens.count { tokens.removeLast(tokens.count - n) } }
-}

@@ -148,14 +148,13 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= s.vocab }) {
             throw ModelError("token id \(bad) is outside the vocabulary of \(s.vocab)")
         }
-        // Keys/values cached under another adapter set are stale: run the whole sequence again.
-        if start > 0 && session.adapterSignature != lora.signature {
-            let all = session.tokens + tokens
-            session.reset()
-            let out = try forward(all, session: session, logits: logits)
+        // Keys/values cached under another adapter set are stale: restore a snapshot of the new set
+        // where one exists, run the rest again.
+        let run = session.align(tokens, signature: lora.signature, reusable: commonPrefix)
+        if run.count > n {
+            let out = try forward(run, session: session, logits: logits)
             return logits == .all ? Array(out.suffix(n * s.vocab)) : out
         }
-        session.adapterSignature = lora.signature
         let qkvDim = s.dim + 2 * s.kvDim
         let x = Scratch(n * s.dim), xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
         let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
