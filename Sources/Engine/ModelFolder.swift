@@ -56,4 +56,17 @@ public struct ModelFolder: Sendable {
         let p = parameterCounts
         return p.linear + (p.linear + block - 1) / block * 4 + (p.embedding + p.other) * 4
     }
+
+    /// [out, in] of every linear weight by the name adapters use (its tensor name without
+    /// `.weight`), from the tensor table: an adapter's fit can be checked without loading weights.
+    /// The output head is left out, as in LanguageModel.projectionShapes (no LoRA on lm_head).
+    public var projectionShapes: [String: (rows: Int, cols: Int)] {
+        var out: [String: (rows: Int, cols: Int)] = [:]
+        for name in checkpoint.names where !family.isIgnored(name) {
+            guard let t = checkpoint.info(name), family.isLinearWeight(name, shape: t.shape) else { continue }
+            let module = String(name.dropLast(".weight".count))
+            if module != "lm_head" { out[module] = (t.shape[0], t.shape[1]) }
+        }
+        return out
+    }
 }

@@ -5,15 +5,22 @@ import Foundation
 /// `yanyi inspect DIR`: what Yanyi finds in a model folder, or the one-line reason it cannot use it.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Describe a model folder: architecture, shapes, dtypes, shards, tokenizer, memory at int8.")
+        abstract: "Describe a model folder (architecture, shapes, dtypes, shards, tokenizer, memory at int8) or a LoRA adapter folder (targets, rank, alpha, effective scale, fit).")
 
-    @Argument(help: "A Hugging Face model folder (config.json, tokenizer, weights).")
+    @Argument(help: "A Hugging Face model folder (config.json, tokenizer, weights) or a PEFT adapter folder (adapter_config.json).")
     var folder: String
 
     @Flag(help: "List every tensor instead of the first layer only.")
     var all = false
 
+    @Option(help: "For an adapter folder: the base model folder to check it against.")
+    var model: String?
+
     func run() throws {
+        if FileManager.default.fileExists(atPath: URL(fileURLWithPath: folder).appendingPathComponent("adapter_config.json").path) {
+            return try inspectAdapter()
+        }
+        if model != nil { fail("--model is for adapter folders; \(folder) has no adapter_config.json") }
         let m: ModelFolder
         do {
             m = try ModelFolder.open(folder)
@@ -22,6 +29,18 @@ struct Inspect: ParsableCommand {
             throw ExitCode(1)
         }
         print(InspectReport(m, allTensors: all).text)
+    }
+
+    private func inspectAdapter() throws {
+        do {
+            let a = try LoRAAdapter(folder: folder)
+            let base = try model.map { (m) throws(LoadError) in try ModelFolder.open(m) }
+            let report = AdapterReport(a, base: base)
+            print(report.text)
+            if !report.fits { throw ExitCode(1) }
+        } catch let e as LoadError {
+            fail(e.description)
+        }
     }
 }
 

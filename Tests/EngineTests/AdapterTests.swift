@@ -138,6 +138,26 @@ import Testing
         #expect(s.tokens == stayed.tokens)
     }
 
+    /// `yanyi inspect ADAPTER --model BASE` checks fit from the tensor table alone: the shapes it
+    /// reads equal those of the loaded model, and a wrong base is named with both shapes.
+    @Test(arguments: ["llama", "baichuan", "chatglm"])
+    func fitIsCheckedWithoutLoadingWeights(arch: String) throws {
+        let dir = Self.fixtures.appendingPathComponent("models/\(arch)-trained/safetensors").path
+        let folder = try ModelFolder.open(dir)
+        let lm = try Self.model("models/\(arch)-trained/safetensors", .int8)
+        let fromTable = folder.projectionShapes.mapValues { [$0.rows, $0.cols] }
+        #expect(fromTable == lm.projectionShapes.mapValues { [$0.rows, $0.cols] })
+        #expect(!fromTable.isEmpty)
+        let wrong = arch == "llama" ? "chatglm-qkv" : "llama-all"
+        let a = try Self.adapter(wrong)
+        do {
+            try a.check(against: folder.projectionShapes)
+            Issue.record("\(wrong) fitted \(arch)")
+        } catch {
+            #expect(error.reason.contains("does not fit this base"))
+        }
+    }
+
     /// The snapshot list is a small LRU: the oldest set is forgotten, and 0 turns it off.
     @Test func snapshotsAreBoundedAndCanBeTurnedOff() throws {
         let lm = try Self.model("models/llama-trained/safetensors", .f32)

@@ -78,6 +78,8 @@ public struct LoRAModule: Sendable {
 public final class LoRAAdapter: @unchecked Sendable {
     public let path: String
     public let config: AdapterConfig
+    /// The weights file it was read from (adapter_model.safetensors or .bin).
+    public let weightsFile: String
     /// Adapted modules by base projection name.
     public let modules: [String: LoRAModule]
 
@@ -136,6 +138,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         }
         path = folder
         config = c
+        weightsFile = file.path
         self.modules = modules
     }
 
