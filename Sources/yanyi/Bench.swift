@@ -29,10 +29,27 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let t0 = Measure.now()
-        let (folder, lm, pool) = try options.load()
+        let (folder, lm, pool) = options.loadBase()
         let loadSeconds = Measure.now() - t0
         let rssLoaded = Measure.currentRSS() ?? 0
         let peakLoad = Measure.peakRSS()
+
+        // Adapters: read them and check their fit (load), then time switching the set on and off
+        // (what a persona change costs before any re-prefill).
+        let ta = Measure.now()
+        let adapters = options.loadAdapters()
+        do { try lm.setAdapters(adapters) } catch { fail(error.description) }
+        let adapterLoadSeconds = Measure.now() - ta
+        var switches: [Double] = []
+        if !adapters.isEmpty {
+            for _ in 0..<21 {
+                let t = Measure.now()
+                try? lm.setAdapters([])
+                try? lm.setAdapters(adapters)
+                switches.append((Measure.now() - t) / 2)
+            }
+        }
+        let switchSeconds = switches.sorted()[switches.count / 2 ..< switches.count / 2 + (switches.isEmpty ? 0 : 1)].first ?? 0
 
         // A fixed pseudo-random prompt of ordinary tokens; ChatGLM's ends in [gMASK] <sop> — the
         // model's own ids (config.json), which a stand-in tokenizer need not share.
@@ -50,23 +67,49 @@ struct Bench: ParsableCommand {
         do { logits = try lm.forward(prompt, session: session, logits: .last) } catch { fail(error.description) }
         let prefillSeconds = Measure.now() - tp
 
-        let td = Measure.now()
+        // Decode. With adapters, a second session runs the same prompt without them, and the two
+        // decode in alternating chunks of 16 tokens, so both see the same machine noise.
+        var decodeSeconds = 0.0, baseDecodeSeconds = 0.0
         do {
-            for _ in 0..<genTokens {
-                let next = GreedyDecoder.argmax(logits[...])
-                logits = try lm.forward([next], session: session, logits: .last)
+            var base: (session: ModelSession, logits: [Float])?
+            if !adapters.isEmpty {
+                try lm.setAdapters([])
+                let s = lm.makeSession(capacity: promptTokens + genTokens)
+                base = (s, try lm.forward(prompt, session: s, logits: .last))
             }
+            var done = 0
+            while done < genTokens {
+                let chunk = min(16, genTokens - done)
+                if !adapters.isEmpty { try lm.setAdapters(adapters) }
+                let td = Measure.now()
+                for _ in 0..<chunk {
+                    let next = GreedyDecoder.argmax(logits[...])
+                    logits = try lm.forward([next], session: session, logits: .last)
+                }
+                decodeSeconds += Measure.now() - td
+                if var b = base {
+                    try lm.setAdapters([])
+                    let tb = Measure.now()
+                    for _ in 0..<chunk {
+                        let next = GreedyDecoder.argmax(b.logits[...])
+                        b.logits = try lm.forward([next], session: b.session, logits: .last)
+                    }
+                    baseDecodeSeconds += Measure.now() - tb
+                    base = b
+                }
+                done += chunk
+            }
+            if !adapters.isEmpty { try lm.setAdapters(adapters) }
         } catch {
-            fail(error.description)
+            fail("\(error)")
         }
-        let decodeSeconds = Measure.now() - td
         let peakRun = Measure.peakRSS()           // before the bandwidth test's own buffer
         let bandwidth = Measure.readBandwidth(bytes: bandwidthBytes, pool: pool)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
         let decodeRate = Double(genTokens) / decodeSeconds
         let limit = bandwidth / Double(lm.bytesPerToken)
-        let r: [(String, String, Any)] = [
+        var r: [(String, String, Any)] = [
             ("model", options.model, options.model),
             ("architecture", folder.family.rawValue, folder.family.rawValue),
             ("precision", lm.precision.rawValue, lm.precision.rawValue),
@@ -83,6 +126,18 @@ struct Bench: ParsableCommand {
             ("decode vs limit", String(format: "%.0f%%", 100 * decodeRate / limit), decodeRate / limit),
             ("peak RSS", Self.gib(peakRun), peakRun),
         ]
+        if !adapters.isEmpty {
+            let baseRate = Double(genTokens) / baseDecodeSeconds
+            let modules = adapters.reduce(0) { $0 + $1.adapter.modules.count }
+            let bytes = adapters.reduce(0) { $0 + $1.adapter.byteSize }
+            r += [
+                ("adapters", "\(adapters.count): \(modules) modules, \(Self.gib(bytes))", adapters.map(\.adapter.path)),
+                ("adapter load", String(format: "%.3f s", adapterLoadSeconds), adapterLoadSeconds),
+                ("adapter switch", String(format: "%.3f ms (median of %d, no re-prefill)", switchSeconds * 1000, switches.count), switchSeconds),
+                ("decode, no adapter", String(format: "%.2f tok/s", baseRate), baseRate),
+                ("LoRA decode overhead", String(format: "%.1f%%", 100 * (baseRate / decodeRate - 1)), baseRate / decodeRate - 1),
+            ]
+        }
         if json {
             var obj: [String: Any] = [:]
             for (k, _, v) in r { obj[k.replacingOccurrences(of: " ", with: "_")] = v }

@@ -23,12 +23,27 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Opens and loads the model, or prints the one-line error and exits 1.
+    /// Opens and loads the model with its adapters, or prints the one-line error and exits 1.
     func load() throws -> (ModelFolder, any LanguageModel, ThreadPool) {
+        let (folder, lm, pool) = loadBase()
+        do { try lm.setAdapters(loadAdapters()) } catch { fail(error.description) }
+        return (folder, lm, pool)
+    }
+
+    /// The base model alone.
+    func loadBase() -> (ModelFolder, any LanguageModel, ThreadPool) {
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         do {
             let folder = try ModelFolder.open(model)
-            let lm = try ModelRegistry.load(folder, precision: precision, pool: pool)
+            return (folder, try ModelRegistry.load(folder, precision: precision, pool: pool), pool)
+        } catch {
+            fail(error.description)
+        }
+    }
+
+    /// The `--adapter` folders with their multipliers (read, not yet activated); tells what each holds.
+    func loadAdapters() -> [(adapter: LoRAAdapter, multiplier: Float)] {
+        do {
             var list: [(adapter: LoRAAdapter, multiplier: Float)] = []
             for spec in adapter.compactMap(AdapterSpec.parse) {
                 let a = try LoRAAdapter(folder: spec.folder)
@@ -41,8 +56,7 @@ struct ModelOptions: ParsableArguments {
                 }
                 list.append((a, spec.multiplier))
             }
-            try lm.setAdapters(list)
-            return (folder, lm, pool)
+            return list
         } catch {
             fail(error.description)
         }

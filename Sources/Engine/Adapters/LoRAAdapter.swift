@@ -1,4 +1,5 @@
 import CKernels
+import COpenBLAS
 import Foundation
 
 /// adapter_config.json as PEFT writes it (0.3 through 0.10): the fields Yanyi reads.
@@ -50,20 +51,24 @@ public struct LoRAModule: Sendable {
     public let b: [Float]             // [out, rank]
     public let scale: Float           // from the config (alpha/r, rsLoRA, patterns)
 
-    /// y [n, out] += s · B(A·x) for x [n, in].
+    /// y [n, out] += s · B(A·x) for x [n, in]: two thin products (t = x·Aᵀ [n, rank], then
+    /// y += s·t·Bᵀ), never the merged [out, in] delta.
     func apply(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, multiplier: Float) {
         let s = scale * multiplier
         if s == 0 { return }
-        var t = [Float](repeating: 0, count: rank)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                for i in 0..<n {
-                    let xi = x + i * inFeatures, yi = y + i * outFeatures
-                    for k in 0..<rank { t[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, xi, inFeatures) }
-                    for o in 0..<outFeatures {
-                        var acc: Float = 0
-                        for k in 0..<rank { acc += b[o * rank + k] * t[k] }
-                        yi[o] += s * acc
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: n * rank) { t in
+            let t = t.baseAddress!                                   // [n, rank]
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    if n == 1 {
+                        for k in 0..<rank { t[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, x, inFeatures) }
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(rank), s, b.baseAddress!, Int32(rank),
+                                    t, 1, 1, y, 1)
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rank), Int32(inFeatures), 1,
+                                    x, Int32(inFeatures), a.baseAddress!, Int32(inFeatures), 0, t, Int32(rank))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outFeatures), Int32(rank), s,
+                                    t, Int32(rank), b.baseAddress!, Int32(rank), 1, y, Int32(outFeatures))
                     }
                 }
             }
