@@ -122,3 +122,20 @@ void ck_attend_f32(const float *restrict q, const float *restrict keys, const fl
     default: ck_attend_f32_ref(q, keys, values, stride, n, d, scale, scores, out); return;
     }
 }
+
+void ck_f32_to_f16(const float *restrict in, uint16_t *restrict out, size_t n) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_f32_to_f16_avx512(in, out, n); return;
+    case CK_ISA_AVX2: ck_f32_to_f16_avx2(in, out, n); return;
+    default: ck_f32_to_f16_ref(in, out, n); return;
+    }
+}
+
+void ck_attend_f16(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                   size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_attend_f16_avx512(q, keys, values, stride, n, d, scale, scores, out); return;
+    case CK_ISA_AVX2: ck_attend_f16_avx2(q, keys, values, stride, n, d, scale, scores, out); return;
+    default: ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); return;
+    }
+}

@@ -126,6 +126,23 @@ void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, c
 void ck_attend_f32(const float *restrict q, const float *restrict keys, const float *restrict values,
                    size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
 
+// ---- half-precision KV cache (kv_f16.c) -------------------------------------------------------
+// fp32 -> binary16, round to nearest even, overflow to ±Inf, NaN quiet (F16C's rule): bit-identical.
+void ck_f32_to_f16_ref(const float *restrict in, uint16_t *restrict out, size_t n);
+void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n);
+void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n);
+void ck_f32_to_f16(const float *restrict in, uint16_t *restrict out, size_t n);
+
+// ck_attend_f32 with binary16 keys/values (stride in elements).
+void ck_attend_f16_ref(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                       size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                          size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend_f16(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                   size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,7 +124,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
 
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.dim))
+                                    kvDim: shape.dim, precision: precision.kvCache))
     }
 
     /// Position and block-position ids, and how far each token sees, for a whole sequence.
@@ -204,38 +204,25 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                 Ops.layernorm(x.buffer + i * s.dim, layer.inputNormW, layer.inputNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
             layer.qkv(a.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
-            cache.keys.withUnsafeMutableBufferPointer { kc in
-                cache.values.withUnsafeMutableBufferPointer { vc in
-                    for i in 0..<n {
-                        let t = start + i
-                        let o = cache.offset(layer: l, pos: t)
-                        for h in 0..<s.heads {
-                            let q = qkv.buffer + i * 3 * s.dim + h * 3 * hd
-                            let k = q + hd, v = q + 2 * hd
-                            for vec in [q, k] {
-                                ropePos.apply(vec, row: i)
-                                ropeBlock.apply(vec + hd / 2, row: i)
-                            }
-                            (kc.baseAddress! + o + h * hd).update(from: k, count: hd)
-                            (vc.baseAddress! + o + h * hd).update(from: v, count: hd)
-                        }
+            for i in 0..<n {
+                for h in 0..<s.heads {
+                    let q = qkv.buffer + i * 3 * s.dim + h * 3 * hd
+                    let k = q + hd, v = q + 2 * hd
+                    for vec in [q, k] {
+                        ropePos.apply(vec, row: i)
+                        ropeBlock.apply(vec + hd / 2, row: i)
                     }
+                    cache.store(layer: l, pos: start + i, at: h * hd, key: k, value: v, count: hd)
                 }
             }
-            cache.keys.withUnsafeBufferPointer { kc in
-                cache.values.withUnsafeBufferPointer { vc in
-                    let base = cache.offset(layer: l, pos: 0)
-                    pool.parallelFor(n * s.heads) { task in
-                        let i = task / s.heads, h = task % s.heads
-                        // Prefix-LM: the whole context, and causally everything up to this token.
-                        let visible = min(max(p.contextLength, start + i + 1), total)
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
-                            Ops.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd,
-                                       keys: kc.baseAddress! + base + h * hd, values: vc.baseAddress! + base + h * hd,
-                                       stride: s.dim, visible: visible, headDim: hd, scale: scale,
-                                       scores: scores.baseAddress!, out: att.buffer + i * s.dim + h * hd)
-                        }
-                    }
+            pool.parallelFor(n * s.heads) { task in
+                let i = task / s.heads, h = task % s.heads
+                // Prefix-LM: the whole context, and causally everything up to this token.
+                let visible = min(max(p.contextLength, start + i + 1), total)
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
+                    cache.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd, layer: l, column: h * hd,
+                                 visible: visible, headDim: hd, scale: scale,
+                                 scores: scores.baseAddress!, out: att.buffer + i * s.dim + h * hd)
                 }
             }
             layer.dense(att.buffer, n: n, y.buffer, pool: pool, lora: lora)

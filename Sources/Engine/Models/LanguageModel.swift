@@ -38,6 +38,9 @@ public enum LogitsWanted: Sendable { case last, all }
 public enum Precision: String, Sendable, CaseIterable {
     case int8
     case f32
+
+    /// The KV cache each path keeps: binary16 beside int8 weights, fp32 for verification.
+    public var kvCache: KVPrecision { self == .int8 ? .f16 : .f32 }
 }
 
 /// Failures while running (not loading) a model.

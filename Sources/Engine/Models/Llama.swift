@@ -134,7 +134,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
 
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.kvDim))
+                                    kvDim: shape.kvDim, precision: precision.kvCache))
     }
 
     public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
@@ -193,34 +193,20 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                 tq.free(); tk.free(); tv.free()
             }
             // RoPE on q and k, then k and v into the cache.
-            cache.keys.withUnsafeMutableBufferPointer { kc in
-                cache.values.withUnsafeMutableBufferPointer { vc in
-                    for i in 0..<n {
-                        let row = qkv.buffer + i * qkvDim
-                        for h in 0..<s.heads { rope.apply(row + h * s.headDim, row: i) }
-                        for h in 0..<s.kvHeads { rope.apply(row + s.dim + h * s.headDim, row: i) }
-                        let o = cache.offset(layer: l, pos: start + i)
-                        (kc.baseAddress! + o).update(from: row + s.dim, count: s.kvDim)
-                        (vc.baseAddress! + o).update(from: row + s.dim + s.kvDim, count: s.kvDim)
-                    }
-                }
+            for i in 0..<n {
+                let row = qkv.buffer + i * qkvDim
+                for h in 0..<s.heads { rope.apply(row + h * s.headDim, row: i) }
+                for h in 0..<s.kvHeads { rope.apply(row + s.dim + h * s.headDim, row: i) }
+                cache.store(layer: l, pos: start + i, key: row + s.dim, value: row + s.dim + s.kvDim, count: s.kvDim)
             }
             // Causal attention: query i sees positions 0 … start+i. One task per (token, head).
-            cache.keys.withUnsafeBufferPointer { kc in
-                cache.values.withUnsafeBufferPointer { vc in
-                    let base = cache.offset(layer: l, pos: 0)
-                    let group = s.heads / s.kvHeads
-                    pool.parallelFor(n * s.heads) { task in
-                        let i = task / s.heads, h = task % s.heads
-                        let kvh = h / group
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: start + i + 1) { scores in
-                            Ops.attend(q: qkv.buffer + i * qkvDim + h * s.headDim,
-                                       keys: kc.baseAddress! + base + kvh * s.headDim,
-                                       values: vc.baseAddress! + base + kvh * s.headDim,
-                                       stride: s.kvDim, visible: start + i + 1, headDim: s.headDim, scale: scale,
-                                       scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
-                        }
-                    }
+            let group = s.heads / s.kvHeads
+            pool.parallelFor(n * s.heads) { task in
+                let i = task / s.heads, h = task % s.heads
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: start + i + 1) { scores in
+                    cache.attend(q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, column: (h / group) * s.headDim,
+                                 visible: start + i + 1, headDim: s.headDim, scale: scale,
+                                 scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
                 }
             }
             layer.o(xb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)

@@ -69,16 +69,6 @@ enum Ops {
     @inline(__always) static func geluTanh(_ x: Float) -> Float {
         0.5 * x * (1 + tanh(0.7978845608028654 * x * (1 + 0.044715 * x * x)))
     }
-
-    /// One query head against the first `visible` cached positions:
-    /// out[hd] = Σ_j softmax_j(scale · q·k_j) · v_j, softmax in fp32 (ck_attend_f32).
-    /// keys/values point at position 0 of this head's slice; `stride` floats between positions.
-    @inline(__always)
-    static func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                       stride: Int, visible: Int, headDim: Int, scale: Float,
-                       scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        ck_attend_f32(q, keys, values, stride, visible, headDim, scale, scores, out)
-    }
 }
 
 /// A scratch buffer for one forward call: sized once, reached through a raw pointer.

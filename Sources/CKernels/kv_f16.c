@@ -1,0 +1,158 @@
+// The half-precision KV cache of the int8 path: fp32 -> binary16 when keys/values are stored,
+// and one attention head read straight from binary16 keys/values (half the bytes per position,
+// which is what decode at long context streams besides the weights).
+#include "CKernels.h"
+#include "simd_util.h"
+#include <math.h>
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+// IEEE round-to-nearest-even; overflow -> ±Inf; results below the smallest normal become
+// subnormals (rounded once); NaN -> quiet NaN keeping the top payload bits, as F16C's vcvtps2ph.
+static inline uint16_t f32_to_f16_one(float f) {
+    const uint32_t u = f32_bits(f);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    const uint32_t a = u & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (a > 0x7F800000u ? 0x200u | ((a >> 13) & 0x3FFu) : 0));
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);          // ≥ 65520 rounds to Inf
+    if (a < 0x38800000u) {                                              // below 2^-14: subnormal
+        if (a < 0x33000000u) return sign;                               // < 2^-25: rounds to 0
+        const uint32_t e = a >> 23, man = (a & 0x7FFFFFu) | 0x800000u;
+        const uint32_t shift = 126 - e;                                 // 14..24 (2^-15 .. 2^-25 range)
+        uint32_t r = man >> shift;
+        const uint32_t rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = (a - 0x38000000u) >> 13;                               // rebias 127 -> 15
+    const uint32_t rem = a & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) r++;              // carries into the exponent
+    return (uint16_t)(sign | r);
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    float f;
+    ck_f16_to_f32_ref(&h, &f, 1);
+    return f;
+}
+
+void ck_f32_to_f16_ref(const float *restrict in, uint16_t *restrict out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = f32_to_f16_one(in[i]);
+}
+
+// Same contract as ck_attend_f32 with binary16 keys/values; the ref converts each and sums the
+// dot product in double.
+#define CK_ATTEND_F16_BODY(DOT, AXPY)                                               \
+    float mx = -INFINITY;                                                           \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float s = DOT(q, keys + j * stride, d) * scale;                       \
+        scores[j] = s;                                                              \
+        if (s > mx) mx = s;                                                         \
+    }                                                                               \
+    float sum = 0;                                                                  \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float e = expf(scores[j] - mx);                                       \
+        scores[j] = e;                                                              \
+        sum += e;                                                                   \
+    }                                                                               \
+    const float inv = 1.0f / sum;                                                   \
+    for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
+    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
+
+static inline float dot_f16_ref(const float *restrict q, const uint16_t *restrict k, size_t d) {
+    double acc = 0;
+    for (size_t i = 0; i < d; i++) acc += (double)q[i] * (double)f16_to_f32(k[i]);
+    return (float)acc;
+}
+
+static inline void axpy_f16_ref(float a, const uint16_t *restrict v, float *restrict y, size_t d) {
+    for (size_t i = 0; i < d; i++) y[i] = fmaf(a, f16_to_f32(v[i]), y[i]);
+}
+
+void ck_attend_f16_ref(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                       size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_F16_BODY(dot_f16_ref, axpy_f16_ref)
+}
+
+#ifdef CK_X86
+__attribute__((target("avx2,f16c")))
+void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    ck_f32_to_f16_ref(in + i, out + i, n - i);
+}
+
+__attribute__((target("avx512f")))
+void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    ck_f32_to_f16_ref(in + i, out + i, n - i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) CK_INLINE float dot_f16_avx2(const float *restrict q, const uint16_t *restrict k, size_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))), a1);
+    }
+    float tail = 0;
+    for (; i < d; i++) tail = fmaf(q[i], f16_to_f32(k[i]), tail);
+    return ck_hsum256(_mm256_add_ps(a0, a1)) + tail;
+}
+
+__attribute__((target("avx2,fma,f16c"))) CK_INLINE void axpy_f16_avx2(float a, const uint16_t *restrict v, float *restrict y, size_t d) {
+    const __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), _mm256_loadu_ps(y + i)));
+    for (; i < d; i++) y[i] = fmaf(a, f16_to_f32(v[i]), y[i]);
+}
+
+__attribute__((target("avx512f"))) CK_INLINE float dot_f16_avx512(const float *restrict q, const uint16_t *restrict k, size_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i))), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16))), a1);
+    }
+    for (; i + 16 <= d; i += 16)
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i))), a0);
+    float tail = 0;                                   // head dims are multiples of 16 in practice
+    for (; i < d; i++) tail = fmaf(q[i], f16_to_f32(k[i]), tail);
+    return ck_hsum512(_mm512_add_ps(a0, a1)) + tail;
+}
+
+__attribute__((target("avx512f"))) CK_INLINE void axpy_f16_avx512(float a, const uint16_t *restrict v, float *restrict y, size_t d) {
+    const __m512 av = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i)));
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, x, _mm512_loadu_ps(y + i)));
+    }
+    for (; i < d; i++) y[i] = fmaf(a, f16_to_f32(v[i]), y[i]);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_F16_BODY(dot_f16_avx2, axpy_f16_avx2)
+}
+
+__attribute__((target("avx512f")))
+void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
+                          size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_F16_BODY(dot_f16_avx512, axpy_f16_avx512)
+}
+#else
+void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
+void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
+void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); }
+void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); }
+#endif
