@@ -1,0 +1,54 @@
+import Foundation
+
+/// Every persona under a `Personas/` folder (`<group>/<id>.yaml`), and one error per file that
+/// failed; a broken file never stops the others from loading.
+public struct PersonaLibrary: Sendable {
+    public var personas: [Persona]
+    public var errors: [ChatError]
+
+    public init(personas: [Persona] = [], errors: [ChatError] = []) {
+        self.personas = personas
+        self.errors = errors
+    }
+
+    /// Sorted by group then file name. A missing folder is one error, not a crash.
+    public static func load(from root: String) -> PersonaLibrary {
+        let fm = FileManager.default
+        guard isDirectory(root) else {
+            return PersonaLibrary(errors: [ChatError(root, "no such personas folder")])
+        }
+        var lib = PersonaLibrary()
+        let groups = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        let base = root.hasSuffix("/") ? root : root + "/"
+        for group in groups where isDirectory(base + group) {
+            let files = ((try? fm.contentsOfDirectory(atPath: base + group)) ?? [])
+                .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+            for f in files {
+                do {
+                    lib.personas.append(try PersonaFile.load(base + group + "/" + f))
+                } catch {
+                    lib.errors.append(error)
+                }
+            }
+        }
+        var seen: [String: String] = [:]
+        lib.personas = lib.personas.filter { p in
+            if let first = seen[p.id] {
+                lib.errors.append(ChatError(p.source, "persona id '\(p.id)' is already taken by \(first)"))
+                return false
+            }
+            seen[p.id] = p.source
+            return true
+        }
+        return lib
+    }
+
+    public func persona(_ id: String) -> Persona? { personas.first { $0.id == id } }
+
+    /// Groups in the order they first appear.
+    public var groups: [String] {
+        var out: [String] = []
+        for p in personas where !out.contains(p.group) { out.append(p.group) }
+        return out
+    }
+}
