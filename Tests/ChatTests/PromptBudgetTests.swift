@@ -91,3 +91,35 @@ import Testing
         }
     }
 }
+
+/// Persona + conversation + typed text -> the prompt and settings of one reply.
+@Suite struct TurnPlanTests {
+    @Test func cosplayTurnFromASession() throws {
+        let tok = try TokenizerLoader.load(folder: ChatFixtures.path("models/chatglm/safetensors"))
+        let liubei = try #require(PersonaLibrary.load(from: PersonaTests.shipped).persona("sanguo/liubei"))
+        let dir = try TempDir()
+        let s = try SessionStore(directory: dir.path).create(persona: liubei.id)
+        try s.add(.assistant, liubei.greetings[0], greeting: true)
+        try s.add(.user, liubei.userUtterance("张飞曰：“哥哥，曹兵来了！”"))
+        try s.add(.assistant, "“三弟休慌。”")
+        let history = s.conversation.utterances(includeGreetings: liubei.history.includeGreeting)
+        #expect(history.count == 2, "the greeting is shown but not part of the prompt")
+        let plan = try TurnPlan(persona: liubei, history: history, typed: "孔明至", tokenizer: tok, contextLength: 2048)
+        #expect(plan.utterance == "孔明至，玄德曰：")
+        #expect(plan.fitted.prompt.text == "张飞曰：“哥哥，曹兵来了！”玄德曰：“三弟休慌。”孔明至，玄德曰：")
+        #expect(plan.fitted.tokenIDs == tok.encode(plan.fitted.prompt.text, addSpecialTokens: true))
+        #expect(plan.stopTokenIDs == [1005] && plan.sampling.maxNewTokens == 128 && plan.sampling.topK == 40)
+        #expect(try TurnPlan(persona: liubei, history: s.conversation.utterances(), typed: "x", tokenizer: tok,
+                             contextLength: 2048).fitted.kept.count == 3)
+
+        var strict = liubei
+        strict.history.overflow = .refuse
+        #expect(throws: ChatError.self) {
+            try TurnPlan(persona: strict, history: history, typed: "孔明至", tokenizer: tok,
+                         contextLength: plan.fitted.tokenIDs.count + 127)
+        }
+        let tight = try TurnPlan(persona: liubei, history: history, typed: "孔明至", tokenizer: tok,
+                                 contextLength: plan.fitted.tokenIDs.count + 127)
+        #expect(tight.fitted.droppedForBudget.count >= 1)
+    }
+}

@@ -18,9 +18,11 @@ public struct Message: Sendable, Equatable, Codable {
     /// What produced a reply, for the record: template and adapters with scales.
     public var template: String?
     public var adapters: [String]?
+    /// A persona's greeting (shown, but history only when the persona says so).
+    public var greeting: Bool?
 
     public init(id: String, parent: String?, role: Role, text: String, persona: String? = nil, time: Double,
-                template: String? = nil, adapters: [String]? = nil) {
+                template: String? = nil, adapters: [String]? = nil, greeting: Bool? = nil) {
         self.id = id
         self.parent = parent
         self.role = role
@@ -29,6 +31,7 @@ public struct Message: Sendable, Equatable, Codable {
         self.time = time
         self.template = template
         self.adapters = adapters
+        self.greeting = greeting
     }
 }
 
@@ -91,11 +94,13 @@ public struct Conversation: Sendable, Equatable {
     /// The id the next message will get.
     public var nextMessageID: String { "m\(messages.count + 1)" }
 
-    /// The path as prompt history: user and assistant messages (system notes left out).
-    public func utterances(upTo id: String? = nil) -> [Utterance] {
+    /// The path as prompt history: user and assistant messages (system notes left out; greetings
+    /// only with `includeGreetings`), stopping before `id` when given.
+    public func utterances(upTo id: String? = nil, includeGreetings: Bool = true) -> [Utterance] {
         var out: [Utterance] = []
         for m in path {
             if let id, m.id == id { break }
+            if m.greeting == true && !includeGreetings { continue }
             switch m.role {
             case .user: out.append(.user(m.text))
             case .assistant: out.append(.assistant(m.text))

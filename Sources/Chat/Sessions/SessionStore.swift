@@ -97,11 +97,11 @@ public final class Session: @unchecked Sendable {
     /// Adds a message after `parent` (default: the end of the path) and returns it.
     @discardableResult
     public func add(_ role: Message.Role, _ text: String, after parent: String?? = .none, persona: String? = nil,
-                    template: String? = nil, adapters: [String]? = nil) throws(ChatError) -> Message {
+                    template: String? = nil, adapters: [String]? = nil, greeting: Bool = false) throws(ChatError) -> Message {
         let p: String? = parent ?? conversation.head?.id
         let m = Message(id: conversation.nextMessageID, parent: p, role: role, text: text,
                         persona: persona ?? conversation.persona, time: clock().timeIntervalSince1970,
-                        template: template, adapters: adapters)
+                        template: template, adapters: adapters, greeting: greeting ? true : nil)
         try record(.message(m))
         return m
     }

@@ -1,0 +1,33 @@
+import Engine
+
+/// Everything the generation layer needs for one reply, from a persona, the conversation's
+/// history and what the user typed: the fitted prompt, stop rule, sampling and what was dropped.
+public struct TurnPlan: Sendable {
+    /// The user's utterance as it enters history (cosplay: with `{name}{verb}：` appended).
+    public var utterance: String
+    public var fitted: PromptBudget.Fitted
+    public var stop: StopRule
+    public var stopTokenIDs: Set<Int32>
+    public var sampling: Persona.Sampling
+
+    /// `history` is the conversation so far (`Conversation.utterances(includeGreetings:)`),
+    /// `contextLength` the model's (ModelConfig.contextLength). With `overflow: refuse` a turn
+    /// that would drop history for the budget fails instead, naming how much would go.
+    public init(persona: Persona, history: [Utterance], typed: String, tokenizer: any Tokenizer,
+                contextLength: Int, defaultMaxNewTokens: Int = 256) throws(ChatError) {
+        let template = persona.promptTemplate
+        utterance = persona.userUtterance(typed)
+        let maxNew = persona.sampling.maxNewTokens ?? defaultMaxNewTokens
+        let budget = PromptBudget(contextLength: contextLength, maxNewTokens: maxNew)
+        fitted = try budget.fit(template, history: history, input: utterance, maxHistory: persona.sampling.maxHistory,
+                                tokenizer: tokenizer)
+        if persona.history.overflow == .refuse && !fitted.droppedForBudget.isEmpty {
+            throw ChatError(persona.source, field: "history.overflow",
+                            "the conversation no longer fits the model's \(contextLength)-token context (\(fitted.droppedForBudget.count) older messages would be dropped); clear it or branch")
+        }
+        stop = persona.stopRule
+        stopTokenIDs = stop.tokenIDs(in: tokenizer)
+        sampling = persona.sampling
+        sampling.maxNewTokens = fitted.maxNewTokens
+    }
+}
