@@ -176,7 +176,7 @@ import Testing
         #expect(s.lastSwitch!.restored == 0)        // sets[0]'s snapshot was evicted by sets[2]
         // The one snapshot holds the keys/values of the tokens fed before the last switch.
         let c = s.cache
-        #expect(s.snapshotBytes == KVCache(layers: c.layers, capacity: fed.count - 1, kvDim: c.kvDim).byteSize)
+        #expect(s.snapshotBytes == KVCache(layers: c.layers, capacity: fed.count - 1, kvDim: c.kvDim, headDim: c.headDim, precision: c.precision).byteSize)
         s.snapshotLimit = 0
         #expect(s.snapshotCount == 0 && s.snapshotBytes == 0)
         try lm.setAdapters(sets[1])

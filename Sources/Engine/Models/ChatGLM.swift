@@ -124,7 +124,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
 
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.dim, precision: precision.kvCache))
+                                    kvDim: shape.dim, headDim: shape.headDim, precision: precision.kvCache))
     }
 
     /// Position and block-position ids, and how far each token sees, for a whole sequence.
@@ -220,8 +220,8 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                 // Prefix-LM: the whole context, and causally everything up to this token.
                 let visible = min(max(p.contextLength, start + i + 1), total)
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
-                    cache.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd, layer: l, column: h * hd,
-                                 visible: visible, headDim: hd, scale: scale,
+                    cache.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd, layer: l, head: h,
+                                 visible: visible, scale: scale,
                                  scores: scores.baseAddress!, out: att.buffer + i * s.dim + h * hd)
                 }
             }

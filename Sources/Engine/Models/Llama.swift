@@ -134,7 +134,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
 
     public func makeSession(capacity: Int?) -> ModelSession {
         ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.kvDim, precision: precision.kvCache))
+                                    kvDim: shape.kvDim, headDim: shape.headDim, precision: precision.kvCache))
     }
 
     public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
@@ -204,8 +204,8 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             pool.parallelFor(n * s.heads) { task in
                 let i = task / s.heads, h = task % s.heads
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: start + i + 1) { scores in
-                    cache.attend(q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, column: (h / group) * s.headDim,
-                                 visible: start + i + 1, headDim: s.headDim, scale: scale,
+                    cache.attend(q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, head: h / group,
+                                 visible: start + i + 1, scale: scale,
                                  scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
                 }
             }
