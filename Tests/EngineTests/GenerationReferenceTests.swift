@@ -30,7 +30,7 @@ import Testing
 
     static func open(_ kind: String) throws -> (ModelFolder, any LanguageModel) {
         let folder = try ModelFolder.open(ForwardReferenceTests.fixtures.appendingPathComponent("models/\(kind)-trained/safetensors").path)
-        return (folder, try ModelRegistry.load(folder, precision: .f32, pool: ThreadPool(threads: 2)))
+        return (folder, try ModelRegistry.load(folder, precision: .f32, pool: ThreadPool(threads: 1)))  // tiny models: one thread is fastest
     }
 
     /// Runs one case to the end; returns the result.
