@@ -35,7 +35,7 @@ public struct GenerationStats: Sendable, Equatable {
     /// From the start of generation to the first token (prefill included; for beams, the search).
     public var timeToFirstToken = 0.0
     public var generatedTokens = 0
-    /// From the first token to the last.
+    /// From the first token to the last (beams: the search after the prefill).
     public var decodeSeconds = 0.0
     /// Beam search: steps run, and one-token forwards (steps × beams, less the first step's).
     public var beamSteps = 0

@@ -30,7 +30,7 @@ public final class TokenGenerator: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var stats = GenerationStats()
-    private var t0 = 0.0, firstTokenAt = 0.0, lastTokenAt = 0.0
+    private var t0 = 0.0, firstTokenAt = 0.0, lastTokenAt = 0.0, beamSeconds = 0.0
 
     /// `session`: nil for a new one sized prompt + max_new_tokens.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, prompt: [Int32],
@@ -112,6 +112,8 @@ public final class TokenGenerator: @unchecked Sendable {
         s.maxNewTokens = maxNew
         let search = BeamSearch(model: model, settings: s, chain: chain)
         let cap = min(session.capacity, prompt.count + maxNew)
+        let ts = Measure.now()
+        defer { beamSeconds = Measure.now() - ts }
         let out = try search.run(root: session, logits: logits, capacity: cap, rng: &rng,
                                  cancelled: { cancellation.isCancelled })
         stats.beamSteps = out.steps
@@ -159,7 +161,8 @@ public final class TokenGenerator: @unchecked Sendable {
         var rest = ""
         if reason != .stopString { rest = stops.push(detokenizer.flush()).text + stops.flush() }
         stats.generatedTokens = generated.count
-        stats.decodeSeconds = generated.isEmpty ? 0 : lastTokenAt - firstTokenAt
+        // beams: the tokens come out together after the search, which is the decoding time
+        stats.decodeSeconds = settings.numBeams > 1 ? beamSeconds : generated.isEmpty ? 0 : lastTokenAt - firstTokenAt
         return .finished(GenerationResult(reason: reason, eos: id, stopString: stop, tokens: generated,
                                           text: stops.emitted, remainingText: rest, sequences: sequences,
                                           stats: stats))
