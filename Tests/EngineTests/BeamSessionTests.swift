@@ -29,15 +29,16 @@ import Testing
         _ = try lm.forward([20], session: b, logits: .last)
         // poison a's prompt positions: continue(from:sharing:) must not read them
         let c = a.cache
-        for l in 0..<c.layers { for i in 0..<(p * c.kvDim) { c.keys[c.offset(layer: l, pos: 0) + i] = .nan } }
+        let nan = [Float](repeating: .nan, count: c.kvDim)
+        for l in 0..<c.layers { for pos in 0..<p { c.store(layer: l, pos: pos, key: nan, value: nan, count: c.kvDim) } }
         b.continue(from: a, sharing: p)
         #expect(b.tokens == a.tokens)
         for l in 0..<c.layers {
-            let o = c.offset(layer: l, pos: 0)
-            #expect(!b.cache.keys[o..<(o + p * c.kvDim)].contains { $0.isNaN })
-            let g = c.offset(layer: l, pos: p)
-            #expect(b.cache.keys[g..<(g + 3 * c.kvDim)] == c.keys[g..<(g + 3 * c.kvDim)])
-            #expect(b.cache.values[g..<(g + 3 * c.kvDim)] == c.values[g..<(g + 3 * c.kvDim)])
+            for pos in 0..<p { #expect(!b.cache.row(layer: l, pos: pos).key.contains { $0.isNaN }) }
+            for pos in p..<(p + 3) {
+                #expect(b.cache.row(layer: l, pos: pos).key == c.row(layer: l, pos: pos).key)
+                #expect(b.cache.row(layer: l, pos: pos).value == c.row(layer: l, pos: pos).value)
+            }
         }
         let want = try lm.forward(Self.prompt + [10, 11, 12, 13], session: lm.makeSession(capacity: 40), logits: .last)
         let got = try lm.forward([13], session: b, logits: .last)

@@ -1,28 +1,13 @@
 /// Sessions that branch: a copy of a session (`fork`), a session taking over another's tokens by
 /// copying only the positions where they differ (`continue(from:sharing:)`), and the caches of a
-/// beam search (`BeamSessions`). The KV layout is touched only by `copyKV` below, so a change of
-/// KVCache storage (fp16, paged, a shared read-only prompt) changes this file, not the beam code.
+/// beam search (`BeamSessions`). Cached keys/values are reached only through `copyKV` below (and
+/// KVCache's own copy), so a change of storage (paged, a shared read-only prompt) changes this
+/// file, not the beam code.
 
 /// Copies keys and values of `positions` from `src` to `dst`, every layer (same position in both).
 private func copyKV(from src: KVCache, to dst: KVCache, positions: Range<Int>) {
     guard !positions.isEmpty else { return }
-    precondition(src.layers == dst.layers && src.kvDim == dst.kvDim, "KV caches of different models")
-    precondition(positions.upperBound <= min(src.capacity, dst.capacity), "positions beyond a KV cache's capacity")
-    let n = positions.count * src.kvDim
-    for l in 0..<src.layers {
-        let so = src.offset(layer: l, pos: positions.lowerBound)
-        let d = dst.offset(layer: l, pos: positions.lowerBound)
-        src.keys.withUnsafeBufferPointer { s in
-            dst.keys.withUnsafeMutableBufferPointer { (s.baseAddress! + so).copy(to: $0.baseAddress! + d, count: n) }
-        }
-        src.values.withUnsafeBufferPointer { s in
-            dst.values.withUnsafeMutableBufferPointer { (s.baseAddress! + so).copy(to: $0.baseAddress! + d, count: n) }
-        }
-    }
-}
-
-private extension UnsafePointer where Pointee == Float {
-    func copy(to dst: UnsafeMutablePointer<Float>, count: Int) { dst.update(from: self, count: count) }
+    dst.copy(from: src, positions: positions)
 }
 
 extension ModelSession {
@@ -31,7 +16,7 @@ extension ModelSession {
     public func fork(capacity: Int? = nil) -> ModelSession {
         let cap = capacity ?? self.capacity
         precondition(cap >= count, "fork capacity \(cap) < \(count) tokens held")
-        let s = ModelSession(cache: KVCache(layers: cache.layers, capacity: cap, kvDim: cache.kvDim))
+        let s = ModelSession(cache: KVCache(layers: cache.layers, capacity: cap, kvDim: cache.kvDim, precision: cache.precision))
         copyKV(from: cache, to: s.cache, positions: 0..<count)
         s.tokens = tokens
         s.adapterSignature = adapterSignature
