@@ -7,8 +7,9 @@ import Testing
 @Suite struct BeamSessionTests {
     static let prompt: [Int32] = Array(GenerationStreamTests.prompt.prefix(16))
 
-    @Test func forkContinuesLikeTheOriginal() throws {
-        let (_, lm) = try GenerationReferenceTests.open("chatglm")
+    @Test(arguments: [Precision.f32, .int8]) func forkContinuesLikeTheOriginal(precision: Precision) throws {
+        let folder = try ModelFolder.open(ForwardReferenceTests.fixtures.appendingPathComponent("models/chatglm-trained/safetensors").path)
+        let lm = try ModelRegistry.load(folder, precision: precision, pool: ThreadPool(threads: 1))
         let glmPrompt = try GenerationReferenceTests.fixture("chatglm").prompts[0].ids
         let a = lm.makeSession(capacity: 64)
         _ = try lm.forward(glmPrompt, session: a, logits: .last)
