@@ -22,9 +22,13 @@ struct Bench: ParsableCommand {
     @Flag(help: "JSON output.")
     var json = false
 
+    @Option(help: "Also decode --gen-tokens steps of beam search with this many beams (2–8): per-step cost vs one beam.")
+    var beams = 1
+
     func validate() throws {
         if promptTokens < 2 || genTokens < 1 { throw ValidationError("--prompt-tokens ≥ 2 and --gen-tokens ≥ 1") }
         if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
+        if !(1...8).contains(beams) { throw ValidationError("--beams must be 1–8") }
     }
 
     func run() throws {
@@ -103,6 +107,7 @@ struct Bench: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+        let beamRate = beams > 1 ? Self.beamDecodeRate(lm, folder, prompt, session, beams: beams, steps: genTokens) : 0
         let peakRun = Measure.peakRSS()           // before the bandwidth test's own buffer
         let bandwidth = Measure.readBandwidth(bytes: bandwidthBytes, pool: pool)
 
@@ -138,6 +143,13 @@ struct Bench: ParsableCommand {
                 ("LoRA decode overhead", String(format: "%.1f%%", 100 * (baseRate / decodeRate - 1)), baseRate / decodeRate - 1),
             ]
         }
+        if beams > 1 {
+            r += [
+                ("beam decode", String(format: "%d beams, %.2f steps/s", beams, beamRate), beamRate),
+                ("beam step cost", String(format: "%.2f × one beam (%.2f per beam)", decodeRate / beamRate,
+                                          decodeRate / beamRate / Double(beams)), decodeRate / beamRate),
+            ]
+        }
         if json {
             var obj: [String: Any] = [:]
             for (k, _, v) in r { obj[k.replacingOccurrences(of: " ", with: "_")] = v }
@@ -147,6 +159,26 @@ struct Bench: ParsableCommand {
             for (k, v, _) in r { print(k.padding(toLength: 24, withPad: " ", startingAt: 0) + v) }
             print(String(format: "decode runs at %.0f%% of the memory-bandwidth limit", 100 * decodeRate / limit))
         }
+    }
+
+    /// Steps per second of a beam search (no EOS, so every step runs all beams) continuing the
+    /// prompt `session` already holds; each beam's session holds prompt + steps positions.
+    static func beamDecodeRate(_ lm: any LanguageModel, _ folder: ModelFolder, _ prompt: [Int32],
+                               _ session: ModelSession, beams: Int, steps: Int) -> Double {
+        session.truncate(to: prompt.count)
+        var s = GenerationSettings()
+        s.numBeams = beams
+        s.maxNewTokens = steps
+        s.earlyStopping = .never
+        do {
+            let g = try TokenGenerator(model: lm, tokenizer: folder.tokenizer, prompt: prompt, settings: s, session: session)
+            while let e = try g.next() {
+                if case .finished(let r) = e { return Double(r.stats.beamSteps) / r.stats.decodeSeconds }
+            }
+        } catch {
+            fail(error.description)
+        }
+        return 0
     }
 
     static func gib(_ b: Int) -> String {

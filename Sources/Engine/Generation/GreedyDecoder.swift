@@ -1,6 +1,6 @@
 /// The plainest decoding: feed the prompt, then always take the most likely token, until a stop
-/// id or the token limit. (Sampling, repetition penalty and beams live in Sampling/ — the
-/// generation issue; this loop is what `yanyi generate --greedy` and the reference checks use.)
+/// id or the token limit. The engine's reference checks and the bench's decode loop use it;
+/// everything else (sampling, penalties, beams, streaming, stop strings) is TokenGenerator.
 public struct GreedyDecoder {
     public let model: any LanguageModel
     public var stopIDs: Set<Int32>
