@@ -16,7 +16,7 @@ extension ModelSession {
     public func fork(capacity: Int? = nil) -> ModelSession {
         let cap = capacity ?? self.capacity
         precondition(cap >= count, "fork capacity \(cap) < \(count) tokens held")
-        let s = ModelSession(cache: KVCache(layers: cache.layers, capacity: cap, kvDim: cache.kvDim, precision: cache.precision))
+        let s = ModelSession(cache: KVCache(layers: cache.layers, capacity: cap, kvDim: cache.kvDim, headDim: cache.headDim, precision: cache.precision))
         copyKV(from: cache, to: s.cache, positions: 0..<count)
         s.tokens = tokens
         s.adapterSignature = adapterSignature
