@@ -71,9 +71,15 @@ struct Bench: ParsableCommand {
         do { logits = try lm.forward(prompt, session: session, logits: .last) } catch { fail(error.description) }
         let prefillSeconds = Measure.now() - tp
 
-        // Decode. With adapters, a second session runs the same prompt without them, and the two
-        // decode in alternating chunks of 16 tokens, so both see the same machine noise.
+        // Decode in chunks of 16 tokens, each followed by one read-bandwidth pass, so that every
+        // chunk is compared with the bandwidth of its own moment (median of the per-chunk ratios).
+        // With adapters, a second session runs the same prompt without them, and the two decode
+        // in alternating chunks, so both see the same machine noise.
+        let peakRun = Measure.peakRSS()           // before the bandwidth probe's own buffer
+        let probe = BandwidthProbe(bytes: bandwidthBytes, pool: pool)
+        probe.pass()
         var decodeSeconds = 0.0, baseDecodeSeconds = 0.0
+        var chunkRatios: [Double] = []
         do {
             var base: (session: ModelSession, logits: [Float])?
             if !adapters.isEmpty {
@@ -90,7 +96,10 @@ struct Bench: ParsableCommand {
                     let next = GreedyDecoder.argmax(logits[...])
                     logits = try lm.forward([next], session: session, logits: .last)
                 }
-                decodeSeconds += Measure.now() - td
+                let seconds = Measure.now() - td
+                decodeSeconds += seconds
+                let bw = probe.pass()
+                chunkRatios.append(Double(chunk) / seconds * Double(lm.bytesPerToken) / bw)
                 if var b = base {
                     try lm.setAdapters([])
                     let tb = Measure.now()
@@ -108,8 +117,7 @@ struct Bench: ParsableCommand {
             fail("\(error)")
         }
         let beamRate = beams > 1 ? Self.beamDecodeRate(lm, folder, prompt, session, beams: beams, steps: genTokens) : 0
-        let peakRun = Measure.peakRSS()           // before the bandwidth test's own buffer
-        let bandwidth = Measure.readBandwidth(bytes: bandwidthBytes, pool: pool)
+        let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
         let decodeRate = Double(genTokens) / decodeSeconds
@@ -126,10 +134,12 @@ struct Bench: ParsableCommand {
             ("prefill", String(format: "%d tokens, %.2f tok/s", promptTokens, prefillRate), prefillRate),
             ("decode", String(format: "%d tokens, %.2f tok/s", genTokens, decodeRate), decodeRate),
             ("weight bytes per token", Self.gib(lm.bytesPerToken), lm.bytesPerToken),
-            ("read bandwidth", String(format: "%.2f GB/s", bandwidth / 1e9), bandwidth),
+            ("read bandwidth", String(format: "%.2f GB/s median of %d passes (%.2f–%.2f)", bandwidth / 1e9, probe.passes.count,
+                                      (probe.passes.min() ?? 0) / 1e9, (probe.passes.max() ?? 0) / 1e9), bandwidth),
             ("bandwidth limit", String(format: "%.2f tok/s", limit), limit),
-            ("decode vs limit", String(format: "%.0f%%", 100 * decodeRate / limit), decodeRate / limit),
-            ("peak RSS", Self.gib(peakRun), peakRun),
+            ("decode vs limit", String(format: "%.0f%% (median of %d chunks; overall %.0f%%)", 100 * median(chunkRatios),
+                                       chunkRatios.count, 100 * decodeRate / limit), median(chunkRatios)),
+            ("peak RSS", Self.gib(peakRun) + " (before the bandwidth buffer)", peakRun),
         ]
         if !adapters.isEmpty {
             let baseRate = Double(genTokens) / baseDecodeSeconds
@@ -157,7 +167,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: d, as: UTF8.self))
         } else {
             for (k, v, _) in r { print(k.padding(toLength: 24, withPad: " ", startingAt: 0) + v) }
-            print(String(format: "decode runs at %.0f%% of the memory-bandwidth limit", 100 * decodeRate / limit))
+            print(String(format: "decode runs at %.0f%% of the memory-bandwidth limit", 100 * median(chunkRatios)))
         }
     }
 

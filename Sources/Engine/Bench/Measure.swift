@@ -49,3 +49,50 @@ public enum Measure {
         return best
     }
 }
+
+/// A read-bandwidth probe that keeps its buffer (touched once), so passes can be interleaved with
+/// the work they bound: on a shared VM the bandwidth drifts by ±10% within minutes, and a ratio
+/// of two things measured minutes apart inherits that drift.
+public final class BandwidthProbe {
+    private let storage: AlignedStorage<Float>      // huge-page advised, like the weights
+    private let n: Int
+    private let pool: ThreadPool
+    public private(set) var passes: [Double] = []     // bytes/s: each the best of `repeats` reads
+
+    public init(bytes: Int = 1 << 30, pool: ThreadPool) {
+        n = bytes / 4
+        self.pool = pool
+        storage = AlignedStorage(count: n)
+        storage.pointer.initialize(repeating: 0.5, count: n)
+    }
+
+    public var byteSize: Int { n * 4 }
+
+    /// The best of `repeats` streaming reads of the whole buffer on every thread of the pool,
+    /// bytes/s (the best, so that the limit is one the machine demonstrably reached).
+    @discardableResult
+    public func pass(repeats: Int = 3) -> Double {
+        let chunks = max(pool.threads, 1), per = (n + chunks - 1) / chunks, buf = storage.pointer, n = n
+        var sums = [Float](repeating: 0, count: chunks)
+        var best = 0.0
+        for _ in 0..<repeats {
+            let t0 = Measure.now()
+            sums.withUnsafeMutableBufferPointer { sums in
+                pool.parallelFor(chunks) { c in
+                    let lo = c * per, hi = min(n, lo + per)
+                    sums[c] = hi > lo ? ck_dot_f32(buf + lo, buf + lo, hi - lo) : 0
+                }
+            }
+            best = max(best, Double(n * 4) / (Measure.now() - t0))
+        }
+        passes.append(best)
+        return best
+    }
+}
+
+/// The middle value (mean of the two middle ones for an even count); 0 for none.
+public func median(_ xs: [Double]) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
