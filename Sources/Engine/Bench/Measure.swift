@@ -24,30 +24,6 @@ public enum Measure {
         guard f.count > 1, let pages = Int(f[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
-
-    /// Streaming read bandwidth, bytes/s: reads a `bytes`-sized buffer (≥ 1 GiB, far beyond the
-    /// caches) with the SIMD dot kernel (x·x: one stream) on `threads` threads, best of `passes`.
-    /// What a memory-bound decode can reach at most.
-    public static func readBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ThreadPool) -> Double {
-        let n = bytes / 4
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { buf.deallocate() }
-        buf.initialize(repeating: 0.5, count: n)          // touch every page before timing
-        let chunks = max(pool.threads, 1)
-        let per = (n + chunks - 1) / chunks
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: chunks)
-        defer { sums.deallocate() }
-        var best = 0.0
-        for _ in 0..<passes {
-            let t0 = now()
-            pool.parallelFor(chunks) { c in
-                let lo = c * per, hi = min(n, lo + per)
-                sums[c] = hi > lo ? ck_dot_f32(buf + lo, buf + lo, hi - lo) : 0
-            }
-            best = max(best, Double(n * 4) / (now() - t0))
-        }
-        return best
-    }
 }
 
 /// A read-bandwidth probe that keeps its buffer (touched once), so passes can be interleaved with
