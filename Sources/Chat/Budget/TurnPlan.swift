@@ -15,8 +15,16 @@ public struct TurnPlan: Sendable {
     /// that would drop history for the budget fails instead, naming how much would go.
     public init(persona: Persona, history: [Utterance], typed: String, tokenizer: any Tokenizer,
                 contextLength: Int, defaultMaxNewTokens: Int = 256) throws(ChatError) {
+        try self.init(persona: persona, history: history, utterance: persona.userUtterance(typed), tokenizer: tokenizer,
+                      contextLength: contextLength, defaultMaxNewTokens: defaultMaxNewTokens)
+    }
+
+    /// The same from an utterance already in history form (a retry re-asks the stored question,
+    /// which already carries the cosplay hand-over).
+    public init(persona: Persona, history: [Utterance], utterance: String, tokenizer: any Tokenizer,
+                contextLength: Int, defaultMaxNewTokens: Int = 256) throws(ChatError) {
         let template = persona.promptTemplate
-        utterance = persona.userUtterance(typed)
+        self.utterance = utterance
         let maxNew = persona.sampling.maxNewTokens ?? defaultMaxNewTokens
         let budget = PromptBudget(contextLength: contextLength, maxNewTokens: maxNew)
         fitted = try budget.fit(template, history: history, input: utterance, maxHistory: persona.sampling.maxHistory,

@@ -20,9 +20,11 @@ public struct Message: Sendable, Equatable, Codable {
     public var adapters: [String]?
     /// A persona's greeting (shown, but history only when the persona says so).
     public var greeting: Bool?
+    /// A reply cut short (cancelled, or the engine failed mid-reply): what came before it stopped.
+    public var partial: Bool?
 
     public init(id: String, parent: String?, role: Role, text: String, persona: String? = nil, time: Double,
-                template: String? = nil, adapters: [String]? = nil, greeting: Bool? = nil) {
+                template: String? = nil, adapters: [String]? = nil, greeting: Bool? = nil, partial: Bool? = nil) {
         self.id = id
         self.parent = parent
         self.role = role
@@ -32,6 +34,7 @@ public struct Message: Sendable, Equatable, Codable {
         self.template = template
         self.adapters = adapters
         self.greeting = greeting
+        self.partial = partial
     }
 }
 

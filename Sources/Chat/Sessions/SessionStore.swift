@@ -97,11 +97,13 @@ public final class Session: @unchecked Sendable {
     /// Adds a message after `parent` (default: the end of the path) and returns it.
     @discardableResult
     public func add(_ role: Message.Role, _ text: String, after parent: String?? = .none, persona: String? = nil,
-                    template: String? = nil, adapters: [String]? = nil, greeting: Bool = false) throws(ChatError) -> Message {
+                    template: String? = nil, adapters: [String]? = nil, greeting: Bool = false,
+                    partial: Bool = false) throws(ChatError) -> Message {
         let p: String? = parent ?? conversation.head?.id
         let m = Message(id: conversation.nextMessageID, parent: p, role: role, text: text,
                         persona: persona ?? conversation.persona, time: clock().timeIntervalSince1970,
-                        template: template, adapters: adapters, greeting: greeting ? true : nil)
+                        template: template, adapters: adapters, greeting: greeting ? true : nil,
+                        partial: partial ? true : nil)
         try record(.message(m))
         return m
     }
@@ -109,9 +111,10 @@ public final class Session: @unchecked Sendable {
     /// Another version of `id` (a retry's new reply, an edited question): same parent, selected.
     @discardableResult
     public func addAlternative(to id: String, text: String, persona: String? = nil, template: String? = nil,
-                               adapters: [String]? = nil) throws(ChatError) -> Message {
+                               adapters: [String]? = nil, partial: Bool = false) throws(ChatError) -> Message {
         guard let old = conversation.message(id) else { throw ChatError(log.path, "no message '\(id)' to add an alternative to") }
-        return try add(old.role, text, after: .some(old.parent), persona: persona ?? old.persona, template: template, adapters: adapters)
+        return try add(old.role, text, after: .some(old.parent), persona: persona ?? old.persona, template: template,
+                       adapters: adapters, greeting: old.greeting == true, partial: partial)
     }
 }
 

@@ -18,7 +18,8 @@ public enum TranscriptExport {
             case .system: who = "系统"
             }
             let alts = c.alternatives(of: m.id).count
-            let note = alts > 1 ? "（\(c.alternatives(of: m.id).firstIndex { $0.id == m.id }! + 1)/\(alts)）" : ""
+            var note = alts > 1 ? "（\(c.alternatives(of: m.id).firstIndex { $0.id == m.id }! + 1)/\(alts)）" : ""
+            if m.partial == true { note += "（未完）" }
             out += "**\(who)**\(note)：\n\n"
             out += m.text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? ">" : "> " + $0 }
                 .joined(separator: "\n") + "\n\n"

@@ -1,0 +1,224 @@
+import Engine
+import Foundation
+
+/// The chat in plain lines: each input line is a message or a slash command, replies stream out
+/// as they are generated. Reads and writes through closures, so `yanyi chat --plain` passes
+/// stdin/stdout and tests pass a script and a string.
+public final class LineChat {
+    public let controller: ChatController
+    private let readLine: () -> String?
+    private let write: (String) -> Void
+    /// The user's name in saved Markdown transcripts.
+    public var userName = "你"
+
+    public init(controller: ChatController, read: @escaping () -> String?, write: @escaping (String) -> Void) {
+        self.controller = controller
+        self.readLine = read
+        self.write = write
+    }
+
+    public static let help = """
+        Type a message to send it. Commands:
+          /persona ID               switch persona (the next reply uses its template, model and adapters)
+          /personas                 list personas
+          /adapter load DIR[=S]     load an adapter (folder under the models root), multiplier S in 0–2
+          /adapter unload DIR       unload an adapter
+          /adapter scale DIR S      change an adapter's multiplier
+          /adapters                 list active adapters
+          /set [KEY [VALUE]]        show settings, or set one (VALUE default clears): \(SamplingOverrides.keys.joined(separator: ", "))
+          /retry                    another reply to the last question (the old one stays: /swipe)
+          /continue                 more of the last reply
+          /edit TEXT                replace the last message
+          /undo                     remove the last message
+          /swipe next|prev          show another alternative of the last message
+          /save [markdown|jsonl] PATH   export the conversation
+          /new                      start a new conversation
+          /help                     this list
+          /quit                     leave
+        """
+
+    /// Reads and handles lines until `/quit` or the end of input.
+    public func run() {
+        showStart()
+        while let line = readLine() {
+            if !handle(line) { break }
+        }
+    }
+
+    /// The persona and its greeting (or the conversation so far, after a resume).
+    public func showStart() {
+        let p = controller.persona
+        say("[\(p.name) · \(p.id) · \(p.template)]  /help lists commands")
+        for m in controller.session.conversation.path { show(m) }
+    }
+
+    /// Handles one line; false when the chat should end.
+    @discardableResult
+    public func handle(_ line: String) -> Bool {
+        let text = line.trimmingCharacters(in: CharacterSet(charactersIn: "\r\n"))
+        if text.pythonStripped.isEmpty { return true }
+        guard text.hasPrefix("/") else {
+            replyCommand(.send(text))
+            return true
+        }
+        let parts = text.dropFirst().split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        let name = parts.first.map(String.init) ?? ""
+        let rest = parts.count > 1 ? String(parts[1]).pythonStripped : ""
+        do throws(ChatError) {
+            switch name {
+            case "quit", "exit", "q": return false
+            case "help", "?": say(Self.help)
+            case "persona": try personaCommand(rest)
+            case "personas": listPersonas()
+            case "adapter": try adapterCommand(rest)
+            case "adapters": listAdapters()
+            case "set": try setCommand(rest)
+            case "retry": replyCommand(.retry)
+            case "continue": replyCommand(.continueReply)
+            case "edit":
+                guard !rest.isEmpty else { throw ChatError("", "usage: /edit TEXT") }
+                let m = try controller.editLast(rest)
+                note("edited \(m.id)")
+                show(m)
+            case "undo":
+                let m = try controller.removeLast()
+                note("removed \(m.id): \(preview(m.text))")
+            case "swipe":
+                guard rest == "next" || rest == "prev" else { throw ChatError("", "usage: /swipe next|prev") }
+                let (m, i, n) = try controller.swipe(rest == "next" ? 1 : -1)
+                note("alternative \(i) of \(n)")
+                show(m)
+            case "save": try saveCommand(rest)
+            case "new":
+                try controller.newSession()
+                note("new conversation \(controller.session.id)")
+                for m in controller.session.conversation.path { show(m) }
+            default:
+                throw ChatError("", "unknown command /\(name) (/help lists them)")
+            }
+        } catch {
+            say("error: \(error.description)")
+        }
+        return true
+    }
+
+    // MARK: - Commands
+
+    private func replyCommand(_ action: ReplyAction) {
+        let p = controller.persona
+        var started = false
+        do throws(ChatError) {
+            let outcome = try controller.reply(action) { delta in
+                if !started {
+                    write(action == .continueReply ? "\(p.name)（续）：" : "\(p.name)：")
+                    started = true
+                }
+                write(delta)
+            }
+            if !started { write("\(p.name)：") }
+            write("\n")
+            if let e = outcome.error { say("error: \(e.description)") }
+            if outcome.partial { note(outcome.message == nil ? "cancelled before any text; nothing saved" : "cancelled: partial reply saved") }
+            if !outcome.droppedForBudget.isEmpty {
+                note("\(outcome.droppedForBudget.count) older messages left out to fit the context")
+            }
+        } catch {
+            if started { write("\n") }
+            say("error: \(error.description)")
+        }
+    }
+
+    private func personaCommand(_ id: String) throws(ChatError) {
+        guard !id.isEmpty else {
+            let p = controller.persona
+            note("persona \(p.id) (\(p.name)), template \(p.template), model \(p.model)")
+            return
+        }
+        let notes = try controller.switchPersona(id)
+        let p = controller.persona
+        note("persona \(p.id) (\(p.name)), template \(p.template)")
+        for n in notes { note(n) }
+    }
+
+    private func listPersonas() {
+        let current = controller.persona.id
+        for p in controller.library.personas {
+            say("\(p.id == current ? "*" : " ") \(p.id)  \(p.name)  [\(p.template)]")
+        }
+        for e in controller.library.errors { say("  (not loaded) \(e.description)") }
+    }
+
+    private func adapterCommand(_ args: String) throws(ChatError) {
+        let words = args.split(separator: " ").map(String.init)
+        switch (words.first, words.count) {
+        case ("load", 2):
+            let a = try controller.loadAdapter(words[1])
+            note("adapter \(a.label)")
+        case ("unload", 2):
+            try controller.unloadAdapter(words[1])
+            note("unloaded \(words[1])")
+        case ("scale", 3):
+            guard let s = Float(words[2]) else { throw ChatError("", "adapter scale must be a number from 0 to 2 (got \(words[2].quotedForError))") }
+            try controller.scaleAdapter(words[1], s)
+            note("adapter \(words[1])=\(formatScale(s))")
+        default:
+            throw ChatError("", "usage: /adapter load DIR[=SCALE] | unload DIR | scale DIR SCALE")
+        }
+    }
+
+    private func listAdapters() {
+        if controller.adapters.isEmpty { note("no adapters active") }
+        for a in controller.adapters { say("  \(a.label)\(a.fromPersona ? "  (persona)" : "")") }
+    }
+
+    private func setCommand(_ args: String) throws(ChatError) {
+        let words = args.split(separator: " ", maxSplits: 1).map(String.init)
+        guard let key = words.first else {
+            let mine = Set(controller.overrides.entries.map(\.key))
+            for (k, v) in controller.effectiveSettings { say("  \(k) = \(v)\(mine.contains(k) ? "  (set)" : "")") }
+            return
+        }
+        try controller.set(key, words.count > 1 ? words[1] : "default")
+        note(words.count > 1 ? "\(key) = \(words[1].pythonStripped)" : "\(key) back to default")
+    }
+
+    private func saveCommand(_ args: String) throws(ChatError) {
+        var words = args.split(separator: " ", maxSplits: 1).map(String.init)
+        var format = ""
+        if let f = words.first, f == "markdown" || f == "md" || f == "jsonl" {
+            format = f
+            words.removeFirst()
+        }
+        guard let path = words.first?.pythonStripped, !path.isEmpty else {
+            throw ChatError("", "usage: /save [markdown|jsonl] PATH")
+        }
+        if format.isEmpty { format = path.hasSuffix(".jsonl") ? "jsonl" : "markdown" }
+        let c = controller.session.conversation
+        var names: [String: String] = [:]
+        for p in controller.library.personas { names[p.id] = p.name }
+        let text = format == "jsonl" ? TranscriptExport.jsonl(c) : TranscriptExport.markdown(c, names: names, userName: userName)
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw ChatError(path, "cannot write the transcript")
+        }
+        note("saved \(c.path.count) messages to \(path)")
+    }
+
+    // MARK: - Output
+
+    private func show(_ m: Message) {
+        let who: String
+        switch m.role {
+        case .user: who = userName
+        case .assistant: who = m.persona.flatMap { controller.library.persona($0)?.name } ?? m.persona ?? "助手"
+        case .system: who = "系统"
+        }
+        say("\(who)：\(m.text)\(m.partial == true ? " […]" : "")")
+    }
+
+    private func preview(_ s: String) -> String { s.count > 30 ? String(s.prefix(30)) + "…" : s }
+
+    private func say(_ s: String) { write(s + "\n") }
+    private func note(_ s: String) { write("· " + s + "\n") }
+}

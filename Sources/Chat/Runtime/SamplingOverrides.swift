@@ -1,0 +1,96 @@
+import Engine
+
+extension Persona.Sampling {
+    /// The persona's layer of generate keywords (between generation_config.json and the user's).
+    /// `max_history` is the chat layer's own and stays out.
+    public var generationParameters: GenerationParameters {
+        var p = GenerationParameters()
+        p.temperature = temperature.map { Float($0) }
+        p.topP = topP.map { Float($0) }
+        p.topK = topK
+        p.repetitionPenalty = repetitionPenalty.map { Float($0) }
+        p.maxNewTokens = maxNewTokens
+        p.doSample = doSample
+        p.numBeams = numBeams
+        return p
+    }
+}
+
+/// What the user set with `/set` (or the TUI's sliders): the top layer over the model's
+/// generation_config.json and the persona's sampling. Unset keys fall through to the layers below.
+public struct SamplingOverrides: Sendable, Equatable {
+    public var parameters = GenerationParameters()
+    /// History kept, in the template's unit (nil: the persona's, then the template's default;
+    /// negative: everything that fits).
+    public var maxHistory: Int?
+
+    public static let keys = ["temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "do_sample",
+                              "num_beams", "max_history", "seed"]
+
+    public init() {}
+
+    /// Sets `key` from its text; `default` (or an empty value) clears it. The value is checked on
+    /// its own here; combinations (sampling at temperature 0) are checked when a reply starts.
+    public mutating func set(_ key: String, _ value: String) throws(ChatError) {
+        guard Self.keys.contains(key) else {
+            throw ChatError("", field: key, "unknown setting; known: \(Self.keys.joined(separator: ", "))")
+        }
+        let v = value.pythonStripped
+        if v.isEmpty || v == "default" {
+            unset(key)
+            return
+        }
+        func bad(_ what: String) -> ChatError { ChatError("", field: key, "must be \(what) (got \(v.quotedForError))") }
+        func float(_ ok: (Float) -> Bool, _ what: String) throws(ChatError) -> Float {
+            guard let f = Float(v), f.isFinite, ok(f) else { throw bad(what) }
+            return f
+        }
+        func int(_ ok: (Int) -> Bool, _ what: String) throws(ChatError) -> Int {
+            guard let i = Int(v), ok(i) else { throw bad(what) }
+            return i
+        }
+        switch key {
+        case "temperature": parameters.temperature = try float({ $0 >= 0 }, "a number ≥ 0")
+        case "top_p": parameters.topP = try float({ $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
+        case "top_k": parameters.topK = try int({ $0 >= 0 }, "a whole number ≥ 0 (0 = off)")
+        case "repetition_penalty": parameters.repetitionPenalty = try float({ $0 > 0 }, "a number above 0")
+        case "max_new_tokens": parameters.maxNewTokens = try int({ $0 >= 1 }, "a whole number ≥ 1")
+        case "num_beams": parameters.numBeams = try int({ (1...8).contains($0) }, "a whole number from 1 to 8")
+        case "max_history": maxHistory = try int({ _ in true }, "a whole number (negative: keep all)")
+        case "do_sample":
+            switch v.lowercased() {
+            case "true", "on", "yes", "1": parameters.doSample = true
+            case "false", "off", "no", "0": parameters.doSample = false
+            default: throw bad("true or false")
+            }
+        default:   // seed
+            guard let s = UInt64(v) else { throw bad("a whole number ≥ 0") }
+            parameters.seed = s
+        }
+    }
+
+    public mutating func unset(_ key: String) {
+        switch key {
+        case "temperature": parameters.temperature = nil
+        case "top_p": parameters.topP = nil
+        case "top_k": parameters.topK = nil
+        case "repetition_penalty": parameters.repetitionPenalty = nil
+        case "max_new_tokens": parameters.maxNewTokens = nil
+        case "do_sample": parameters.doSample = nil
+        case "num_beams": parameters.numBeams = nil
+        case "max_history": maxHistory = nil
+        case "seed": parameters.seed = nil
+        default: break
+        }
+    }
+
+    /// The keys set here with their values, in `keys` order.
+    public var entries: [(key: String, value: String)] {
+        let p = parameters
+        let values: [String?] = [p.temperature.map { "\($0)" }, p.topP.map { "\($0)" }, p.topK.map { "\($0)" },
+                                 p.repetitionPenalty.map { "\($0)" }, p.maxNewTokens.map { "\($0)" },
+                                 p.doSample.map { "\($0)" }, p.numBeams.map { "\($0)" }, maxHistory.map { "\($0)" },
+                                 p.seed.map { "\($0)" }]
+        return zip(Self.keys, values).compactMap { k, v in v.map { (k, $0) } }
+    }
+}
