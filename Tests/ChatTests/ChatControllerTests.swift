@@ -181,5 +181,12 @@ import Testing
         for m in c.session.conversation.path { #expect(shown.contains(m.text)) }
         let next = try other.send("曹操何在")
         #expect(next.message!.adapters == ["adapters/llama-all=0.5"] && next.message!.persona == "runtime/llama-cute")
+
+        // With a model already loaded, resuming switches at once: the persona's adapters are active.
+        let third = try Runtime.controller(dir, "runtime/baichuan-qa")
+        _ = try third.send("问")
+        let loaded = try third.resume(c.session.id)
+        #expect(loaded.contains("loaded models/llama-trained/safetensors (LlamaForCausalLM, int8)"), "\(loaded)")
+        #expect(third.persona.id == "runtime/llama-cute" && third.adapters.map(\.label) == ["adapters/llama-all=0.5"])
     }
 }

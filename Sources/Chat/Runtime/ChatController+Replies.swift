@@ -45,8 +45,14 @@ public enum ReplyEvent: Sendable {
 extension ChatController {
     /// Runs `action` on this thread; `onDelta` sees the reply's text as it is generated.
     public func reply(_ action: ReplyAction, onDelta: (String) -> Void = { _ in }) throws(ChatError) -> ReplyOutcome {
+        try reply(action, cancelled: nil, onDelta: onDelta)
+    }
+
+    /// `cancelled`: a flag set before this call could see it (a stream dropped before its thread ran).
+    func reply(_ action: ReplyAction, cancelled: CancellationFlag?, onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
         try guardIdle()
         defer { endBusy() }
+        if cancelled?.isCancelled == true { cancel() }
         try activateForReply()
         switch action {
         case .send(let text): return try sendTurn(text, onDelta)
@@ -71,12 +77,16 @@ extension ChatController {
     /// cancels the reply, which is then saved as partial.
     public func stream(_ action: ReplyAction) -> AsyncStream<ReplyEvent> {
         AsyncStream { continuation in
+            let dropped = CancellationFlag()
             continuation.onTermination = { [weak self] end in
-                if case .cancelled = end { self?.cancel() }
+                if case .cancelled = end {
+                    dropped.cancel()
+                    self?.cancel()
+                }
             }
             let thread = Thread { [self] in
                 do throws(ChatError) {
-                    let outcome = try reply(action) { continuation.yield(.delta($0)) }
+                    let outcome = try reply(action, cancelled: dropped) { continuation.yield(.delta($0)) }
                     continuation.yield(.finished(outcome))
                 } catch {
                     continuation.yield(.failed(error))

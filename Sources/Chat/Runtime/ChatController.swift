@@ -263,8 +263,19 @@ public final class ChatController: @unchecked Sendable {
         var notes = s.warnings
         if let pid = s.conversation.persona, pid != persona.id {
             if let p = library.persona(pid) {
-                persona = p
-                needsActivation = true
+                if base == nil {
+                    persona = p
+                    needsActivation = true
+                } else {
+                    // a model is loaded: switch now, so the adapters shown are the persona's
+                    do throws(ChatError) {
+                        notes += try activate(p)
+                    } catch {
+                        persona = p
+                        needsActivation = true
+                        notes.append(error.description)
+                    }
+                }
             } else {
                 notes.append("persona \(pid.quotedForError) is gone; continuing as \(persona.id)")
             }
