@@ -182,6 +182,12 @@ import Testing
         let next = try other.send("曹操何在")
         #expect(next.message!.adapters == ["adapters/llama-all=0.5"] && next.message!.persona == "runtime/llama-cute")
 
+        // A controller made on a resumed session takes the persona that session was using.
+        let onSession = try ChatController(options: .init(modelsRoot: Runtime.modelsRoot), library: Runtime.library,
+                                           store: Runtime.store(dir), persona: Runtime.persona("runtime/glm-cosplay"),
+                                           session: Runtime.store(dir).resume(c.session.id), pool: ThreadPool(threads: 1))
+        #expect(onSession.persona.id == "runtime/llama-cute")
+
         // With a model already loaded, resuming switches at once: the persona's adapters are active.
         let third = try Runtime.controller(dir, "runtime/baichuan-qa")
         _ = try third.send("问")

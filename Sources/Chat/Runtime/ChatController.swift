@@ -58,7 +58,8 @@ public final class ChatController: @unchecked Sendable {
     private var running: TokenGenerator?
     private var cancelRequested = false
 
-    /// Starts on `persona` with a new session (its greetings recorded) unless `session` is given.
+    /// Starts on `persona` with a new session (its greetings recorded), or on `session` with the
+    /// persona it was last using (when the library still has it; `persona` otherwise).
     /// Loads no model: the first reply (or `load()`) does.
     public init(options: Options, library: PersonaLibrary, store: SessionStore, persona: Persona,
                 session: Session? = nil, pool: ThreadPool = ThreadPool()) throws(ChatError) {
@@ -69,6 +70,7 @@ public final class ChatController: @unchecked Sendable {
         self.persona = persona
         if let session {
             self.session = session
+            if let p = session.conversation.persona.flatMap({ library.persona($0) }) { self.persona = p }
         } else {
             self.session = try store.create(persona: persona.id)
             try addGreetings()
