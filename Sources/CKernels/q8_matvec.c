@@ -138,7 +138,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void tile512(
     for (int r = 0; r < R; r++)
         CK_UNROLL
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    for (size_t b = 0; b < nb; b++) {
+    // Blocks of 32 (the default) with whole blocks: the same arithmetic as the general loop below,
+    // without its per-block bookkeeping, which at B = 32 bounded the kernel by compute (one core,
+    // data in cache: 12.9 GB/s at B = 32 against 18.2 at B = 64 before this path).
+    const size_t full = block == 32 ? cols / 32 : 0;
+    for (size_t b = 0; b < full; b++) {
+        const size_t i = b * 32;
+        __m512 w0[4], w1[4];
+        CK_UNROLL
+        for (int r = 0; r < R; r++) {
+            const __m512 sv = _mm512_set1_ps(s[r * nb + b]);
+            w0[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + r * cols + i)))), sv);
+            w1[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + r * cols + i + 16)))), sv);
+        }
+        CK_UNROLL
+        for (int t = 0; t < T; t++) {
+            const __m512 x0 = _mm512_loadu_ps(x + t * cols + i);
+            CK_UNROLL
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(w0[r], x0, acc[r][t]);
+        }
+        CK_UNROLL
+        for (int t = 0; t < T; t++) {
+            const __m512 x1 = _mm512_loadu_ps(x + t * cols + i + 16);
+            CK_UNROLL
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(w1[r], x1, acc[r][t]);
+        }
+    }
+    for (size_t b = full; b < nb; b++) {
         const size_t i0 = b * block, end = ck_min(i0 + block, cols);
         __m512 sv[4];
         CK_UNROLL
