@@ -19,4 +19,11 @@ static inline attr_t yy_a_reverse(void) { return A_REVERSE; }
 static inline attr_t yy_a_underline(void) { return A_UNDERLINE; }
 static inline attr_t yy_color_pair(short n) { return (attr_t)COLOR_PAIR(n); }
 static inline int yy_key_f(int n) { return KEY_F(n); }
+// Globals set by start_color(); read through functions so Swift 6 accepts them.
+static inline int yy_colors(void) { return COLORS; }
+static inline int yy_color_pairs(void) { return COLOR_PAIRS; }
+// The C library's width of a character (what ncurses assumes when it places the next one);
+// declared here because <wchar.h> hides it without _XOPEN_SOURCE.
+int wcwidth(wchar_t c);
+static inline int yy_wcwidth(wchar_t c) { return wcwidth(c); }
 #endif

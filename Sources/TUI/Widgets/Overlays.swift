@@ -1,0 +1,83 @@
+import Chat
+import Foundation
+
+/// F1: every key, by section, from Keymap (in two columns when the screen is wide enough).
+enum HelpOverlay {
+    static func lines() -> [(String, Style)] {
+        var out: [(String, Style)] = []
+        for section in Keymap.sections {
+            out.append((section.title, Style(.primary, bold: true)))
+            for e in section.entries {
+                let keys = e.keys.map(\.label).joined(separator: " ")
+                out.append(("  " + TextLayout.fit(keys, width: 22) + " " + e.action, Style(.foreground)))
+            }
+        }
+        return out
+    }
+
+    static func render(into buf: inout CellBuffer, area: Rect) {
+        let all = lines()
+        let twoColumns = area.width >= 150
+        let width = twoColumns ? min(area.width - 4, 170) : min(area.width - 2, 84)
+        let rowsNeeded = twoColumns ? (all.count + 1) / 2 : all.count
+        let box = Frame.centred(in: area, width: width, height: rowsNeeded + 3)
+        let inner = Frame.draw(into: &buf, area: box, title: "Help · 帮助 — any key closes")
+        let columnWidth = twoColumns ? inner.width / 2 : inner.width
+        let perColumn = twoColumns ? rowsNeeded : inner.height
+        for (i, (text, style)) in all.enumerated() {
+            let col = i / max(perColumn, 1)
+            let row = i % max(perColumn, 1)
+            guard col < (twoColumns ? 2 : 1), row < inner.height else { continue }
+            buf.put(TextLayout.clip(text, width: columnWidth - 1), x: inner.x + col * columnWidth, y: inner.y + row, style: style)
+        }
+    }
+}
+
+/// F3: saved sessions, newest first; Enter resumes, n starts a new one, b branches.
+enum SessionListView {
+    static func render(_ list: SessionList, personas: [Persona], current: String, into buf: inout CellBuffer, area: Rect) {
+        let inner = Frame.draw(into: &buf, area: area, title: "Sessions · 会话 — Enter resume · n new · b branch · Esc close")
+        guard inner.height > 0 else { return }
+        if list.loading {
+            buf.put("reading…", x: inner.x, y: inner.y, style: Style(.muted))
+            return
+        }
+        if list.sessions.isEmpty {
+            buf.put("no saved sessions yet (n: new session)", x: inner.x, y: inner.y, style: Style(.muted))
+            return
+        }
+        let date = DateFormatter()
+        date.dateFormat = "MM-dd HH:mm"
+        let index = min(list.index, list.sessions.count - 1)
+        let first = max(0, min(index - inner.height + 1, list.sessions.count - inner.height))
+        for (row, i) in (first..<list.sessions.count).prefix(inner.height).enumerated() {
+            let s = list.sessions[i]
+            let y = inner.y + row
+            let selected = i == index
+            let bg: Role = selected ? .selection : .background
+            if selected { buf.fill(Rect(x: inner.x, y: y, width: inner.width, height: 1), style: Style(.foreground, bg: bg)) }
+            let who = s.persona.flatMap { id in personas.first { $0.id == id }?.name } ?? s.persona ?? "–"
+            var x = inner.x
+            x += buf.put(s.id == current ? "● " : "  ", x: x, y: y, style: Style(.accent, bg: bg))
+            x += buf.put(TextLayout.fit(s.title, width: max(inner.width - 44, 10)) + " ", x: x, y: y, style: Style(.foreground, bg: bg, bold: selected))
+            x += buf.put(TextLayout.fit(who, width: 10) + " ", x: x, y: y, style: Style(.assistant, bg: bg))
+            x += buf.put(TextLayout.fit("\(s.messageCount) msgs", width: 8) + " ", x: x, y: y, style: Style(.muted, bg: bg))
+            x += buf.put(date.string(from: Date(timeIntervalSince1970: s.updated)) + " ", x: x, y: y, style: Style(.muted, bg: bg))
+            if s.origin != nil { buf.put("⑂", x: x, y: y, style: Style(.accent, bg: bg), limit: inner.right) }
+        }
+    }
+}
+
+/// Below the minimum size: say so in the middle of whatever room there is.
+enum TooSmall {
+    static func render(_ s: State, into buf: inout CellBuffer) {
+        let lines = ["terminal too small: \(s.size.columns)×\(s.size.rows)",
+                     "need at least \(View.minColumns)×\(View.minRows)",
+                     "终端太小，请放大窗口"]
+        let top = max(0, (buf.rows - lines.count) / 2)
+        for (i, l) in lines.enumerated() where top + i < buf.rows {
+            let text = TextLayout.clip(l, width: buf.columns)
+            buf.put(text, x: max(0, (buf.columns - text.displayWidth) / 2), y: top + i, style: i == 0 ? Style(.error, bold: true) : Style(.muted))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Chat
+import Engine
+import Foundation
+import TUI
+
+/// `yanyi chat`: the full-screen chat (the TUI). Reads the folders and flags here, hands the
+/// TUI plain values, and exits with the TUI's one-line error if the terminal cannot start.
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat",
+        abstract: "Chat with a persona in the terminal: history, sliders, persona picker, adapters, sessions.")
+
+    @Option(help: "A Hugging Face model folder (default: the persona's model under Models/).")
+    var model: String?
+
+    @Option(help: "Persona id, <group>/<name> (e.g. sanguo/liubei).")
+    var persona: String = "sanguo/liubei"
+
+    @Option(help: "A PEFT LoRA adapter folder to load by hand, optionally with a scale 0–2: DIR[=SCALE]. Repeatable.")
+    var adapter: [String] = []
+
+    @Option(help: "Theme name: a file in Themes/ without .yaml (dark, light, high-contrast, ink).")
+    var theme: String = "dark"
+
+    @Option(help: "Where sessions are saved (default $XDG_DATA_HOME/yanyi/sessions or ~/.local/share/yanyi/sessions).")
+    var sessions: String?
+
+    @Option(help: "Personas folder (default $YANYI_PERSONAS, else Personas/ beside the executable or in the package).")
+    var personas: String?
+
+    @Option(help: "Themes folder (default $YANYI_THEMES, else Themes/ beside the executable or in the package).")
+    var themes: String?
+
+    @Option(help: "int8 (default) or f32.")
+    var precision: Precision = .int8
+
+    @Option(help: "Worker threads (default: physical cores).")
+    var threads: Int?
+
+    @Flag(help: "No model: a canned backend that streams fixed replies (for trying the UI and for tests).")
+    var fake = false
+
+    @Option(help: .hidden)
+    var fakeTokenMs = 40
+
+    @Option(help: .hidden)
+    var fakeLoadMs = 600
+
+    func validate() throws {
+        for a in adapter where AdapterSpec.parse(a) == nil {
+            throw ValidationError("--adapter \(a): expected DIR or DIR=SCALE with SCALE in 0–2")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if fakeTokenMs < 0 || fakeLoadMs < 0 { throw ValidationError("--fake-token-ms and --fake-load-ms must be ≥ 0") }
+    }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        var startup: [Msg] = []
+
+        let personasDir = personas ?? env["YANYI_PERSONAS"] ?? DataFolders.find("Personas")
+        let library = personasDir.map(PersonaLibrary.load) ?? PersonaLibrary(errors: [ChatError("Personas", "folder not found (give --personas DIR)")])
+        startup += library.errors.prefix(1).map { .failed($0.description) }
+        let modelsRoot = personasDir.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("Models") } ?? "Models"
+
+        let themesDir = themes ?? env["YANYI_THEMES"] ?? DataFolders.find("Themes")
+        let themeLibrary = ThemeLibrary.load(from: themesDir)
+        var chosenTheme = Theme.builtIn
+        if let t = themeLibrary.theme(theme) {
+            chosenTheme = t
+        } else {
+            startup.append(.failed("theme '\(theme)' not found in \(themesDir ?? "Themes/"); using the built-in dark theme"))
+        }
+        startup += themeLibrary.errors.prefix(1).map { .failed($0.description + " (theme skipped)") }
+
+        let chosen = library.persona(persona)
+        if chosen == nil { startup.append(.failed("no persona '\(persona)' in \(personasDir ?? "Personas/")")) }
+        let initial = chosen ?? library.personas.first
+
+        let sessionsDir = sessions ?? DataFolders.sessions(env)
+        var store: SessionStore?
+        do {
+            store = try SessionStore(directory: sessionsDir)
+        } catch {
+            startup.append(.failed("\(error) — this chat will not be saved"))
+        }
+
+        let backend: any ChatBackend
+        let modelName: String
+        if fake {
+            backend = FakeBackend(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, modelsRoot: modelsRoot)
+            modelName = "fake"
+        } else {
+            let path = model ?? initial.map { (modelsRoot as NSString).appendingPathComponent($0.model) } ?? "Models"
+            backend = EngineBackend(modelPath: path, precision: precision, threads: threads)
+            modelName = URL(fileURLWithPath: path).lastPathComponent
+        }
+
+        let state = State(size: TerminalSize(rows: 24, columns: 80), personas: library.personas, persona: initial,
+                          theme: chosenTheme, themes: themeLibrary.themes, modelName: modelName, modelsRoot: modelsRoot)
+        if let p = initial { startup.insert(.choosePersona(p.id), at: 0) }
+        for a in adapter.compactMap(AdapterSpec.parse) { startup.append(.addAdapter(a.folder, scale: Double(a.multiplier))) }
+
+        let runtime = Runtime(state: state, terminal: NcursesTerminal(), backend: backend, sessions: SessionKeeper(store: store))
+        do {
+            try runtime.run(initial: startup)
+        } catch {
+            fail(error.description)
+        }
+    }
+}
+
+/// Where the data folders are when no flag or variable names them.
+enum DataFolders {
+    /// `name` beside the executable or in one of its parent folders (a build folder inside the
+    /// package), else in the current directory.
+    static func find(_ name: String) -> String? {
+        let fm = FileManager.default
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            let candidate = dir.appendingPathComponent(name).path
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: candidate, isDirectory: &isDir), isDir.boolValue { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        let cwd = (fm.currentDirectoryPath as NSString).appendingPathComponent(name)
+        return fm.fileExists(atPath: cwd) ? cwd : nil
+    }
+
+    /// $XDG_DATA_HOME/yanyi/sessions, else ~/.local/share/yanyi/sessions.
+    static func sessions(_ env: [String: String]) -> String {
+        if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/yanyi/sessions" }
+        return (env["HOME"] ?? NSHomeDirectory()) + "/.local/share/yanyi/sessions"
+    }
+}
