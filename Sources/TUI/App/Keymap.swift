@@ -13,14 +13,14 @@ public enum Keymap {
 
     public static let sections: [Section] = [
         Section(title: "Anywhere", entries: [
-            Entry(keys: [.f(1), .char("?")], action: "this help (? outside the input line)"),
-            Entry(keys: [.escape], action: "stop the reply being written; close a panel"),
-            Entry(keys: [.tab, .backTab], action: "focus: input → history → sliders → adapters"),
+            Entry(keys: [.f(1), .char("?")], action: "this help (? when not typing)"),
+            Entry(keys: [.escape], action: "stop the reply / close a panel"),
+            Entry(keys: [.tab, .backTab], action: "focus: input→history→sliders→adapters"),
             Entry(keys: [.f(2), .ctrl("p")], action: "persona picker (type to filter)"),
             Entry(keys: [.f(3), .ctrl("s")], action: "sessions: resume, new, branch"),
             Entry(keys: [.ctrl("n")], action: "new session"),
             Entry(keys: [.f(4)], action: "adapter panel"),
-            Entry(keys: [.f(5), .ctrl("r")], action: "retry: another reply to the last message"),
+            Entry(keys: [.f(5), .ctrl("r")], action: "retry: another reply"),
             Entry(keys: [.f(6), .ctrl("t")], action: "continue the last reply"),
             Entry(keys: [.f(7), .ctrl("x")], action: "edit the last message and resend"),
             Entry(keys: [.altLeft, .altRight, .ctrlLeft, .ctrlRight], action: "swipe between alternative replies"),
@@ -32,21 +32,21 @@ public enum Keymap {
         Section(title: "Input line", entries: [
             Entry(keys: [.enter], action: "send"),
             Entry(keys: [.altEnter, .ctrl("j")], action: "new line"),
-            Entry(keys: [.up, .down], action: "earlier / later inputs (or move between lines)"),
+            Entry(keys: [.up, .down], action: "earlier / later inputs"),
             Entry(keys: [.left, .right, .home, .end, .ctrl("a"), .ctrl("e")], action: "move the cursor"),
-            Entry(keys: [.backspace, .delete, .ctrl("w"), .ctrl("u"), .ctrl("k")], action: "delete char / word / to start / to end"),
-            Entry(keys: [.paste("")], action: "paste: newlines kept, nothing sent"),
+            Entry(keys: [.backspace, .delete, .ctrl("w"), .ctrl("u"), .ctrl("k")], action: "delete char, word, to start, to end"),
+            Entry(keys: [.paste("")], action: "paste (newlines kept, not sent)"),
             Entry(keys: [.ctrl("d")], action: "quit (on an empty line)"),
         ]),
         Section(title: "History (Tab)", entries: [
             Entry(keys: [.up, .down, .home, .end], action: "select a message"),
-            Entry(keys: [.left, .right, .char("["), .char("]")], action: "swipe the selected message's alternatives"),
+            Entry(keys: [.left, .right, .char("["), .char("]")], action: "swipe alternatives"),
             Entry(keys: [.char("r"), .char("c"), .char("e")], action: "retry / continue / edit last"),
-            Entry(keys: [.char("b")], action: "branch a new session at the selected message"),
+            Entry(keys: [.char("b")], action: "branch a new session here"),
         ]),
         Section(title: "Sliders (Tab)", entries: [
             Entry(keys: [.up, .down], action: "choose a setting"),
-            Entry(keys: [.left, .right], action: "change it (next reply; adapter scale at once)"),
+            Entry(keys: [.left, .right], action: "change (adapter scale: at once)"),
             Entry(keys: [.char(" ")], action: "toggle do-sample"),
             Entry(keys: [.char("0")], action: "back to the persona's value"),
         ]),
@@ -58,7 +58,7 @@ public enum Keymap {
         ]),
         Section(title: "Pickers and lists", entries: [
             Entry(keys: [.up, .down, .enter], action: "choose"),
-            Entry(keys: [.char("n"), .char("b")], action: "sessions: new / branch the highlighted one"),
+            Entry(keys: [.char("n"), .char("b")], action: "sessions: new / branch"),
         ]),
     ]
 }

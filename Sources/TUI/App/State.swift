@@ -74,7 +74,8 @@ public enum Focus: String, CaseIterable, Sendable {
 }
 
 public enum Overlay: Equatable, Sendable {
-    case help
+    /// The key list, scrolled this many lines.
+    case help(Int)
     case personas(PersonaPicker)
     case sessions(SessionList)
     /// Asking for an adapter folder to load.

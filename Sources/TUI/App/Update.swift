@@ -78,9 +78,9 @@ enum Updater {
         }
         switch k {
         case .f(1):
-            s.overlay = .help
+            s.overlay = .help(0)
         case .char("?") where s.focus != .input:
-            s.overlay = .help
+            s.overlay = .help(0)
         case .escape:
             if s.generation != nil {
                 stop(&s, &fx)
@@ -475,7 +475,7 @@ enum Updater {
         default: return
         }
         s.selected = sel
-        keepSelectedVisible(&s)
+        if sel == n - 1 { s.scroll = 0 } else { keepSelectedVisible(&s) }
     }
 
     /// Scrolls so the selected message's header is on screen.
@@ -553,8 +553,14 @@ enum Updater {
 
     static func overlay(_ s: inout State, _ o: Overlay, _ k: Key, _ fx: inout [Effect]) {
         switch o {
-        case .help:
-            s.overlay = nil
+        case .help(let n):
+            switch k {
+            case .up: s.overlay = .help(max(n - 1, 0))
+            case .down: s.overlay = .help(n + 1)
+            case .pageUp: s.overlay = .help(max(n - 10, 0))
+            case .pageDown: s.overlay = .help(n + 10)
+            default: s.overlay = nil
+            }
         case .personas(var picker):
             let list = PersonaGroups.filtered(s.personas, picker.filter)
             switch k {

@@ -66,9 +66,9 @@ public enum View {
         StatusLine.render(s, into: &buf, y: l.status)
         let body = Rect(x: 0, y: 1, width: s.size.columns, height: l.input.y - 1 + l.input.height)
         switch s.overlay {
-        case .help:
+        case .help(let scroll):
             buf.cursor = nil
-            HelpOverlay.render(into: &buf, area: buf.bounds)
+            HelpOverlay.render(scroll: scroll, into: &buf, area: buf.bounds)
         case .personas(let picker):
             buf.cursor = nil
             PersonaPickerView.render(picker, personas: s.personas, current: s.persona?.id, into: &buf,

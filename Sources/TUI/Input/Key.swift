@@ -17,7 +17,7 @@ public enum Key: Hashable, Sendable {
     /// How the help overlay and tests name a key.
     public var label: String {
         switch self {
-        case .char(let c): String(c)
+        case .char(let c): c == " " ? "Space" : String(c)
         case .ctrl(let c): "Ctrl-" + String(c).uppercased()
         case .alt(let c): "Alt-" + String(c)
         case .enter: "Enter"

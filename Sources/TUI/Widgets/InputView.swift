@@ -32,7 +32,7 @@ enum InputView {
             if i == 0 { buf.put(prefix, x: area.x, y: y, style: Style(.user, bold: true)) }
             buf.put(line, x: area.x + prefix.displayWidth, y: y, style: Style(.foreground), limit: area.right)
         }
-        if s.input.isEmpty && !focused {
+        if s.input.isEmpty && s.focus != .input {
             buf.put("Tab 回到输入", x: area.x + prefix.displayWidth, y: area.y + 1, style: Style(.muted))
         }
         if focused {

@@ -1,33 +1,36 @@
 import Chat
 import Foundation
 
-/// F1: every key, by section, from Keymap (in two columns when the screen is wide enough).
+/// F1: every key, by section, from Keymap: two columns when the screen is wide enough,
+/// scrolled with ↑/↓ when it is not tall enough.
 enum HelpOverlay {
-    static func lines() -> [(String, Style)] {
+    static func lines(keyWidth: Int) -> [(String, Style)] {
         var out: [(String, Style)] = []
         for section in Keymap.sections {
             out.append((section.title, Style(.primary, bold: true)))
             for e in section.entries {
                 let keys = e.keys.map(\.label).joined(separator: " ")
-                out.append(("  " + TextLayout.fit(keys, width: 22) + " " + e.action, Style(.foreground)))
+                out.append(("  " + TextLayout.fit(keys, width: keyWidth) + " " + e.action, Style(.foreground)))
             }
         }
         return out
     }
 
-    static func render(into buf: inout CellBuffer, area: Rect) {
-        let all = lines()
-        let twoColumns = area.width >= 150
-        let width = twoColumns ? min(area.width - 4, 170) : min(area.width - 2, 84)
+    static func render(scroll: Int, into buf: inout CellBuffer, area: Rect) {
+        let twoColumns = area.width >= 110
+        let all = lines(keyWidth: twoColumns ? 20 : 26)
+        let width = twoColumns ? min(area.width - 2, 150) : min(area.width - 2, 90)
         let rowsNeeded = twoColumns ? (all.count + 1) / 2 : all.count
-        let box = Frame.centred(in: area, width: width, height: rowsNeeded + 3)
-        let inner = Frame.draw(into: &buf, area: box, title: "Help · 帮助 — any key closes")
+        let box = Frame.centred(in: area, width: width, height: rowsNeeded + 2)
+        let inner = Frame.draw(into: &buf, area: box, title: "Help · 帮助 — ↑↓ scroll · any other key closes")
+        guard inner.height > 0 else { return }
         let columnWidth = twoColumns ? inner.width / 2 : inner.width
-        let perColumn = twoColumns ? rowsNeeded : inner.height
+        let perColumn = twoColumns ? rowsNeeded : all.count
+        let first = min(max(scroll, 0), max(perColumn - inner.height, 0))
         for (i, (text, style)) in all.enumerated() {
-            let col = i / max(perColumn, 1)
-            let row = i % max(perColumn, 1)
-            guard col < (twoColumns ? 2 : 1), row < inner.height else { continue }
+            let col = i / perColumn
+            let row = i % perColumn - first
+            guard row >= 0, row < inner.height else { continue }
             buf.put(TextLayout.clip(text, width: columnWidth - 1), x: inner.x + col * columnWidth, y: inner.y + row, style: style)
         }
     }

@@ -28,12 +28,15 @@ enum StatusLine {
     static func render(_ s: State, into buf: inout CellBuffer, y: Int) {
         let style = Style(.foreground, bg: .selection)
         buf.fill(Rect(x: 0, y: y, width: buf.columns, height: 1), style: style)
+        let help = " F1 help "
         var x = 1
+        // Parts that do not fit whole are left out (never cut mid-word); help goes first.
         for (i, p) in parts(s).enumerated() {
-            if i > 0 { x += buf.put(" │ ", x: x, y: y, style: Style(.border, bg: .selection)) }
+            let sep = i > 0 ? " │ " : ""
+            if x + sep.displayWidth + p.displayWidth > buf.columns - 1 { break }
+            x += buf.put(sep, x: x, y: y, style: Style(.border, bg: .selection))
             x += buf.put(p, x: x, y: y, style: i == 0 ? Style(.primary, bg: .selection, bold: true) : style)
         }
-        let help = " F1 help "
         if x + help.displayWidth < buf.columns {
             buf.put(help, x: buf.columns - help.displayWidth, y: y, style: Style(.muted, bg: .selection))
         }
@@ -77,15 +80,16 @@ enum ProgressBar {
 enum HeaderLine {
     static func render(_ s: State, into buf: inout CellBuffer) {
         buf.fill(Rect(x: 0, y: 0, width: buf.columns, height: 1), style: .plain)
-        var x = 1
-        x += buf.put("言意 Yanyi", x: x, y: 0, style: Style(.primary, bold: true))
-        x += buf.put("  " + s.conversation.title + (s.conversation.id.isEmpty ? "" : "  [\(s.conversation.id)]"), x: x, y: 0, style: Style(.muted))
+        // Whom you talk to has priority; the session title gets what room is left.
+        var right = 0
         if let p = s.persona {
             let who = "与 " + p.name + "（" + (p.book.flatMap { $0.hasPrefix(PersonaGroups.label(p)) ? $0 : nil } ?? PersonaGroups.label(p)) + "）对话 "
-            let w = who.displayWidth
-            if x + w + 2 < buf.columns {
-                buf.put(who, x: buf.columns - w, y: 0, style: Style(paint: p.accent.flatMap(Paint.init) ?? .role(.accent), bold: true))
-            }
+            right = who.displayWidth
+            buf.put(who, x: buf.columns - right, y: 0, style: Style(paint: p.accent.flatMap(Paint.init) ?? .role(.accent), bold: true))
         }
+        var x = 1
+        x += buf.put("言意 Yanyi", x: x, y: 0, style: Style(.primary, bold: true))
+        let title = "  " + s.conversation.title + (s.conversation.id.isEmpty ? "" : "  [\(s.conversation.id)]")
+        buf.put(TextLayout.clip(title, width: max(buf.columns - right - x - 2, 0)), x: x, y: 0, style: Style(.muted))
     }
 }
