@@ -51,7 +51,7 @@ final class ScriptedTerminal: Terminal {
             .init(until: { $0.contains("中原也") && $0.contains("输入 · Enter") }, keys: [.resize]),
             .init(waitFor: "言意", keys: [.ctrl("q")]),
         ])
-        let backend = FakeBackend(tokenDelay: 0.002, loadSeconds: 0.02, modelsRoot: "/m")
+        let backend = FakeBackend(tokenDelay: 0.01, loadSeconds: 0.02, modelsRoot: "/m")
         let state = State(size: TerminalSize(rows: 24, columns: 80), personas: Fx.all, persona: Fx.liubei, modelName: "fake", modelsRoot: "/m")
         let runtime = Runtime(state: state, terminal: term, backend: backend, sessions: SessionKeeper(store: store))
         try runtime.run(initial: [.choosePersona("sanguo/liubei")])
@@ -60,7 +60,7 @@ final class ScriptedTerminal: Terminal {
         #expect(runtime.state.path.map(\.text) == ["备乃汉室宗亲。", "曹操将至，玄德曰：", reply])
         // Token by token: frames showed the reply growing, with the caret.
         let partial = term.frames.filter { $0.text.contains("先生所言") && $0.text.contains("▌") }
-        #expect(partial.count > 10)
+        #expect(partial.count >= 5)
         // The load progress was drawn while loading.
         #expect(term.frames.contains { $0.text.contains("loading fake") })
         // Saved: resuming gives the same conversation.

@@ -378,6 +378,9 @@ enum Updater {
         s.adapterIndex = min(s.adapterIndex, max(s.adapters.count - 1, 0))
         fx.append(.setAdapters(activeAdapters(s)))
         fx += loads
+        if case .ready(let m) = s.model, m.precision != "canned", m.name != p.model.split(separator: "/").last.map(String.init) {
+            note(&s, "\(p.name) is made for Models/\(p.model); replies come from \(m.name)")
+        }
         if keepConversation { return }
         let said = s.conversation.messages.contains { $0.role == .user }
         if !said {
@@ -414,7 +417,11 @@ enum Updater {
         case .loaded(let info):
             s.model = .ready(info)
             s.modelName = info.name
-            note(&s, "\(info.name) ready (\(info.precision), context \(info.contextLength))")
+            var text = "\(info.name) ready (\(info.precision), context \(info.contextLength))"
+            if let p = s.persona, info.precision != "canned", info.name != p.model.split(separator: "/").last.map(String.init) {
+                text += "; \(p.name) is made for Models/\(p.model)"
+            }
+            note(&s, text)
         case .loadFailed(let why):
             s.model = .failed(why)
             note(&s, why, error: true)

@@ -62,6 +62,13 @@ public struct SliderSpec: Sendable {
         }
     }
 
+    /// Where the bar's end is, 0–1; max tokens on a log scale (16 … 4096 spans powers of two).
+    func fraction(_ s: State) -> Double {
+        let v = value(s), lo = range.lowerBound, hi = range.upperBound
+        if id == .maxTokens { return log2(v / lo) / log2(hi / lo) }
+        return (v - lo) / (hi - lo)
+    }
+
     func text(_ s: State) -> String {
         let v = value(s)
         switch id {
@@ -94,7 +101,7 @@ enum SliderPanel {
             let barWidth = inner.width - 13 - valueWidth - 1
             var x = inner.x + 13
             if barWidth >= 3 {
-                let fraction = (spec.value(s) - spec.range.lowerBound) / (spec.range.upperBound - spec.range.lowerBound)
+                let fraction = spec.fraction(s)
                 let filled = Int((fraction * Double(barWidth)).rounded())
                 buf.put(String(repeating: "━", count: filled), x: x, y: y, style: Style(.accent, bg: bg))
                 buf.put(String(repeating: "─", count: barWidth - filled), x: x + filled, y: y, style: Style(.border, bg: bg))

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""End-to-end test of `yanyi chat` in a real terminal (tmux), no GPU, no model, no network.
+
+Runs `yanyi chat --fake` in a detached tmux session at 120x36, then: types a question and waits
+for the streamed reply; measures input latency (key to screen) while a reply streams; switches
+persona; moves a slider; loads and unloads an adapter (the fixture Tests/Fixtures/adapters/llama-qv);
+resizes the window (narrow, too small, back); opens help; quits and checks the session was saved.
+With --real it also chats with the tiny LLaMA fixture through the real engine backend.
+Asserts on `tmux capture-pane` text. Exit status 0 when every check passes.
+
+    python3 tools/e2e/tui_tmux.py --yanyi .build/debug/yanyi [--out DIR] [--real]
+
+Needs tmux (Debian: apt-get install tmux) and python3 (standard library only).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Tmux:
+    def __init__(self, width, height, command, env):
+        self.socket = "yanyi-e2e-%d" % os.getpid()
+        self.target = "e2e"
+        envs = " ".join("%s=%s" % (k, shq(v)) for k, v in env.items())
+        # remain-on-exit keeps the pane (and its exit status) after yanyi quits.
+        self.run("new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height), "-c", ROOT,
+                 "env %s TERM=xterm-256color %s; status=$?; echo; echo EXIT=$status; sleep 600" % (envs, command))
+
+    def run(self, *args):
+        return subprocess.run(["tmux", "-L", self.socket] + list(args), check=True,
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys):
+        self.run("send-keys", "-t", self.target, *keys)
+
+    def text(self, literal):
+        self.run("send-keys", "-t", self.target, "-l", literal)
+
+    def screen(self):
+        return self.run("capture-pane", "-p", "-t", self.target)
+
+    def resize(self, width, height):
+        self.run("resize-window", "-t", self.target, "-x", str(width), "-y", str(height))
+
+    def wait(self, predicate, what, timeout=10.0):
+        end = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if predicate(s):
+                return s
+            if time.monotonic() > end:
+                raise Failure("timed out waiting for %s; screen:\n%s" % (what, s))
+            time.sleep(0.01)
+
+    def wait_text(self, text, timeout=10.0):
+        return self.wait(lambda s: text in s, repr(text), timeout)
+
+    def close(self):
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def shq(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def check(cond, message, screen=""):
+    if not cond:
+        raise Failure(message + ("\nscreen:\n" + screen if screen else ""))
+    print("ok   " + message)
+
+
+def input_line(screen):
+    """The first line of the input box (after the rule)."""
+    lines = screen.split("\n")
+    for i, l in enumerate(lines):
+        if l.startswith("──") and i + 1 < len(lines):
+            return lines[i + 1]
+    return ""
+
+
+def latency(t, samples, streaming):
+    """Types one character at a time and times until it shows in the input line."""
+    out = []
+    typed = ""
+    for i in range(samples):
+        ch = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+        typed += ch
+        t0 = time.monotonic()
+        t.text(ch)
+        t.wait(lambda s: input_line(s).rstrip().endswith(typed), "typed %r" % typed, 5)
+        out.append((time.monotonic() - t0) * 1000)
+    if streaming:
+        check("▌" in t.screen(), "all %d samples taken while the reply streamed (caret still there)" % samples)
+    t.keys("C-u")
+    t.wait(lambda s: input_line(s).strip() == "›", "input cleared")
+    return out
+
+
+def capture_cost(t, n=20):
+    """What one capture-pane poll costs: the floor under every latency sample."""
+    out = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        t.screen()
+        out.append((time.monotonic() - t0) * 1000)
+    return summary(out)
+
+
+def summary(ms):
+    ms = sorted(ms)
+    return {"n": len(ms), "median_ms": round(statistics.median(ms), 1),
+            "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1), "max_ms": round(ms[-1], 1),
+            "min_ms": round(ms[0], 1)}
+
+
+def fake_scenario(args, data):
+    env = {"XDG_DATA_HOME": data}
+    cmd = "%s chat --fake --fake-token-ms %d --personas %s --themes %s" % (
+        shq(args.yanyi), args.token_ms, shq(os.path.join(ROOT, "Personas")), shq(os.path.join(ROOT, "Themes")))
+    t = Tmux(120, 36, cmd, env)
+    results = {}
+    try:
+        s = t.wait_text("fake · canned", 15)
+        check("与 刘备（三国演义）对话" in s and "Sliders" in s and "Adapters" in s, "start: 刘备, sliders and adapters shown", s)
+        check("备乃汉室宗亲" in s, "the persona's greeting is shown", s)
+
+        # Idle latency first (nothing streaming), for comparison, and the cost of one poll.
+        results["capture_pane"] = capture_cost(t)
+        results["idle"] = summary(latency(t, 10, streaming=False))
+
+        t.text("曹操大军将至，如之奈何？")
+        t.keys("Enter")
+        t.wait_text("先生所言", 5)
+        check(True, "the reply starts streaming")
+        results["streaming"] = summary(latency(t, args.samples, streaming=True))
+        s = t.wait(lambda s: "然后可图中原也" in s and "输入 · Enter" in s, "the whole reply", 30)
+        check("曹操大军将至，如之奈何？玄德曰：" in s, "the question is shown with the cosplay handover", s)
+        check("tok/s" in s and "TTFT" in s and "ctx " in s, "status line shows tok/s, TTFT and context", s)
+        if args.out:
+            with open(os.path.join(args.out, "screen-sanguo.txt"), "w") as f:
+                f.write(s)
+
+        # Persona: filter to 孔明 (诸葛亮), choose.
+        t.keys("F2")
+        s = t.wait_text("Persona · 人物")
+        check("三国 · 三国演义" in s and "RulaiGPT" in s or "西游" in s, "picker groups personas", s)
+        t.text("孔明")
+        s = t.wait_text("filter: 孔明")
+        check("诸葛亮" in s and "sanguo-cosplay×1" in s, "filter finds 诸葛亮 with its adapter", s)
+        t.keys("Enter")
+        s = t.wait_text("与 诸葛亮（三国演义）对话")
+        check("换成 诸葛亮（三国）" in s, "persona switch noted in the conversation", s)
+
+        # Slider: focus the panel, temperature (4th row), two steps right.
+        def temperature(screen):
+            for l in screen.split("\n"):
+                if "temperature" in l:
+                    return float(l.split("│")[-2].split()[-1])
+            raise Failure("no temperature row:\n" + screen)
+        before = temperature(t.screen())
+        t.keys("Tab", "Tab", "Down", "Down", "Down", "Right", "Right")
+        s = t.wait(lambda s: abs(temperature(s) - (before + 0.10)) < 1e-6, "temperature +0.10")
+        check(True, "slider moved: temperature %.2f -> %.2f" % (before, temperature(s)))
+
+        # Adapter: load the fixture, then unload it.
+        t.keys("F4", "l")
+        t.wait_text("Load adapter")
+        t.text("Tests/Fixtures/adapters/llama-qv")
+        t.keys("Enter")
+        s = t.wait_text("8 modules, r 8")
+        check("[x] llama-qv" in s and "llama-qv×1" in s, "adapter loaded, listed and active in the status line", s)
+        t.keys("u")
+        s = t.wait_text("unloaded llama-qv")
+        check("[x] llama-qv" not in s, "adapter unloaded", s)
+        t.keys("F4", "l")
+        t.wait_text("Load adapter")
+        t.text("/no/such/adapter")
+        t.keys("Enter")
+        s = t.wait_text("✗ /no/such/adapter")
+        check(True, "a bad adapter folder is a one-line error")
+        t.keys("Escape")
+
+        # Resize: narrow (side panel hidden), too small (message), back.
+        t.resize(70, 20)
+        s = t.wait(lambda s: "Sliders" not in s and "言意" in s, "narrow layout")
+        check(len(s.split("\n")[0]) <= 70, "relayout at 70x20 without the side panel", s)
+        t.resize(50, 12)
+        s = t.wait_text("terminal too small: 50×12")
+        t.resize(120, 36)
+        s = t.wait(lambda s: "Sliders" in s and "诸葛亮" in s, "back to 120x36")
+        check("然后可图中原也" in s, "conversation intact after resizes", s)
+
+        # Help lists keys; any key closes it.
+        t.keys("F1")
+        s = t.wait_text("Help · 帮助")
+        check("Ctrl-R" in s and "swipe" in s and "Adapters (F4)" in s, "help lists the keys", s)
+        t.keys("Escape")
+        t.wait(lambda s: "Help · 帮助" not in s, "help closed")
+
+        # A second question to 诸葛亮, then quit.
+        t.text("先生以为如何？")
+        t.keys("Enter")
+        s = t.wait(lambda s: s.count("然后可图中原也") >= 2 and "输入 · Enter" in s, "second reply", 30)
+        check("先生以为如何？孔明曰：" in s, "the new persona's handover is used", s)
+        t.keys("C-q")
+        s = t.wait_text("EXIT=0")
+        check(True, "yanyi exits with status 0")
+        sessions = os.listdir(os.path.join(data, "yanyi", "sessions"))
+        check(len(sessions) == 1 and sessions[0].endswith(".jsonl"), "the session was saved")
+        with open(os.path.join(data, "yanyi", "sessions", sessions[0])) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+        texts = [l["message"]["text"] for l in lines if l["type"] == "message"]
+        check(any("然后可图中原也" in x for x in texts) and "先生以为如何？孔明曰：" in texts, "saved messages include both exchanges")
+    finally:
+        t.close()
+    return results
+
+
+def real_scenario(args, data):
+    model = os.path.join(ROOT, "Tests/Fixtures/models/llama-trained/safetensors")
+    cmd = "%s chat --model %s --persona assistants/plain --threads 1 --personas %s --themes %s" % (
+        shq(args.yanyi), shq(model), shq(os.path.join(ROOT, "Personas")), shq(os.path.join(ROOT, "Themes")))
+    t = Tmux(120, 36, cmd, {"XDG_DATA_HOME": data})
+    try:
+        s = t.wait_text("safetensors · int8", 30)
+        check("助手" in s, "real backend: tiny LLaMA fixture loaded", s)
+        t.text("hello")
+        t.keys("Enter")
+        s = t.wait(lambda s: "tok/s" in s and "输入 · Enter" in s, "a reply from the engine", 30)
+        check("TTFT" in s and "ctx " in s, "real backend: reply streamed with stats", s)
+        t.keys("C-q")
+        t.wait_text("EXIT=0")
+        check(True, "real backend: exits with status 0")
+    finally:
+        t.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--yanyi", default=os.environ.get("YANYI_BIN", os.path.join(ROOT, ".build/debug/yanyi")))
+    ap.add_argument("--out", help="folder for the captured screen and latency JSON")
+    ap.add_argument("--samples", type=int, default=20, help="latency samples while a reply streams")
+    ap.add_argument("--token-ms", type=int, default=120, help="fake token delay (long enough to sample while streaming)")
+    ap.add_argument("--real", action="store_true", help="also chat with the tiny LLaMA fixture (real engine)")
+    args = ap.parse_args()
+    if not shutil.which("tmux"):
+        sys.exit("tmux not found (Debian: apt-get install tmux)")
+    args.yanyi = os.path.abspath(args.yanyi)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as data:
+        try:
+            results = fake_scenario(args, data)
+            if args.real:
+                real_scenario(args, tempfile.mkdtemp(dir=data))
+        except Failure as e:
+            print("FAIL " + str(e))
+            sys.exit(1)
+    print("input latency, key to screen (ms): " + json.dumps(results, ensure_ascii=False))
+    if args.out:
+        with open(os.path.join(args.out, "latency.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
