@@ -398,3 +398,48 @@ import Testing
         }
     }
 }
+
+@Suite struct RobustnessTests {
+    /// Thousands of random keys, engine events and sizes (down to 1×1): update and view never
+    /// trap, and the screen always has the size asked for.
+    @Test func randomInputNeverCrashes() {
+        var seed: UInt64 = 0x5EED
+        func next(_ n: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        let keys: [Key] = [.char("问"), .char("a"), .char(" "), .char("?"), .char("l"), .char("u"), .char("b"), .char("["), .char("]"),
+                           .char("0"), .char("n"), .enter, .tab, .backTab, .backspace, .delete, .escape, .up, .down, .left, .right,
+                           .home, .end, .pageUp, .pageDown, .altLeft, .altRight, .altEnter, .f(1), .f(2), .f(3), .f(4), .f(5),
+                           .f(6), .f(7), .f(8), .ctrl("r"), .ctrl("t"), .ctrl("x"), .ctrl("n"), .ctrl("w"), .ctrl("u"),
+                           .ctrl("k"), .ctrl("p"), .ctrl("s"), .paste("一\n二"), .ctrl("j")]
+        var s = Fx.ready(columns: 90, rows: 24)
+        s.themes = [Theme.builtIn]
+        for i in 0..<3000 {
+            var msg: Msg
+            switch next(10) {
+            case 0:
+                msg = .resize(TerminalSize(rows: 1 + next(40), columns: 1 + next(130)))
+            case 1:
+                let id = s.generation?.id ?? next(5)
+                let events: [BackendEvent] = [
+                    .token(id: id, text: ["甲", "", "e\u{301}", "😀", "\n", "\t"][next(6)]),
+                    .finished(id: id, reply: "完", stats: GenerationStats(promptTokens: 3, newTokens: 2, timeToFirstToken: 0.1, tokensPerSecond: 5, contextLimit: 64), cancelled: false),
+                    .failed(id: id, message: "boom"), .started(id: id, promptTokens: 5, contextLimit: 64, dropped: 1),
+                    .adapterLoaded(path: "/x", AdapterInfo(summary: "s")), .adapterFailed(path: "/m/adapters/sanguo-cosplay", message: "bad"),
+                    .loadProgress(0.3, eta: nil), .notice("n"),
+                ]
+                msg = .backend(events[next(events.count)])
+            case 2:
+                msg = [.sessionsListed([], errors: ["e"]), .choosePersona(Fx.all[next(Fx.all.count)].id), .addAdapter("/x", scale: 3), .tick(Double(1000 + i))][next(4)]
+            default:
+                msg = .key(keys[next(keys.count)])
+            }
+            let (n, _) = update(s, msg)
+            s = n
+            if s.quit { s.quit = false }
+            let b = view(s)
+            #expect(b.rows == s.size.rows && b.columns == s.size.columns)
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Chat
+import Foundation
 
 /// One screen line made of styled pieces.
 struct StyledLine: Equatable {
@@ -29,12 +30,12 @@ enum HistoryPane {
     /// Every line of the conversation at `width` cells.
     static func lines(_ s: State, width: Int) -> [StyledLine] {
         var out: [StyledLine] = []
-        let path = s.path
+        let (path, siblings) = PathCache.shared.path(s.conversation)
         let bodyWidth = max(width - 2, 1)
         let gen = s.generation
         for (i, m) in path.enumerated() {
             var text = m.text
-            var alternatives = s.conversation.alternatives(of: m.id)
+            var alternatives = siblings[m.id] ?? [m]
             var position = (alternatives.firstIndex { $0.id == m.id } ?? 0) + 1
             var streaming = false
             if let g = gen {
@@ -69,8 +70,8 @@ enum HistoryPane {
         let selected = s.focus == .history && index != nil && index == s.selected
         let bg: Role = selected ? .selection : .background
         if m.role == .system {
-            for l in TextLayout.wrap(TextLayout.printable(text), width: bodyWidth) {
-                out.append(StyledLine(segments: [("· " + l.text, Style(.system, bg: bg))], message: index))
+            for l in WrapCache.shared.wrap(text, width: bodyWidth) {
+                out.append(StyledLine(segments: [("· " + l, Style(.system, bg: bg))], message: index))
             }
             out.append(StyledLine(segments: [], message: index))
             return
@@ -82,7 +83,7 @@ enum HistoryPane {
         if streaming && s.generation?.firstTokenAt == nil { header.append(("  思考中…", Style(.muted, bg: bg))) }
         out.append(StyledLine(segments: header, message: index))
         let body = Style(m.role == .user ? .foreground : .assistant)
-        var wrapped = TextLayout.wrap(TextLayout.printable(text), width: bodyWidth).map(\.text)
+        var wrapped = WrapCache.shared.wrap(text, width: bodyWidth)
         if streaming {
             // The caret goes at the end of the text, on a new line when the last one is full.
             if DisplayWidth.of(wrapped[wrapped.count - 1]) >= bodyWidth { wrapped.append("") }
@@ -128,5 +129,54 @@ enum HistoryPane {
                 buf.put(more, x: area.right - 1 - more.displayWidth, y: area.bottom - 1, style: Style(.accent, reverse: true))
             }
         }
+    }
+}
+
+/// Wrapped message texts by (text, width). Wrapping is the costly part of drawing the history
+/// (every frame while a reply streams); finished messages never change, so each is wrapped
+/// once per width. The view stays a pure function: the cache only remembers results.
+final class WrapCache: @unchecked Sendable {
+    static let shared = WrapCache()
+    private struct Key: Hashable { var text: String; var width: Int }
+    private let lock = NSLock()
+    private var lines: [Key: [String]] = [:]
+
+    func wrap(_ text: String, width: Int) -> [String] {
+        let key = Key(text: text, width: width)
+        lock.lock()
+        if let hit = lines[key] { lock.unlock(); return hit }
+        lock.unlock()
+        let out = TextLayout.wrap(TextLayout.printable(text), width: width).map(\.text)
+        lock.lock()
+        if lines.count > 20_000 { lines.removeAll(keepingCapacity: true) }
+        lines[key] = out
+        lock.unlock()
+        return out
+    }
+}
+
+/// The shown path and each shown message's alternatives, for the last conversation drawn.
+/// Conversation.path walks every message per level (quadratic in the length of a chat); while
+/// a reply streams the conversation does not change, so this is computed once per change.
+final class PathCache: @unchecked Sendable {
+    static let shared = PathCache()
+    private let lock = NSLock()
+    private var last: (conversation: Conversation, path: [Message], siblings: [String: [Message]])?
+
+    func path(_ c: Conversation) -> ([Message], [String: [Message]]) {
+        lock.lock()
+        if let l = last, l.conversation == c { lock.unlock(); return (l.path, l.siblings) }
+        lock.unlock()
+        let path = c.path
+        // Siblings by parent in one pass; only messages that have some are asked for exactly
+        // (the conversation leaves removed ones out).
+        var count: [String: Int] = [:]
+        for m in c.messages { count[m.parent ?? "", default: 0] += 1 }
+        var siblings: [String: [Message]] = [:]
+        for m in path where (count[m.parent ?? ""] ?? 0) > 1 { siblings[m.id] = c.alternatives(of: m.id) }
+        lock.lock()
+        last = (c, path, siblings)
+        lock.unlock()
+        return (path, siblings)
     }
 }
