@@ -47,7 +47,7 @@ final class ScriptedTerminal: Terminal {
         let store = try SessionStore(directory: dir.path)
         let reply = FakeBackend.reply(for: Fx.liubei, continuing: false)
         let term = ScriptedTerminal([
-            .init(waitFor: "fake · canned", keys: "曹操将至".map { .char($0) } + [.enter]),
+            .init(until: { $0.contains("fake · canned") && $0.contains("sanguo-cosplay×1") }, keys: "曹操将至".map { .char($0) } + [.enter]),
             .init(until: { $0.contains("中原也") && $0.contains("输入 · Enter") }, keys: [.resize]),
             .init(waitFor: "言意", keys: [.ctrl("q")]),
         ])

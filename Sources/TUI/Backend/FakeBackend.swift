@@ -16,6 +16,8 @@ public final class FakeBackend: ChatBackend, @unchecked Sendable {
     private var cancelled: Set<Int> = []
     private var stopped = false
     private let work = DispatchQueue(label: "yanyi.fake-backend")
+    // Its own queue, not a global one: those can be starved by busy cooperative threads.
+    private let io = DispatchQueue(label: "yanyi.fake-adapters")
     /// The adapter list last set (tests read it).
     public private(set) var applied: [AdapterSetting] = []
 
@@ -116,7 +118,7 @@ public final class FakeBackend: ChatBackend, @unchecked Sendable {
     }
 
     public func loadAdapter(path: String) {
-        DispatchQueue.global().async { [self] in
+        io.async { [self] in
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
             let root = modelsRoot.hasSuffix("/") ? modelsRoot : modelsRoot + "/"
