@@ -1,4 +1,5 @@
 import Chat
+import Engine
 import Foundation
 import Testing
 @testable import TUI
@@ -108,6 +109,35 @@ final class ScriptedTerminal: Terminal {
         #expect(reply == Fx.helper.finishReply(tokens.joined()))
         #expect(events.all.contains { if case .started(1, _, _, 0) = $0 { true } else { false } })
 
+        // The same reply as Engine's TokenGenerator gives directly for the planned prompt (greedy,
+        // adapter at 0.5): the backend only plumbs.
+        let folder = try ModelFolder.open(Fx.path("Tests/Fixtures/models/llama-trained/safetensors"))
+        let lm = try ModelRegistry.load(folder, pool: ThreadPool(threads: 1))
+        try lm.setAdapters([(try LoRAAdapter(folder: adapter), 0.5)])
+        let plan = try TurnPlan(persona: p, history: [.user("a"), .assistant("b")], utterance: "hello", tokenizer: folder.tokenizer,
+                                contextLength: lm.contextLength)
+        var params = p.sampling.generationParameters
+        params.eosTokenId = OneOrMany(plan.stopTokenIDs.map { Int($0) }.sorted())
+        params.stop = plan.stop.texts.isEmpty ? nil : plan.stop.texts
+        let direct = try TokenGenerator(model: lm, tokenizer: folder.tokenizer, prompt: plan.fitted.tokenIDs,
+                                        settings: GenerationParameters.layered(model: try GenerationParameters.defaults(for: folder), persona: params, user: nil)
+                                            .resolved(promptLength: plan.fitted.tokenIDs.count))
+        var directText = ""
+        while let e = try direct.next() { if case .finished(let r) = e { directText = r.text } }
+        #expect(reply == p.finishReply(directText))
+
+        // Beams from the side panel reach the generator; a cancel stops a long reply early.
+        p.sampling = Persona.Sampling(maxNewTokens: 4, numBeams: 2)
+        backend.generate(GenerationRequest(id: 2, persona: p, history: [], utterance: "hi"))
+        let beamStats = try await events.wait { if case .finished(2, _, let st, false) = $0 { st } else { nil } }
+        #expect(beamStats.newTokens >= 1 && beamStats.newTokens <= 4)
+        p.sampling = Persona.Sampling(maxNewTokens: 400, doSample: true)
+        backend.generate(GenerationRequest(id: 3, persona: p, history: [], utterance: "go on"))
+        _ = try await events.wait { if case .token(3, _) = $0 { true } else { nil } }
+        backend.cancel(3)
+        let cut = try await events.wait { if case .finished(3, _, let st, true) = $0 { st } else { nil } }
+        #expect(cut.newTokens < 400)
+
         // A bad adapter folder: one line, no crash.
         backend.loadAdapter(path: "/no/such/adapter")
         let why = try await events.wait { if case .adapterFailed("/no/such/adapter", let m) = $0 { m } else { nil } }
@@ -127,7 +157,8 @@ final class ScriptedTerminal: Terminal {
     }
 }
 
-/// Collects backend events from any thread; `wait` polls until one matches (10 s at most).
+/// Collects backend events from any thread; `wait` polls until one matches (60 s at most: the
+/// machine may be busy).
 final class Collector: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [BackendEvent] = []
@@ -135,13 +166,16 @@ final class Collector: @unchecked Sendable {
     func add(_ e: BackendEvent) { lock.lock(); events.append(e); lock.unlock() }
     var all: [BackendEvent] { lock.lock(); defer { lock.unlock() }; return events }
 
-    struct Timeout: Error {}
+    struct Timeout: Error, CustomStringConvertible {
+        var events: [BackendEvent]
+        var description: String { "timed out; events so far: \(events.suffix(6))" }
+    }
 
     func wait<T>(_ match: (BackendEvent) -> T?) async throws -> T {
-        for _ in 0..<1000 {
+        for _ in 0..<6000 {
             if let t = all.lazy.compactMap(match).first { return t }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
-        throw Timeout()
+        throw Timeout(events: all)
     }
 }

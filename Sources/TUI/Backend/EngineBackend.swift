@@ -2,14 +2,13 @@ import Chat
 import Engine
 import Foundation
 
-/// The real backend over what Engine offers today: ModelRegistry.load, LanguageModel.forward,
-/// greedy decoding (GreedyDecoder.argmax), StreamingDetokenizer and LoRA adapters; prompts from
-/// Chat's TurnPlan. Everything lives in this one file so it can move to the streaming generator
-/// (Sources/Engine/Generation) when that lands: generate() is the only part that changes.
+/// The real backend: ModelRegistry.load, Engine's TokenGenerator (transformers' generate:
+/// greedy, sampling, beams, penalties, stop strings) and LoRA adapters; prompts from Chat's
+/// TurnPlan. All of it in this one file.
 ///
-/// Threads: the model is touched only on `work` (serial): load, prefill, decode, setAdapters.
-/// Adapter files are read on `io`. cancel() and setAdapters() only set flags under the lock,
-/// which the decode loop reads between tokens.
+/// Threads: the model is touched only on `work` (serial): load, generation, setAdapters.
+/// Adapter files are read on `io`. cancel() sets the generator's flag (checked before every
+/// forward); setAdapters() leaves the list under the lock for the loop to apply between tokens.
 public final class EngineBackend: ChatBackend, @unchecked Sendable {
     public let modelPath: String
     public let precision: Precision
@@ -23,7 +22,8 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
     private var loaded: [String: LoRAAdapter] = [:]
     /// The adapter list wanted, when it differs from what the model has.
     private var pendingAdapters: [AdapterSetting]?
-    private var warnedSampling = false
+    /// The reply being generated, so cancel() reaches it at once.
+    private var running: (id: Int, generator: TokenGenerator)?
     /// The loaded model's projection shapes, for checking adapters off the `work` queue.
     private var shapes: [String: (rows: Int, cols: Int)]?
 
@@ -33,6 +33,8 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
     private var folder: ModelFolder?
     private var model: (any LanguageModel)?
     private var session: ModelSession?
+    /// generation_config.json (and the EOS ids of config.json / the tokenizer).
+    private var defaults = GenerationParameters()
 
     public init(modelPath: String, precision: Precision = .int8, threads: Int? = nil) {
         self.modelPath = modelPath
@@ -91,6 +93,7 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
             folder = f
             model = lm
             session = lm.makeSession(capacity: lm.contextLength)
+            defaults = try GenerationParameters.defaults(for: f)
             let projections = lm.projectionShapes
             locked { shapes = projections }
             emit(.loadProgress(1, eta: 0))
@@ -113,19 +116,17 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
         }
     }
 
-    /// One reply: plan the prompt, prefill what the session does not already hold, decode
-    /// greedily token by token (cancellation and adapter changes checked between tokens).
+    /// One reply: plan the prompt (Chat's TurnPlan), then Engine's TokenGenerator with the layers
+    /// generation_config.json < persona (with the side panel's values) — sampling, beams,
+    /// repetition penalty, stop ids and strings — streaming each token's text. The generator
+    /// reuses what the session already holds of the prompt (the conversation so far).
     private func run(_ r: GenerationRequest) throws {
         guard let folder, let lm = model, let session else {
             emit(.failed(id: r.id, message: "no model loaded"))
             return
         }
-        let t0 = Measure.now()
         let tokenizer = folder.tokenizer
-        // The utterance already carries the cosplay handover; without a speaker TurnPlan keeps it as is.
-        var planned = r.persona
-        planned.speaker = nil
-        let plan = try TurnPlan(persona: planned, history: r.history, typed: r.utterance, tokenizer: tokenizer,
+        let plan = try TurnPlan(persona: r.persona, history: r.history, utterance: r.utterance, tokenizer: tokenizer,
                                 contextLength: lm.contextLength)
         var ids = plan.fitted.tokenIDs
         if !r.prefix.isEmpty { ids += tokenizer.encode(r.prefix, addSpecialTokens: false) }
@@ -134,55 +135,42 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
             emit(.failed(id: r.id, message: "the prompt is \(ids.count) tokens; the model's context is \(lm.contextLength)"))
             return
         }
-        let maxNew = min(plan.sampling.maxNewTokens ?? 256, room)
+        var mine = r.persona.sampling.generationParameters
+        mine.maxNewTokens = min(plan.sampling.maxNewTokens ?? 256, room)
+        if !plan.stopTokenIDs.isEmpty { mine.eosTokenId = OneOrMany(plan.stopTokenIDs.map { Int($0) }.sorted()) }
+        if !plan.stop.texts.isEmpty { mine.stop = plan.stop.texts }
+        let settings = try GenerationParameters.layered(model: defaults, persona: mine, user: nil).resolved(promptLength: ids.count)
         emit(.started(id: r.id, promptTokens: ids.count, contextLimit: lm.contextLength, dropped: plan.fitted.droppedForBudget.count))
-        let s = r.persona.sampling
-        if (s.doSample == true || (s.numBeams ?? 1) > 1 || (s.repetitionPenalty ?? 1) != 1) && !locked({ warnedSampling }) {
-            locked { warnedSampling = true }
-            emit(.notice("sampling, beams and repetition penalty arrive with the generation work; replies are greedy for now"))
-        }
-        var stops = plan.stopTokenIDs
-        for e in folder.generation?.eosTokenId?.values ?? folder.config.eosTokenId?.values ?? [] { stops.insert(Int32(e)) }
-        if let e = tokenizer.specials.eos { stops.insert(e) }
 
         applyPendingAdapters()
-        // Reuse the cached prefix (the conversation so far) when the adapters are the same.
-        var common = 0
-        while common < min(session.tokens.count, ids.count) && session.tokens[common] == ids[common] { common += 1 }
-        if common == ids.count { common -= 1 }
-        session.truncate(to: common)
-        var logits = try lm.forward(Array(ids[common...]), session: session, logits: .last)
-
-        var stream = tokenizer.makeStreamingDecoder()
-        var raw = ""
-        var n = 0
-        var first: Double?
-        var wasCancelled = false
-        while n < maxNew {
-            if locked({ stopped || cancelled.contains(r.id) }) { wasCancelled = true; break }
-            let next = GreedyDecoder.argmax(logits[...])
-            n += 1
-            if first == nil { first = Measure.now() }
-            if stops.contains(next) { break }
-            let piece = stream.push(next)
-            raw += piece
-            emit(.token(id: r.id, text: piece))
-            if plan.stop.cut(raw) != raw { break }
-            if n == maxNew || session.count + 1 >= lm.contextLength { break }
-            applyPendingAdapters()
-            logits = try lm.forward([next], session: session, logits: .last)
+        let generator = try TokenGenerator(model: lm, tokenizer: tokenizer, prompt: ids, settings: settings, session: session)
+        let cancelledAlready = locked { () -> Bool in
+            running = (r.id, generator)
+            return stopped || cancelled.contains(r.id)
         }
-        let tail = stream.flush()
-        if !tail.isEmpty { raw += tail; emit(.token(id: r.id, text: tail)) }
-        let end = Measure.now()
-        let f = first ?? end
-        let stats = GenerationStats(promptTokens: ids.count, newTokens: n, timeToFirstToken: f - t0,
-                                    tokensPerSecond: n > 1 ? Double(n - 1) / max(end - f, 1e-9) : 0, contextLimit: lm.contextLength)
-        emit(.finished(id: r.id, reply: r.persona.finishReply(raw), stats: stats, cancelled: wasCancelled))
+        defer { locked { running = nil } }
+        if cancelledAlready { generator.cancel() }
+        while let event = try generator.next() {
+            switch event {
+            case .token(_, let text):
+                emit(.token(id: r.id, text: text))
+                applyPendingAdapters()   // between two tokens: the session re-runs under the new set
+            case .finished(let result):
+                let st = result.stats
+                let stats = GenerationStats(promptTokens: st.promptTokens, newTokens: st.generatedTokens,
+                                            timeToFirstToken: st.timeToFirstToken, tokensPerSecond: st.tokensPerSecond,
+                                            contextLimit: lm.contextLength)
+                emit(.finished(id: r.id, reply: r.persona.finishReply(result.text), stats: stats, cancelled: result.reason == .cancelled))
+            }
+        }
     }
 
     public func cancel(_ id: Int) {
-        locked { _ = cancelled.insert(id) }
+        let generator = locked { () -> TokenGenerator? in
+            cancelled.insert(id)
+            return running?.id == id ? running?.generator : nil
+        }
+        generator?.cancel()
     }
 
     public func loadAdapter(path: String) {
