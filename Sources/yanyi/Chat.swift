@@ -38,8 +38,14 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Worker threads (default: physical cores).")
     var threads: Int?
 
+    @Option(help: "Resume a saved session by id (as the session list shows it).")
+    var resume: String?
+
     @Flag(help: "No model: a canned backend that streams fixed replies (for trying the UI and for tests).")
     var fake = false
+
+    @Flag(help: "Line mode on stdin/stdout instead of the full screen (slash commands: /help).")
+    var plain = false
 
     @Option(help: .hidden)
     var fakeTokenMs = 40
@@ -53,6 +59,9 @@ struct ChatCommand: ParsableCommand {
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if fakeTokenMs < 0 || fakeLoadMs < 0 { throw ValidationError("--fake-token-ms and --fake-load-ms must be ≥ 0") }
+        if plain && (fake || !adapter.isEmpty || model != nil) {
+            throw ValidationError("--plain takes the persona's model and adapters (no --fake, --model or --adapter)")
+        }
     }
 
     func run() throws {
@@ -79,6 +88,10 @@ struct ChatCommand: ParsableCommand {
         let initial = chosen ?? library.personas.first
 
         let sessionsDir = sessions ?? DataFolders.sessions(env)
+        if plain {
+            guard let personasDir else { fail("Personas folder not found (give --personas DIR)") }
+            runPlainChat(personas: personasDir, models: modelsRoot, sessions: sessionsDir, persona: persona, resume: resume, threads: threads)
+        }
         var store: SessionStore?
         do {
             store = try SessionStore(directory: sessionsDir)
@@ -104,7 +117,7 @@ struct ChatCommand: ParsableCommand {
 
         let runtime = Runtime(state: state, terminal: NcursesTerminal(), backend: backend, sessions: SessionKeeper(store: store))
         do {
-            try runtime.run(initial: startup)
+            try runtime.run(initial: startup, effects: resume.map { [.resumeSession($0)] } ?? [])
         } catch {
             fail(error.description)
         }

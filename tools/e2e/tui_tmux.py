@@ -26,11 +26,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class Tmux:
+    count = 0
+
     def __init__(self, width, height, command, env):
-        self.socket = "yanyi-e2e-%d" % os.getpid()
+        # A server of our own per scenario (a socket name reused right after kill-server can race).
+        Tmux.count += 1
+        self.socket = "yanyi-e2e-%d-%d" % (os.getpid(), Tmux.count)
         self.target = "e2e"
         envs = " ".join("%s=%s" % (k, shq(v)) for k, v in env.items())
-        # remain-on-exit keeps the pane (and its exit status) after yanyi quits.
+        # The shell after yanyi prints its exit status and keeps the pane open to read it.
         self.run("new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height), "-c", ROOT,
                  "env %s TERM=xterm-256color %s; status=$?; echo; echo EXIT=$status; sleep 600" % (envs, command))
 

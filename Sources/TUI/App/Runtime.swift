@@ -116,8 +116,9 @@ public final class Runtime {
         self.sessions = sessions
     }
 
-    /// Runs until the user quits. `initial` are sent first (choosing the persona, …).
-    public func run(initial: [Msg] = []) throws(TerminalError) {
+    /// Runs until the user quits. `initial` are sent first (choosing the persona, …), then
+    /// `effects` run (resuming a session).
+    public func run(initial: [Msg] = [], effects: [Effect] = []) throws(TerminalError) {
         try terminal.start()
         defer {
             backend.shutdown()
@@ -128,6 +129,7 @@ public final class Runtime {
         let q = queue
         backend.start { q.post(.backend($0)) }
         for m in initial { dispatch(m) }
+        for e in effects { perform(e) }
         var last: CellBuffer?
         var lastTheme = state.theme
         while !state.quit {
