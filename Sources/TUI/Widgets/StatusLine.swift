@@ -83,7 +83,7 @@ enum HeaderLine {
         // Whom you talk to has priority; the session title gets what room is left.
         var right = 0
         if let p = s.persona {
-            let who = "与 " + p.name + "（" + (p.book.flatMap { $0.hasPrefix(PersonaGroups.label(p)) ? $0 : nil } ?? PersonaGroups.label(p)) + "）对话 "
+            let who = "与 " + p.name + "（" + (p.book ?? PersonaGroups.label(p)) + "）对话 "
             right = who.displayWidth
             buf.put(who, x: buf.columns - right, y: 0, style: Style(paint: p.accent.flatMap(Paint.init) ?? .role(.accent), bold: true))
         }
