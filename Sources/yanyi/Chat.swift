@@ -32,6 +32,9 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Themes folder (default $YANYI_THEMES, else Themes/ beside the executable or in the package).")
     var themes: String?
 
+    @Option(help: "Folder that persona model and adapter paths are relative to (default $YANYI_MODELS, else Models/ beside the personas folder).")
+    var models: String?
+
     @Option(help: "int8 (default) or f32.")
     var precision: Precision = .int8
 
@@ -71,7 +74,8 @@ struct ChatCommand: ParsableCommand {
         let personasDir = personas ?? env["YANYI_PERSONAS"] ?? DataFolders.find("Personas")
         let library = personasDir.map(PersonaLibrary.load) ?? PersonaLibrary(errors: [ChatError("Personas", "folder not found (give --personas DIR)")])
         startup += library.errors.prefix(1).map { .failed($0.description) }
-        let modelsRoot = personasDir.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("Models") } ?? "Models"
+        let modelsRoot = models ?? env["YANYI_MODELS"]
+            ?? personasDir.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("Models") } ?? "Models"
 
         let themesDir = themes ?? env["YANYI_THEMES"] ?? DataFolders.find("Themes")
         let themeLibrary = ThemeLibrary.load(from: themesDir)

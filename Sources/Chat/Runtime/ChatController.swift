@@ -94,10 +94,15 @@ public final class ChatController: @unchecked Sendable {
         try activateIfNeeded()
     }
 
-    /// A persona path made absolute against the models root.
+    /// A path made absolute: against the models root (persona files), or, when it exists only
+    /// there, against the working directory (a folder the user typed).
     public func resolve(_ path: String) -> String {
         let full = path.hasPrefix("/") ? path : (options.modelsRoot.hasSuffix("/") ? options.modelsRoot : options.modelsRoot + "/") + path
-        return URL(fileURLWithPath: full).standardizedFileURL.path
+        let underRoot = URL(fileURLWithPath: full).standardizedFileURL.path
+        if !path.hasPrefix("/"), !FileManager.default.fileExists(atPath: underRoot), FileManager.default.fileExists(atPath: path) {
+            return URL(fileURLWithPath: path).standardizedFileURL.path
+        }
+        return underRoot
     }
 
     private func activateIfNeeded() throws(ChatError) {
