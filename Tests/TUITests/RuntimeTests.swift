@@ -50,7 +50,7 @@ final class ScriptedTerminal: Terminal {
         let term = ScriptedTerminal([
             .init(until: { $0.contains("fake · canned") && $0.contains("sanguo-cosplay×1") }, keys: "曹操将至".map { .char($0) } + [.enter]),
             .init(until: { $0.contains("中原也") && $0.contains("输入 · Enter") }, keys: [.resize]),
-            .init(waitFor: "言意", keys: [.ctrl("q")]),
+            .init(waitFor: "演义", keys: [.ctrl("q")]),
         ])
         let backend = FakeBackend(tokenDelay: 0.01, loadSeconds: 0.02, modelsRoot: "/m")
         let state = State(size: TerminalSize(rows: 24, columns: 80), personas: Fx.all, persona: Fx.liubei, modelName: "fake", modelsRoot: "/m")

@@ -145,7 +145,7 @@ import Testing
         var (s, _) = Fx.run(Fx.ready(columns: 60, rows: 16), Fx.type("曹操大军将至，如之奈何？") + [.key(.enter)])
         (s, _) = Fx.reply(s, ["“先取荆州为家，", "后取西川建基业。”"])
         let expected = [
-            " 言意 Yanyi  曹操大军将至，如之奈   与 刘备（三国演义）对话",
+            " 演义 Yanyi  曹操大军将至，如之奈   与 刘备（三国演义）对话",
             " ▍刘备 · 三国  开场白",
             "   备乃汉室宗亲。",
             "",
@@ -173,7 +173,7 @@ import Testing
         #expect(b.lines.contains { $0.contains("need at least 60×16") })
         (s, _) = Fx.run(s, Fx.type("还在") + [.resize(TerminalSize(rows: 30, columns: 100))])
         #expect(s.input.string == "还在")
-        #expect(view(s).line(0).contains("言意 Yanyi"))
+        #expect(view(s).line(0).contains("演义 Yanyi"))
     }
 
     @Test func resizeRelaysOutAndHidesTheSidePanelWhenNarrow() {

@@ -204,7 +204,7 @@ def fake_scenario(args, data):
 
         # Resize: narrow (side panel hidden), too small (message), back.
         t.resize(70, 20)
-        s = t.wait(lambda s: "Sliders" not in s and "言意" in s, "narrow layout")
+        s = t.wait(lambda s: "Sliders" not in s and "演义" in s, "narrow layout")
         check(len(s.split("\n")[0]) <= 70, "relayout at 70x20 without the side panel", s)
         t.resize(50, 12)
         s = t.wait_text("terminal too small: 50×12")

@@ -88,7 +88,7 @@ enum HeaderLine {
             buf.put(who, x: buf.columns - right, y: 0, style: Style(paint: p.accent.flatMap(Paint.init) ?? .role(.accent), bold: true))
         }
         var x = 1
-        x += buf.put("言意 Yanyi", x: x, y: 0, style: Style(.primary, bold: true))
+        x += buf.put("演义 Yanyi", x: x, y: 0, style: Style(.primary, bold: true))
         let title = "  " + s.conversation.title + (s.conversation.id.isEmpty ? "" : "  [\(s.conversation.id)]")
         buf.put(TextLayout.clip(title, width: max(buf.columns - right - x - 2, 0)), x: x, y: 0, style: Style(.muted))
     }
