@@ -114,8 +114,9 @@ struct ChatCommand: ParsableCommand {
             modelName = URL(fileURLWithPath: path).lastPathComponent
         }
 
-        let state = State(size: TerminalSize(rows: 24, columns: 80), personas: library.personas, persona: initial,
+        var state = State(size: TerminalSize(rows: 24, columns: 80), personas: library.personas, persona: initial,
                           theme: chosenTheme, themes: themeLibrary.themes, modelName: modelName, modelsRoot: modelsRoot)
+        state.modelPinned = model != nil
         if let p = initial { startup.insert(.choosePersona(p.id), at: 0) }
         for a in adapter.compactMap(AdapterSpec.parse) { startup.append(.addAdapter(a.folder, scale: Double(a.multiplier))) }
 

@@ -131,17 +131,48 @@ final class ScriptedTerminal: Terminal {
         backend.generate(GenerationRequest(id: 2, persona: p, history: [], utterance: "hi"))
         let beamStats = try await events.wait { if case .finished(2, _, let st, false) = $0 { st } else { nil } }
         #expect(beamStats.newTokens >= 1 && beamStats.newTokens <= 4)
-        p.sampling = Persona.Sampling(maxNewTokens: 400, doSample: true)
+        // (Hot, unfiltered sampling: the tiny model's first token is rarely EOS, which would end
+        // the reply before the cancel lands.)
+        p.sampling = Persona.Sampling(temperature: 5, topK: 0, maxNewTokens: 400, doSample: true)
         backend.generate(GenerationRequest(id: 3, persona: p, history: [], utterance: "go on"))
         _ = try await events.wait { if case .token(3, _) = $0 { true } else { nil } }
         backend.cancel(3)
-        let cut = try await events.wait { if case .finished(3, _, let st, true) = $0 { st } else { nil } }
-        #expect(cut.newTokens < 400)
+        let (cut, wasCancelled) = try await events.wait { if case .finished(3, _, let st, let c) = $0 { (st, c) } else { nil } }
+        #expect(wasCancelled && cut.newTokens < 400, "reply 3 ended by itself after \(cut.newTokens) tokens")
 
         // A bad adapter folder: one line, no crash.
         backend.loadAdapter(path: "/no/such/adapter")
         let why = try await events.wait { if case .adapterFailed("/no/such/adapter", let m) = $0 { m } else { nil } }
         #expect(why.hasPrefix("/no/such/adapter") && !why.contains("\n"))
+        backend.shutdown()
+    }
+
+    /// A persona on another base: loadModel swaps the base (LLaMA -> ChatGLM fixture), the
+    /// adapter for the new base is checked against it and applied, and a reply comes from it.
+    @Test func loadModelSwapsTheBase() async throws {
+        let events = Collector()
+        let backend = EngineBackend(modelPath: Fx.path("Tests/Fixtures/models/llama-trained/safetensors"), threads: 1)
+        backend.start { events.add($0) }
+        _ = try await events.wait { if case .loaded = $0 { true } else { nil } }
+        let glm = Fx.path("Tests/Fixtures/models/chatglm-trained/safetensors")
+        let adapter = Fx.path("Tests/Fixtures/adapters/chatglm-qkv")
+        backend.loadModel(path: glm)
+        backend.loadAdapter(path: adapter)            // as update orders it: after loadModel
+        let loads = try await events.wait { e -> Int? in
+            let n = events.all.filter { if case .loaded = $0 { true } else { false } }.count
+            return n >= 2 ? n : nil
+        }
+        #expect(loads == 2)
+        _ = try await events.wait { if case .adapterLoaded(let p, _) = $0, p == adapter { true } else { nil } }
+        backend.setAdapters([AdapterSetting(path: adapter, scale: 1)])
+        var p = Fx.liubei
+        p.adapters = []
+        p.sampling = Persona.Sampling(maxNewTokens: 4)
+        backend.generate(GenerationRequest(id: 5, persona: p, history: [], utterance: "曹操大军将至，如之奈何？玄德曰："))
+        let st = try await events.wait { if case .finished(5, _, let st, false) = $0 { st } else { nil } }
+        #expect(st.newTokens >= 1)
+        #expect(!events.all.contains { if case .notice(let m) = $0 { m.contains("not applied") } else { false } })
+        #expect(backend.modelPath == glm)
         backend.shutdown()
     }
 

@@ -443,3 +443,30 @@ import Testing
         }
     }
 }
+
+/// Picking a persona made for another base loads that base (its adapters are checked against
+/// it), unless the user named the model with --model.
+@Suite struct PersonaBaseSwitchTests {
+    @Test func aPersonaOnAnotherBaseLoadsIt() {
+        let s = Fx.ready()                                      // glm-demo loaded, 刘备
+        let (t, fx) = Fx.run(s, [.choosePersona(Fx.rulai.id)])
+        let loadAt = fx.firstIndex(of: .loadModel("/m/baichuan-demo"))
+        #expect(loadAt != nil)
+        #expect(fx.firstIndex(of: .loadAdapter("/m/adapters/rulai-v2")).map { $0 > loadAt! } == true)
+        if case .loading = t.model {} else { Issue.record("model should be loading, is \(t.model)") }
+        #expect(t.modelName == "baichuan-demo")
+        let (u, _) = Fx.run(t, [.backend(.loaded(ModelInfo(name: "baichuan-demo", precision: "int8", contextLength: 4096)))])
+        #expect(u.model == .ready(ModelInfo(name: "baichuan-demo", precision: "int8", contextLength: 4096)))
+        // Same base: nothing reloads.
+        let (_, same) = Fx.run(s, [.choosePersona(Fx.caocao.id)])
+        #expect(!same.contains { if case .loadModel = $0 { true } else { false } })
+    }
+
+    @Test func aPinnedModelStays() {
+        var s = Fx.ready()
+        s.modelPinned = true
+        let (t, fx) = Fx.run(s, [.choosePersona(Fx.rulai.id)])
+        #expect(!fx.contains { if case .loadModel = $0 { true } else { false } })
+        #expect(t.model == .ready(ModelInfo(name: "glm-demo", precision: "int8", contextLength: 2048)))
+    }
+}

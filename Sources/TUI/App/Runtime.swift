@@ -168,6 +168,7 @@ public final class Runtime {
         case .generate(let r): backend.generate(r)
         case .cancel(let id): backend.cancel(id)
         case .loadAdapter(let path): backend.loadAdapter(path: path)
+        case .loadModel(let path): backend.loadModel(path: path)
         case .setAdapters(let list): backend.setAdapters(list)
         case .closeSession: sessions.close()
         case .quit: break

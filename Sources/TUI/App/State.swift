@@ -39,6 +39,9 @@ public struct State: Equatable, Sendable {
     public var model: ModelStatus = .loading(0, eta: nil)
     /// Shown in the status line before the model reports its own name.
     public var modelName: String
+    /// The user named the model (--model): persona switches keep it. Otherwise a persona made
+    /// for another base loads that base.
+    public var modelPinned = false
     public var generation: Generation?
     public var lastStats: GenerationStats?
     public var nextRequestID = 1
@@ -229,5 +232,7 @@ public enum Effect: Equatable, Sendable {
     case branchSession(String, at: String)
     case loadAdapter(String)
     case setAdapters([AdapterSetting])
+    /// Replace the base model (a persona made for another one was chosen).
+    case loadModel(String)
     case quit
 }

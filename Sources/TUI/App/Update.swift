@@ -376,11 +376,20 @@ enum Updater {
             loads.append(.loadAdapter(path))
         }
         s.adapterIndex = min(s.adapterIndex, max(s.adapters.count - 1, 0))
+        // A persona made for another base loads it first (unless the user named the model), so
+        // that its adapters are checked against the base they are for.
+        if case .ready(let m) = s.model, m.precision != "canned", m.name != p.model.split(separator: "/").last.map(String.init) {
+            if s.modelPinned {
+                note(&s, "\(p.name) is made for Models/\(p.model); replies come from \(m.name)")
+            } else {
+                s.model = .loading(0, eta: nil)
+                s.modelName = p.model
+                fx.append(.loadModel(root + p.model))
+                note(&s, "loading Models/\(p.model) for \(p.name)")
+            }
+        }
         fx.append(.setAdapters(activeAdapters(s)))
         fx += loads
-        if case .ready(let m) = s.model, m.precision != "canned", m.name != p.model.split(separator: "/").last.map(String.init) {
-            note(&s, "\(p.name) is made for Models/\(p.model); replies come from \(m.name)")
-        }
         if keepConversation { return }
         let said = s.conversation.messages.contains { $0.role == .user }
         if !said {

@@ -103,6 +103,14 @@ public protocol ChatBackend: AnyObject, Sendable {
     /// The adapters to apply from now on, in order, with their scales (disabled ones left out).
     /// Takes effect at once, between two tokens if a reply is being generated.
     func setAdapters(_ list: [AdapterSetting])
+    /// Replaces the base model: `.loadProgress`… then `.loaded` or `.loadFailed`; the adapter
+    /// list asked for last is applied to the new base (adapters that do not fit it are reported).
+    func loadModel(path: String)
     /// Stops work; no events after it returns.
     func shutdown()
+}
+
+extension ChatBackend {
+    /// Backends with one fixed model (the canned one) ignore a change of base.
+    public func loadModel(path: String) {}
 }

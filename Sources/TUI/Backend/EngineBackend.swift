@@ -10,7 +10,8 @@ import Foundation
 /// Adapter files are read on `io`. cancel() sets the generator's flag (checked before every
 /// forward); setAdapters() leaves the list under the lock for the loop to apply between tokens.
 public final class EngineBackend: ChatBackend, @unchecked Sendable {
-    public let modelPath: String
+    /// The base being loaded or in use (changed by loadModel, on `work`).
+    public private(set) var modelPath: String
     public let precision: Precision
     public let threads: Int?
 
@@ -22,6 +23,8 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
     private var loaded: [String: LoRAAdapter] = [:]
     /// The adapter list wanted, when it differs from what the model has.
     private var pendingAdapters: [AdapterSetting]?
+    /// The adapter list the model has (owned by `work`).
+    private var appliedAdapters: [AdapterSetting] = []
     /// The reply being generated, so cancel() reaches it at once.
     private var running: (id: Int, generator: TokenGenerator)?
     /// The loaded model's projection shapes, for checking adapters off the `work` queue.
@@ -103,6 +106,22 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
         } catch {
             done.set()
             emit(.loadFailed(error.description))
+        }
+    }
+
+    /// A persona made for another base: drop this one (its memory goes when the new one is
+    /// assigned), load the other, then re-apply the wanted adapter list to it.
+    public func loadModel(path: String) {
+        // Adapters read from now on are checked when applied to the new base, not against this one.
+        locked { shapes = nil }
+        work.async { [self] in
+            guard path != modelPath || model == nil else { return }
+            locked { if pendingAdapters == nil { pendingAdapters = appliedAdapters } }
+            modelPath = path
+            model = nil
+            session = nil
+            folder = nil
+            load()
         }
     }
 
@@ -199,6 +218,7 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
         let list = want.compactMap { s in locked { loaded[s.path] }.map { (adapter: $0, multiplier: Float(s.scale)) } }
         do {
             try lm.setAdapters(list)
+            appliedAdapters = want
         } catch {
             emit(.notice("adapters not applied: \(error.description)"))
         }
