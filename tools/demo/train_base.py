@@ -36,10 +36,10 @@ from safetensors.torch import save_file as st_save
 
 mf = C.mf
 SEED = 20240901
-STEPS = {"chatglm": 600, "baichuan": 400, "llama": 400}
+STEPS = {"chatglm": 300, "baichuan": 700, "llama": 400}
 if "YANYI_DEMO_STEPS" in os.environ:  # quick runs
     STEPS = {k: int(os.environ["YANYI_DEMO_STEPS"]) for k in STEPS}
-LR = 3e-3
+LR = {"chatglm": 3e-3, "baichuan": 6e-3, "llama": 3e-3}
 BATCH = 16
 CTX = 128
 RESULTS = os.path.join(C.HERE, "results")
@@ -210,7 +210,7 @@ def main(kinds):
         model = M.new_model(kind, pieces, SEED)
         params = M.param_count(model)
         C.log(f"[{kind}] {type(model).__name__}, {params} parameters")
-        tr = train(kind, model, data, STEPS[kind], LR)
+        tr = train(kind, model, data, STEPS[kind], LR[kind])
         {"chatglm": save_chatglm, "baichuan": save_baichuan, "llama": save_llama}[kind](model, folder)
         M.write_config(kind, folder, pieces)
         m2 = reload(kind, folder, pieces)
