@@ -1,0 +1,84 @@
+"""Shared setup for the demo scripts: paths, the seed-era Python stack, text sources, file writers.
+
+Importing this module puts tools/fixtures/.pydeps (transformers 4.30.2, peft 0.3.0), .pydeps-adapter
+(accelerate for peft) and .upstream (ChatGLM-6B / Baichuan-7B remote code) on sys.path, as
+tools/fixtures/make_fixtures.py does, and reuses that script's SentencePiece trainer and deterministic
+torch.save (its `fix_torch_zip`).
+"""
+import glob
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+FIXTURES = os.path.join(REPO, "tools", "fixtures")
+sys.path.insert(0, FIXTURES)
+sys.path.insert(1, os.path.join(FIXTURES, ".pydeps-adapter"))
+import make_fixtures as mf  # noqa: E402  (.pydeps/.upstream on sys.path; asserts transformers 4.30.2)
+
+import torch  # noqa: E402
+
+# One thread: OpenMP with two threads crawls on the shared 2-core machine (spin-waits while the other core
+# is busy), and the thread count changes the floating-point results.
+THREADS = int(os.environ.get("YANYI_DEMO_THREADS", "1"))
+torch.set_num_threads(THREADS)
+torch.use_deterministic_algorithms(True)
+
+DATA = os.environ.get("YANYI_DEMO_DATA", "/work/shared/data")
+MODELS = os.path.join(REPO, "Models")
+WORK = os.path.join(HERE, "work")  # git-ignored scratch (training logs, checkpoints)
+DIALOGUE = os.path.join(HERE, "data")
+NOVEL_FILES = ["三国演义.txt", "水浒传.txt", "红楼梦.txt", "西游记.txt"]
+
+GLM_SPECIALS = mf.GLM_SPECIALS
+GLM_USER = mf.GLM_USER
+dump_json = mf.dump_json
+fix_torch_zip = mf.fix_torch_zip
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def novel_paragraphs(name):
+    """The novel's paragraphs (wrapped lines joined, as extract_dialogue.py does), headings kept."""
+    import extract_dialogue as ed
+    with open(os.path.join(DATA, "classics", name), encoding="utf-8") as f:
+        text = f.read()
+    return ed.paragraphs(text)
+
+
+def rulai(name):
+    with open(os.path.join(DATA, "rulai", name), encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def qa_text(row):
+    """(`问：q`, `答：a`) with the prefixes added where a line lacks them (RulaiGPT's data mixes both)."""
+    q, a = row["q"], row["a"]
+    return (q if q.startswith("问：") else "问：" + q), (a if a.startswith("答：") else "答：" + a)
+
+
+def is_rulai_line(row):
+    """The 如来 / 如如 lines of the RulaiGPT sets (the rest of rulai_enhance is ordinary HC3 Q&A)."""
+    return "如来" in row["a"] or "如如" in row["a"]
+
+
+def dialogue(name):
+    """Rows of data/<name>.jsonl, extracted first when missing."""
+    path = os.path.join(DIALOGUE, name + ".jsonl")
+    if not os.path.exists(path):
+        import extract_dialogue as ed
+        ed.main()
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f]
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return mf.sha256_bytes(f.read())
+
+
+sys.path.insert(0, HERE)
+_ = glob  # (kept for scripts that list files)
