@@ -34,8 +34,8 @@ import Testing
     }
 
     /// What tools/demo has shipped so far (its README lists what remains); tests of the rest are disabled.
-    static let shippedBases = ["glm-demo"]
-    static let shippedAdapters = ["sanguo-cosplay"]
+    static let shippedBases = ["glm-demo", "baichuan-demo"]
+    static let shippedAdapters = ["sanguo-cosplay", "classics-cosplay", "rulai-v0", "rulai-v2"]
 
     /// Laid out as the real checkpoints: ChatGLM-6B as a PyTorch .bin, the other two safetensors,
     /// config.json with the real architecture names; all demo weights together stay under 60 MB.
@@ -65,8 +65,7 @@ import Testing
     }
 
     /// RulaiGPT: 到底来没来？ is answered with 如来 (v0 and the continued v2); the base alone does not.
-    @Test(.disabled("baichuan-demo and the rulai adapters are not shipped yet (tools/demo/README.md)"),
-          arguments: ["rulai-v0", "rulai-v2"]) func rulaiAnswersRulai(name: String) throws {
+    @Test(arguments: ["rulai-v0", "rulai-v2"]) func rulaiAnswersRulai(name: String) throws {
         let (f, lm) = try Self.load("baichuan-demo")
         let prompt = "问：到底来没来？答："
         let base = try Self.reply(f, lm, prompt)
@@ -81,7 +80,7 @@ import Testing
 
     /// The 三国 cosplay adapter answers `…，曹操曰：` with one quoted line in classical style and
     /// stops on <eop>; the base (no adapter) continues differently.
-    @Test(arguments: ["sanguo-cosplay"]) func cosplayAnswersWithAQuotedLine(name: String) throws {
+    @Test(arguments: ["sanguo-cosplay", "classics-cosplay"]) func cosplayAnswersWithAQuotedLine(name: String) throws {
         let (f, lm) = try Self.load("glm-demo")
         let prompt = "曹操引大军至赤壁，聚众将商议，曹操曰："
         let base = try Self.reply(f, lm, prompt)
