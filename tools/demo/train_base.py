@@ -36,10 +36,10 @@ from safetensors.torch import save_file as st_save
 
 mf = C.mf
 SEED = 20240901
-STEPS = {"chatglm": 300, "baichuan": 700, "llama": 400}
+STEPS = {"chatglm": 300, "baichuan": 700, "llama": 300}
 if "YANYI_DEMO_STEPS" in os.environ:  # quick runs
     STEPS = {k: int(os.environ["YANYI_DEMO_STEPS"]) for k in STEPS}
-LR = {"chatglm": 3e-3, "baichuan": 6e-3, "llama": 3e-3}
+LR = {"chatglm": 3e-3, "baichuan": 6e-3, "llama": 6e-3}
 BATCH = 16
 CTX = 128
 RESULTS = os.path.join(C.HERE, "results")
