@@ -44,25 +44,8 @@ void ck_f32_to_f16_ref(const float *restrict in, uint16_t *restrict out, size_t 
     for (size_t i = 0; i < n; i++) out[i] = f32_to_f16_one(in[i]);
 }
 
-// Same contract as ck_attend_f32 with binary16 keys/values; the ref converts each and sums the
-// dot product in double.
-#define CK_ATTEND_F16_BODY(DOT, AXPY)                                               \
-    float mx = -INFINITY;                                                           \
-    for (size_t j = 0; j < n; j++) {                                                \
-        const float s = DOT(q, keys + j * stride, d) * scale;                       \
-        scores[j] = s;                                                              \
-        if (s > mx) mx = s;                                                         \
-    }                                                                               \
-    float sum = 0;                                                                  \
-    for (size_t j = 0; j < n; j++) {                                                \
-        const float e = expf(scores[j] - mx);                                       \
-        scores[j] = e;                                                              \
-        sum += e;                                                                   \
-    }                                                                               \
-    const float inv = 1.0f / sum;                                                   \
-    for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
-    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
-
+// Same contract as ck_attend_f32 with binary16 keys/values (CK_ATTEND_BODY, simd_util.h); the
+// ref converts each and sums the dot product in double.
 static inline float dot_f16_ref(const float *restrict q, const uint16_t *restrict k, size_t d) {
     double acc = 0;
     for (size_t i = 0; i < d; i++) acc += (double)q[i] * (double)f16_to_f32(k[i]);
@@ -75,7 +58,7 @@ static inline void axpy_f16_ref(float a, const uint16_t *restrict v, float *rest
 
 void ck_attend_f16_ref(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_F16_BODY(dot_f16_ref, axpy_f16_ref)
+    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref)
 }
 
 #ifdef CK_X86
@@ -142,13 +125,13 @@ __attribute__((target("avx512f"))) CK_INLINE void axpy_f16_avx512(float a, const
 __attribute__((target("avx2,fma,f16c")))
 void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                         size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_F16_BODY(dot_f16_avx2, axpy_f16_avx2)
+    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2)
 }
 
 __attribute__((target("avx512f")))
 void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_F16_BODY(dot_f16_avx512, axpy_f16_avx512)
+    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512)
 }
 #else
 void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }

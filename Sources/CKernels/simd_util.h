@@ -65,4 +65,27 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 #endif
+// One attention head, written once for every key/value storage type (fp32 in vec_f32.c, binary16 in
+// kv_f16.c): DOT(q, k_j, d) and AXPY(a, v_j, out, d) read one position of the given type. The
+// whole attention of one (token, head) against n cached positions (callers include <math.h>):
+//   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf),
+//   out = Σ_j p_j · v_j,  with k_j = keys + j·stride and v_j = values + j·stride, each (d,).
+// scores (n,) is the caller's scratch. One call per head instead of 2n calls of dot/axpy.
+#define CK_ATTEND_BODY(DOT, AXPY)                                                   \
+    float mx = -INFINITY;                                                           \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float s = DOT(q, keys + j * stride, d) * scale;                       \
+        scores[j] = s;                                                              \
+        if (s > mx) mx = s;                                                         \
+    }                                                                               \
+    float sum = 0;                                                                  \
+    for (size_t j = 0; j < n; j++) {                                                \
+        const float e = expf(scores[j] - mx);                                       \
+        scores[j] = e;                                                              \
+        sum += e;                                                                   \
+    }                                                                               \
+    const float inv = 1.0f / sum;                                                   \
+    for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
+    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
+
 #endif

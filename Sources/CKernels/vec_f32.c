@@ -15,27 +15,6 @@ void ck_axpy_f32_ref(float a, const float *restrict x, float *restrict y, size_t
     for (size_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
-// One query head against n cached positions, the whole attention of one (token, head):
-//   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf),
-//   out = Σ_j p_j · v_j,  with k_j = keys + j·stride and v_j = values + j·stride, each (d,).
-// scores (n,) is the caller's scratch. One call per head instead of 2n calls of dot/axpy.
-#define CK_ATTEND_BODY(DOT, AXPY)                                                   \
-    float mx = -INFINITY;                                                           \
-    for (size_t j = 0; j < n; j++) {                                                \
-        const float s = DOT(q, keys + j * stride, d) * scale;                       \
-        scores[j] = s;                                                              \
-        if (s > mx) mx = s;                                                         \
-    }                                                                               \
-    float sum = 0;                                                                  \
-    for (size_t j = 0; j < n; j++) {                                                \
-        const float e = expf(scores[j] - mx);                                       \
-        scores[j] = e;                                                              \
-        sum += e;                                                                   \
-    }                                                                               \
-    const float inv = 1.0f / sum;                                                   \
-    for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
-    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
-
 void ck_attend_f32_ref(const float *restrict q, const float *restrict keys, const float *restrict values,
                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
     CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref)
