@@ -119,10 +119,12 @@ import Testing
         }
         #expect(finished != nil && PlainTemplate().finishReply(text) == finished!.message!.text)
 
-        // cancel() from the consumer's side mid-stream: the reply ends early, saved as partial
+        // cancel() from the consumer's side mid-stream. The producer runs on its own thread and,
+        // on a busy machine, may finish all its tokens before this consumer reads the second delta
+        // (seen in CI); the deterministic mid-reply cancel is `cancelSavesPartialAndTheSessionGoesOn`
+        // (cancel from inside the producer's callback). Here: whichever came first, the outcome is
+        // consistent — a cancelled reply is partial, shorter than the limit and saved as partial.
         try c.newSession()   // the fixture model says more without history
-        // A long reply that cannot end by itself before the cancel lands (the producer may run
-        // ahead of this consumer by many tokens on a busy machine): hot seeded sampling, 300 tokens.
         for (k, v) in [("do_sample", "true"), ("temperature", "5"), ("top_k", "0"), ("seed", "1"), ("max_new_tokens", "300")] {
             try c.set(k, v)
         }
@@ -132,9 +134,12 @@ import Testing
             if case .delta = e { n += 1; if n == 2 { c.cancel() } }
             if case .finished(let o) = e { cut = o }
         }
-        #expect(cut?.partial == true && cut?.reason == .cancelled && c.session.conversation.head!.partial == true,
-                "\(String(describing: cut?.reason)) \(String(describing: cut?.tokens)) \(c.session.conversation.path.map { ($0.id, $0.text) })")
-        #expect(cut!.tokens.count < 300)
+        #expect(n >= 2 && cut != nil)
+        if let cut, cut.reason == .cancelled {
+            #expect(cut.partial == true && cut.tokens.count < 300 && c.session.conversation.head!.partial == true)
+        } else {
+            #expect(cut?.tokens.count == 300 && cut?.partial != true)
+        }
 
         // Dropping the stream cancels too (when the reply is still running then; a tiny model may
         // already be done). Either way the controller comes back idle and usable.
