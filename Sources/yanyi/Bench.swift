@@ -87,27 +87,23 @@ struct Bench: ParsableCommand {
                 let s = lm.makeSession(capacity: promptTokens + genTokens)
                 base = (s, try lm.forward(prompt, session: s, logits: .last))
             }
+            /// Greedy-decodes `n` tokens after `logits` in `s`; seconds taken.
+            func decode(_ n: Int, _ s: ModelSession, _ logits: inout [Float]) throws -> Double {
+                let t = Measure.now()
+                for _ in 0..<n { logits = try lm.forward([GreedyDecoder.argmax(logits[...])], session: s, logits: .last) }
+                return Measure.now() - t
+            }
             var done = 0
             while done < genTokens {
                 let chunk = min(16, genTokens - done)
                 if !adapters.isEmpty { try lm.setAdapters(adapters) }
-                let td = Measure.now()
-                for _ in 0..<chunk {
-                    let next = GreedyDecoder.argmax(logits[...])
-                    logits = try lm.forward([next], session: session, logits: .last)
-                }
-                let seconds = Measure.now() - td
+                let seconds = try decode(chunk, session, &logits)
                 decodeSeconds += seconds
                 let bw = probe.pass()
                 chunkRatios.append(Double(chunk) / seconds * Double(lm.bytesPerToken) / bw)
                 if var b = base {
                     try lm.setAdapters([])
-                    let tb = Measure.now()
-                    for _ in 0..<chunk {
-                        let next = GreedyDecoder.argmax(b.logits[...])
-                        b.logits = try lm.forward([next], session: b.session, logits: .last)
-                    }
-                    baseDecodeSeconds += Measure.now() - tb
+                    baseDecodeSeconds += try decode(chunk, b.session, &b.logits)
                     base = b
                 }
                 done += chunk

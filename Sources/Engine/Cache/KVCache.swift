@@ -118,4 +118,12 @@ public final class KVCache: @unchecked Sendable {
 
     /// Copies positions 0..<n of every layer from `other`.
     public func copy(from other: KVCache, positions n: Int) { copy(from: other, positions: 0..<n) }
+
+    /// A new cache of the same shape and precision holding `capacity` positions, the first `n`
+    /// copied from this one (a fork for a beam, a snapshot for another adapter set).
+    public func prefix(_ n: Int, capacity: Int) -> KVCache {
+        let c = KVCache(layers: layers, capacity: capacity, kvDim: kvDim, headDim: headDim, precision: precision)
+        c.copy(from: self, positions: n)
+        return c
+    }
 }

@@ -69,9 +69,7 @@ public final class ModelSession: @unchecked Sendable {
     private func remember() {
         guard snapshotLimit > 0, count > 0 else { return }
         snapshots.removeAll { $0.signature == adapterSignature }
-        let copy = KVCache(layers: cache.layers, capacity: count, kvDim: cache.kvDim, headDim: cache.headDim, precision: cache.precision)
-        copy.copy(from: cache, positions: count)
-        snapshots.append(Snapshot(signature: adapterSignature, tokens: tokens, cache: copy))
+        snapshots.append(Snapshot(signature: adapterSignature, tokens: tokens, cache: cache.prefix(count, capacity: count)))
         trimSnapshots()
     }
 

@@ -1,14 +1,8 @@
 /// Sessions that branch: a copy of a session (`fork`), a session taking over another's tokens by
 /// copying only the positions where they differ (`continue(from:sharing:)`), and the caches of a
-/// beam search (`BeamSessions`). Cached keys/values are reached only through `copyKV` below (and
-/// KVCache's own copy), so a change of storage (paged, a shared read-only prompt) changes this
-/// file, not the beam code.
-
-/// Copies keys and values of `positions` from `src` to `dst`, every layer (same position in both).
-private func copyKV(from src: KVCache, to dst: KVCache, positions: Range<Int>) {
-    guard !positions.isEmpty else { return }
-    dst.copy(from: src, positions: positions)
-}
+/// beam search (`BeamSessions`). Cached keys/values are reached only through KVCache's own
+/// `copy`/`prefix`, so a change of storage (paged, a shared read-only prompt) changes KVCache
+/// and this file, not the beam code.
 
 extension ModelSession {
     /// A new session holding a copy of this one's tokens and their keys/values; `capacity`
@@ -16,8 +10,7 @@ extension ModelSession {
     public func fork(capacity: Int? = nil) -> ModelSession {
         let cap = capacity ?? self.capacity
         precondition(cap >= count, "fork capacity \(cap) < \(count) tokens held")
-        let s = ModelSession(cache: KVCache(layers: cache.layers, capacity: cap, kvDim: cache.kvDim, headDim: cache.headDim, precision: cache.precision))
-        copyKV(from: cache, to: s.cache, positions: 0..<count)
+        let s = ModelSession(cache: cache.prefix(count, capacity: cap))
         s.tokens = tokens
         s.adapterSignature = adapterSignature
         return s
@@ -29,7 +22,7 @@ extension ModelSession {
     public func `continue`(from parent: ModelSession, sharing shared: Int) {
         guard parent !== self else { return }
         precondition(shared <= count && shared <= parent.count, "shared prefix longer than a session")
-        copyKV(from: parent.cache, to: cache, positions: shared..<parent.count)
+        cache.copy(from: parent.cache, positions: shared..<parent.count)
         tokens = parent.tokens
         adapterSignature = parent.adapterSignature
     }

@@ -90,7 +90,7 @@ public final class TokenGenerator: @unchecked Sendable {
 
     private func prefill() throws(GenerationError) {
         // reuse what the session holds of the prompt; at least one token must run for logits
-        let common = min(zip(session.tokens, prompt).prefix { $0 == $1 }.count, prompt.count - 1)
+        let common = min(commonPrefix(session.tokens, prompt), prompt.count - 1)
         session.truncate(to: common)
         stats.reusedPromptTokens = session.count
         let tp = Measure.now()
