@@ -134,11 +134,13 @@ final class ScriptedTerminal: Terminal {
         // (Hot, unfiltered sampling: the tiny model's first token is rarely EOS, which would end
         // the reply before the cancel lands.)
         p.sampling = Persona.Sampling(temperature: 5, topK: 0, maxNewTokens: 400, doSample: true)
+        // The cancel is sent from the event callback, on the generating thread, as the first token
+        // arrives: polling for it from here let a busy machine generate ~100 tokens first.
+        events.onEvent = { if case .token(3, _) = $0 { backend.cancel(3) } }
         backend.generate(GenerationRequest(id: 3, persona: p, history: [], utterance: "go on"))
-        _ = try await events.wait { if case .token(3, _) = $0 { true } else { nil } }
-        backend.cancel(3)
         let (cut, wasCancelled) = try await events.wait { if case .finished(3, _, let st, let c) = $0 { (st, c) } else { nil } }
-        #expect(wasCancelled && cut.newTokens < 400, "reply 3 ended by itself after \(cut.newTokens) tokens")
+        events.onEvent = nil
+        #expect(wasCancelled && cut.newTokens < 400, "reply 3 ended after \(cut.newTokens) tokens, cancelled: \(wasCancelled)")
 
         // A bad adapter folder: one line, no crash.
         backend.loadAdapter(path: "/no/such/adapter")
@@ -194,7 +196,17 @@ final class Collector: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [BackendEvent] = []
 
-    func add(_ e: BackendEvent) { lock.lock(); events.append(e); lock.unlock() }
+    /// Runs on the sender's thread for every event, after it is recorded.
+    var onEvent: (@Sendable (BackendEvent) -> Void)? {
+        get { lock.lock(); defer { lock.unlock() }; return hook }
+        set { lock.lock(); hook = newValue; lock.unlock() }
+    }
+    private var hook: (@Sendable (BackendEvent) -> Void)?
+
+    func add(_ e: BackendEvent) {
+        lock.lock(); events.append(e); let h = hook; lock.unlock()
+        h?(e)
+    }
     var all: [BackendEvent] { lock.lock(); defer { lock.unlock() }; return events }
 
     struct Timeout: Error, CustomStringConvertible {
