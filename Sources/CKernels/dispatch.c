@@ -139,3 +139,10 @@ void ck_attend_f16(const float *restrict q, const uint16_t *restrict keys, const
     default: ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); return;
     }
 }
+
+void ck_q8q8_matmul(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                    size_t n, size_t ldy, uint8_t *restrict scratch) {
+    if (ck_cpu_has_avx512vnni()) ck_q8q8_matmul_avx512vnni(q, scales, xu, xs, y, rows, cols, block, n, ldy, scratch);
+    else ck_q8q8_matmul_ref(q, scales, xu, xs, y, rows, cols, block, n, ldy);
+}

@@ -143,14 +143,17 @@ struct QuantBenchmarkTests {
     /// Prefill: tokens/s for n tokens through one matrix, int8 tile kernel vs dequantize + sgemm.
     @Test func prefillThroughput() {
         print("OpenBLAS: \(BLASInfo.config) core \(BLASInfo.coreName)")
-        for (rows, cols) in [(4096, 4096), (11008, 4096)] {
+        let env = ProcessInfo.processInfo.environment
+        let shapes = env["YANYI_BENCH_SHAPES"] == "small" ? [(4096, 4096)] : [(4096, 4096), (11008, 4096), (4096, 11008)]
+        let methods: [Int8Matrix.MatmulMethod] = env["YANYI_BENCH_METHODS"] == "vnni" ? [.vnniGEMM] : [.int8Kernel, .dequantizeBLAS, .vnniGEMM]
+        for (rows, cols) in shapes {
             let m = Self.matrix(rows, cols)
-            for n in [64, 512] {
+            for n in [16, 64, 512] {
                 let x = Self.gaussians(n * cols, seed: 7)
                 var y = [Float](repeating: 0, count: n * rows)
                 for threads in [1, 2] {
                     let pool = ThreadPool(threads: threads)
-                    for method in [Int8Matrix.MatmulMethod.int8Kernel, .dequantizeBLAS] {
+                    for method in methods {
                         let t = y.withUnsafeMutableBufferPointer { yp in
                             Self.time(runs: 3) { m.matmul(x, n: n, yp.baseAddress!, pool: pool, method: method) }
                         }

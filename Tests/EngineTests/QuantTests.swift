@@ -137,8 +137,20 @@ struct QuantTests {
             for pool in Self.pools.dropFirst() {
                 #expect(Self.matmul(m, x, n: n, pool: pool, .int8Kernel).map(\.bitPattern) == mm1.map(\.bitPattern), "\(rows)x\(cols) matmul threads \(pool.threads)")
             }
-            // The protocol's matmul (automatic) takes the int8 kernel below blasMinTokens.
-            #expect(Self.matmul(m as any LinearWeight, x, n: n, pool: Self.pools[1]).map(\.bitPattern) == mm1.map(\.bitPattern))
+            // The protocol's matmul (automatic) takes the VNNI GEMM where the CPU has it, else the
+            // int8 kernel below blasMinTokens.
+            let auto = Int8Matrix.vnniAvailable ? Self.matmul(m, x, n: n, pool: Self.pools[0], .vnniGEMM) : mm1
+            #expect(Self.matmul(m as any LinearWeight, x, n: n, pool: Self.pools[1]).map(\.bitPattern) == auto.map(\.bitPattern))
+            // The VNNI GEMM: every (token, row) is the same chain of operations whatever the thread
+            // split and whichever tokens share its micro-kernel, so the bits do not change.
+            let vn = Self.matmul(m, x, n: n, pool: Self.pools[0], .vnniGEMM).map(\.bitPattern)
+            for pool in Self.pools.dropFirst() {
+                #expect(Self.matmul(m, x, n: n, pool: pool, .vnniGEMM).map(\.bitPattern) == vn, "\(rows)x\(cols) vnni threads \(pool.threads)")
+            }
+            for t in [0, n - 1] {
+                let one = Self.matmul(m, Array(x[(t * cols)..<((t + 1) * cols)]), n: 1, pool: Self.pools[1], .vnniGEMM).map(\.bitPattern)
+                #expect(Array(vn[(t * rows)..<((t + 1) * rows)]) == one, "\(rows)x\(cols) vnni token \(t) alone")
+            }
             for t in 0..<n {
                 let row = Self.matvec(m, Array(x[(t * cols)..<((t + 1) * cols)]), pool: Self.pools[1], .f32)
                 #expect(Array(mm1[(t * rows)..<((t + 1) * rows)]).map(\.bitPattern) == row.map(\.bitPattern), "\(rows)x\(cols) token \(t)")
@@ -152,7 +164,9 @@ struct QuantTests {
         var rng = SplitMix64(seed: 4)
         let pool = Self.pools[1]
         for (rows, cols) in [(3, 100), (20, 4109), (300, 520)] {
-            for (n, method) in [(9, Int8Matrix.MatmulMethod.dequantizeBLAS), (Int8Matrix.blasMinTokens + 1, .automatic)] {
+            // (.automatic takes the VNNI GEMM on CPUs with VNNI: int8 activations, tested below.)
+            let automatic = Int8Matrix.vnniAvailable ? [] : [(Int8Matrix.blasMinTokens + 1, Int8Matrix.MatmulMethod.automatic)]
+            for (n, method) in [(9, Int8Matrix.MatmulMethod.dequantizeBLAS)] + automatic {
                 let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
                 let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols) }
                 let wq = m.dequantized()
@@ -167,6 +181,38 @@ struct QuantTests {
                 }
                 #expect(bad.isEmpty, "\(rows)x\(cols) n=\(n) \(method): \(bad.prefix(4))")
             }
+        }
+    }
+
+    /// The VNNI GEMM is the int8 x int8 definition: each token's activations quantized per block
+    /// by the weight rule, exact int32 block dot products, scaled by both scales and summed; within
+    /// fp32 summation error of that sum in double (the kernel adds nb block terms per lane).
+    @Test func vnniPrefillIsTheInt8Definition() {
+        guard Int8Matrix.vnniAvailable else { return }
+        var rng = SplitMix64(seed: 8)
+        for (rows, cols) in [(3, 100), (20, 4109), (130, 1031)] {
+            let n = 13, block = 32, nb = (cols + block - 1) / block
+            let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
+            let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block) }
+            let wq = m.withUnsafeStorage { (Array($0), Array($1)) }
+            let y = Self.matmul(m, x, n: n, pool: Self.pools[1], .vnniGEMM)
+            var bad: [String] = []
+            for t in 0..<n {
+                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: nb)
+                _ = ck_q8_quantize_act_ref(Array(x[(t * cols)..<((t + 1) * cols)]), &xq, &xs, cols, block)
+                for r in 0..<rows {
+                    var want = 0.0, mag = 0.0
+                    for b in 0..<nb {
+                        var dot = 0
+                        for i in (b * block)..<min((b + 1) * block, cols) { dot += Int(wq.0[r * cols + i]) * Int(xq[i]) }
+                        let term = Double(wq.1[r * nb + b]) * Double(xs[b]) * Double(dot)
+                        want += term
+                        mag += abs(term)
+                    }
+                    if !(abs(Double(y[t * rows + r]) - want) <= Double(nb + 8) * Self.unit * mag) { bad.append("[\(t), \(r)] \(y[t * rows + r]) want \(want)") }
+                }
+            }
+            #expect(bad.isEmpty, "\(rows)x\(cols): \(bad.prefix(4))")
         }
     }
 

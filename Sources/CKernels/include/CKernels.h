@@ -102,6 +102,26 @@ void ck_q8q8_matvec(const int8_t *restrict q, const float *restrict scales, cons
                     const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
 int ck_cpu_has_avx512vnni(void);
 
+// Prefill as an int8 GEMM (q8q8_matmul.c). Activations: each row of x (n, cols) quantized by
+// the rule of ck_q8_quantize_act and stored offset-binary, xu = xq + 128, in rows of
+// kp = nb * block bytes (the tail past cols holds xq = 0); xs (n, nb). Returns non-finite blocks.
+size_t ck_q8q8_act_rows(const float *restrict x, uint8_t *restrict xu, float *restrict xs,
+                        size_t n, size_t cols, size_t block);
+// Bytes of one packed 16-row weight tile; the VNNI kernel needs 2 of them as scratch, 64-byte aligned.
+size_t ck_q8q8_tile_bytes(size_t cols, size_t block);
+// Y[t, r] (row stride ldy) = sum_b scale[r,b] * xs[t,b] * sum_{i in b} q[r,i] * xq[t,i]; block
+// sums exact in int32, the ref combines blocks in double, the VNNI variant in fp32.
+void ck_q8q8_matmul_ref(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                        const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                        size_t n, size_t ldy);
+void ck_q8q8_matmul_avx512vnni(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                               const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                               size_t n, size_t ldy, uint8_t *restrict scratch);
+// The VNNI kernel where the CPU has it, else the ref (callers without VNNI use ck_q8_matmul).
+void ck_q8q8_matmul(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                    size_t n, size_t ldy, uint8_t *restrict scratch);
+
 // ---- fp32 vector helpers (attention) ----------------------------------------------------------
 // x·y; the ref sums in double.
 float ck_dot_f32_ref(const float *restrict x, const float *restrict y, size_t n);

@@ -146,7 +146,12 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// 38 / 83 / 101 / 127 / 136 GFLOP/s for n = 16 / 64 / 96 / 256 / 512 with OpenBLAS's AVX-512
     /// (SkylakeX) kernels, but ~30 GFLOP/s with its Haswell-or-older kernels, which is what
     /// OpenBLAS 0.3.21 picks on CPUs it does not know. `.automatic` takes BLAS only where it wins.
-    public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS }
+    /// `.vnniGEMM`: activations quantized to int8 per block too (`ck_q8q8_act_rows`) and
+    /// multiplied with AVX-512 VNNI (`ck_q8q8_matmul`, 4 int8 products per lane per instruction).
+    public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM }
+
+    /// Whether `.automatic` may take the VNNI GEMM (the CPU has it).
+    public static let vnniAvailable = ck_cpu_has_avx512vnni() != 0
 
     /// `.automatic` uses dequantize + sgemm from this many tokens on, when OpenBLAS runs AVX-512 kernels.
     public static let blasMinTokens = 96
@@ -163,8 +168,27 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let qp = q.pointer, sp = scales.pointer, rows = rows, cols = cols, nb = blocksPerRow, block = block
         let threads = n * rows * cols < Self.parallelThreshold ? 1 : pool.threads
         var method = method
-        if method == .automatic { method = Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel }
+        if method == .automatic {
+            method = Self.vnniAvailable ? .vnniGEMM : Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel
+        }
         switch method {
+        case .vnniGEMM:
+            let kp = nb * block
+            // xu (n, kp) offset-binary int8 codes, xs (n, nb): quantized once, read by every thread.
+            let xu = AlignedStorage<UInt8>(count: n * kp), xs = AlignedStorage<Float>(count: n * nb)
+            _ = ck_q8q8_act_rows(x, xu.pointer, xs.pointer, n, cols, block)
+            let tileBytes = 2 * ck_q8q8_tile_bytes(cols, block)
+            let xup = xu.pointer, xsp = xs.pointer
+            // Row ranges in whole 32-row tile pairs, one per thread (each packs its own tiles).
+            let split = { (body: (Range<Int>) -> Void) in
+                if threads == 1 { body(0..<rows) } else { pool.parallelChunks(rows, alignment: 32) { _, r in body(r) } }
+            }
+            split { r in
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
+                defer { scratch.deallocate() }
+                ck_q8q8_matmul(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xup, xsp, y + r.lowerBound, r.count, cols, block, n, rows,
+                               scratch.assumingMemoryBound(to: UInt8.self))
+            }
         case .automatic, .int8Kernel:
             chunks(rows, threads, pool) { r in
                 ck_q8_matmul(qp + r.lowerBound * cols, sp + r.lowerBound * nb, x, y + r.lowerBound, r.count, cols, block, n, rows)
