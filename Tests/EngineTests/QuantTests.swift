@@ -74,7 +74,9 @@ struct QuantTests {
                 let (refQ, magQ) = Self.reference(wq, x, rows: rows, cols: cols)
                 let (refW, _) = Self.reference(w, x, rows: rows, cols: cols)
                 let scales = m.withUnsafeStorage { Array($1) }
-                let y = Self.matvec(m, x, pool: pool)
+                // fp32 activations (the protocol's matvec takes int8 ones where the CPU has VNNI:
+                // int8ActivationsWithinTheirBound covers those).
+                let y = Self.matvec(m, x, pool: pool, .f32)
                 let k = Double(cols / 8 + 8) * Self.unit
                 var bad: [String] = []
                 for r in 0..<rows {
@@ -103,6 +105,8 @@ struct QuantTests {
                 var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: m.blocksPerRow)
                 _ = ck_q8_quantize_act_ref(x, &xq, &xs, cols, block)
                 let y = Self.matvec(m, x, pool: pool, .int8)
+                // The protocol's matvec is the default choice (int8 activations where the CPU has VNNI).
+                #expect(Self.matvec(m, x, pool: pool).map(\.bitPattern) == Self.matvec(m, x, pool: pool, Int8Matrix.defaultActivations).map(\.bitPattern))
                 let k = Double(cols / 8 + 8) * Self.unit
                 for r in 0..<rows {
                     // |xhat - x| <= xs/2 per element, and the fp32 sums over |wq| * |xhat|.

@@ -29,7 +29,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// ~90% of a plain read (11.5 vs 11.8 GB/s, QuantBenchmarkTests), while int8 activations add
     /// their own rounding: relative RMS error 7.9e-3 instead of 5.4e-3 at B = 32, and 1.3e-2
     /// instead of 5.5e-3 when x has outlier features, as LLM activations do.
-    public static let defaultActivations: Activations = .f32
+    public static let defaultActivations: Activations = ck_cpu_has_avx512vnni() != 0 ? .int8 : .f32
 
     public var byteSize: Int { rows * cols + rows * blocksPerRow * MemoryLayout<Float>.size }
 
