@@ -123,6 +123,16 @@ void ck_attend_f32(const float *restrict q, const float *restrict keys, const fl
     }
 }
 
+void ck_attend2_f32(const float *restrict q, const float *restrict keys0, const float *restrict values0,
+                    size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1,
+                    size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_attend2_f32_avx512(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
+    case CK_ISA_AVX2: ck_attend2_f32_avx2(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
+    default: ck_attend2_f32_ref(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
+    }
+}
+
 void ck_f32_to_f16(const float *restrict in, uint16_t *restrict out, size_t n) {
     switch (ck_isa_best()) {
     case CK_ISA_AVX512: ck_f32_to_f16_avx512(in, out, n); return;
@@ -137,6 +147,16 @@ void ck_attend_f16(const float *restrict q, const uint16_t *restrict keys, const
     case CK_ISA_AVX512: ck_attend_f16_avx512(q, keys, values, stride, n, d, scale, scores, out); return;
     case CK_ISA_AVX2: ck_attend_f16_avx2(q, keys, values, stride, n, d, scale, scores, out); return;
     default: ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); return;
+    }
+}
+
+void ck_attend2_f16(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                    size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
+                    size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    switch (ck_isa_best()) {
+    case CK_ISA_AVX512: ck_attend2_f16_avx512(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
+    case CK_ISA_AVX2: ck_attend2_f16_avx2(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
+    default: ck_attend2_f16_ref(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); return;
     }
 }
 

@@ -58,7 +58,13 @@ static inline void axpy_f16_ref(float a, const uint16_t *restrict v, float *rest
 
 void ck_attend_f16_ref(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref)
+    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, keys, values, stride, n, keys, values, stride, 0)
+}
+
+void ck_attend2_f16_ref(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                        size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
+                        size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
 #ifdef CK_X86
@@ -125,17 +131,33 @@ __attribute__((target("avx512f"))) CK_INLINE void axpy_f16_avx512(float a, const
 __attribute__((target("avx2,fma,f16c")))
 void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                         size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2)
+    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, keys, values, stride, n, keys, values, stride, 0)
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_attend2_f16_avx2(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                         size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
+                         size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
 __attribute__((target("avx512f")))
 void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512)
+    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, keys, values, stride, n, keys, values, stride, 0)
+}
+
+__attribute__((target("avx512f")))
+void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                           size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
+                           size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 #else
 void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
 void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
 void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); }
+void ck_attend2_f16_avx2(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0, size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend2_f16_ref(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); }
 void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); }
+void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0, size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend2_f16_ref(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); }
 #endif

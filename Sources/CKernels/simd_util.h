@@ -67,25 +67,36 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
 #endif
 // One attention head, written once for every key/value storage type (fp32 in vec_f32.c, binary16 in
 // kv_f16.c): DOT(q, k_j, d) and AXPY(a, v_j, out, d) read one position of the given type. The
-// whole attention of one (token, head) against n cached positions (callers include <math.h>):
+// whole attention of one (token, head) against n = N0 + N1 cached positions held in two segments
+// (callers include <math.h>): positions j < N0 at K0/V0 + j·S0, the rest at K1/V1 + (j - N0)·S1,
 //   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf),
-//   out = Σ_j p_j · v_j,  with k_j = keys + j·stride and v_j = values + j·stride, each (d,).
-// scores (n,) is the caller's scratch. One call per head instead of 2n calls of dot/axpy.
-#define CK_ATTEND_BODY(DOT, AXPY)                                                   \
+//   out = Σ_j p_j · v_j,  each k_j, v_j (d,).
+// scores (n,) is the caller's scratch. Both segments' scores land in the one array, so the max, the
+// sum and the weighting see the same numbers in the same order as one segment holding all n: where
+// the sequence is split changes no bit (a beam reading the shared prompt, then its own positions).
+// One call per head instead of 2n calls of dot/axpy; one segment is N1 = 0.
+#define CK_ATTEND_BODY(DOT, AXPY, K0, V0, S0, N0, K1, V1, S1, N1)                   \
+    const size_t n0_ = (N0), n_ = (N0) + (N1);                                      \
     float mx = -INFINITY;                                                           \
-    for (size_t j = 0; j < n; j++) {                                                \
-        const float s = DOT(q, keys + j * stride, d) * scale;                       \
+    for (size_t j = 0; j < n0_; j++) {                                              \
+        const float s = DOT(q, (K0) + j * (S0), d) * scale;                         \
+        scores[j] = s;                                                              \
+        if (s > mx) mx = s;                                                         \
+    }                                                                               \
+    for (size_t j = n0_; j < n_; j++) {                                             \
+        const float s = DOT(q, (K1) + (j - n0_) * (S1), d) * scale;                 \
         scores[j] = s;                                                              \
         if (s > mx) mx = s;                                                         \
     }                                                                               \
     float sum = 0;                                                                  \
-    for (size_t j = 0; j < n; j++) {                                                \
+    for (size_t j = 0; j < n_; j++) {                                               \
         const float e = expf(scores[j] - mx);                                       \
         scores[j] = e;                                                              \
         sum += e;                                                                   \
     }                                                                               \
     const float inv = 1.0f / sum;                                                   \
     for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
-    for (size_t j = 0; j < n; j++) AXPY(scores[j] * inv, values + j * stride, out, d);
+    for (size_t j = 0; j < n0_; j++) AXPY(scores[j] * inv, (V0) + j * (S0), out, d); \
+    for (size_t j = n0_; j < n_; j++) AXPY(scores[j] * inv, (V1) + (j - n0_) * (S1), out, d);
 
 #endif

@@ -14,10 +14,15 @@ import Testing
         let a = lm.makeSession(capacity: 64)
         _ = try lm.forward(glmPrompt, session: a, logits: .last)
         let b = a.fork(capacity: glmPrompt.count + 4)
+        let c = a.branch(capacity: glmPrompt.count + 4)      // reads a's prompt positions in place
         #expect(b.tokens == a.tokens && b.capacity == glmPrompt.count + 4)
+        #expect(c.tokens == a.tokens && c.cache.sharedCount == glmPrompt.count && c.cache.byteSize == b.cache.byteSize / (glmPrompt.count + 4) * 4)
         let la = try lm.forward([7, 8], session: a, logits: .all)
         let lb = try lm.forward([7, 8], session: b, logits: .all)
+        let lc = try lm.forward([7, 8], session: c, logits: .all)
         #expect(la == lb)
+        #expect(lc == la)
+        #expect(c.cache.sharedCount == glmPrompt.count)
     }
 
     @Test func continueCopiesOnlyGeneratedPositions() throws {
@@ -44,6 +49,33 @@ import Testing
         let want = try lm.forward(Self.prompt + [10, 11, 12, 13], session: lm.makeSession(capacity: 40), logits: .last)
         let got = try lm.forward([13], session: b, logits: .last)
         #expect(ForwardReferenceTests.maxAbsDiff(got[...], want[...]) <= 1e-4)
+    }
+
+    /// The prompt's keys/values are held once, by root: the beams' bytes are beams × the generated
+    /// positions, the same for a 4-token and a 24-token prompt, and stay so through steps and
+    /// reorders (no beam takes its own copy of the prompt).
+    @Test(arguments: [Precision.f32, .int8]) func beamsHoldThePromptOnce(precision: Precision) throws {
+        let folder = try ModelFolder.open(ForwardReferenceTests.fixtures.appendingPathComponent("models/llama-trained/safetensors").path)
+        let lm = try ModelRegistry.load(folder, precision: precision, pool: ThreadPool(threads: 1))
+        let new = 6
+        var held: [Int] = []
+        for p in [4, 24] {
+            let prompt = (0..<p).map { Int32(5 + $0 % 40) }
+            let root = lm.makeSession(capacity: 64)
+            _ = try lm.forward(prompt, session: root, logits: .last)
+            let perPosition = root.cache.byteSize / root.capacity
+            let beams = BeamSessions(root: root, beams: 4, capacity: p + new)
+            #expect(beams.beamBytes == 4 * new * perPosition, "prompt \(p)")
+            for step in 0..<3 {
+                for b in 0..<4 { _ = try lm.forward([Int32(30 + b + step)], session: beams[b], logits: .last) }
+                beams.reorder(parents: [1, 1, 3, 0])
+            }
+            #expect((0..<4).allSatisfy { beams[$0].cache.sharedCount == p && beams[$0].cache.shared === root.cache })
+            #expect(beams.beamBytes == 4 * new * perPosition, "prompt \(p) after 3 steps")
+            #expect(root.tokens == prompt)
+            held.append(beams.beamBytes)
+        }
+        #expect(held[0] == held[1])
     }
 
     @Test func reorderGivesEveryBeamItsParentsSequence() throws {

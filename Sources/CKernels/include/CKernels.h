@@ -146,6 +146,23 @@ void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, c
 void ck_attend_f32(const float *restrict q, const float *restrict keys, const float *restrict values,
                    size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
 
+// ck_attend_f32 over a sequence held in two segments: n0 positions at keys0/values0 (stride0), then
+// n1 at keys1/values1 (stride1); scores has n0 + n1 slots. The same operations in the same order as
+// one segment holding all n0 + n1 positions, so the result is bit-identical to it (a beam reads the
+// prompt's cache, shared by every beam, then its own generated positions).
+void ck_attend2_f32_ref(const float *restrict q, const float *restrict keys0, const float *restrict values0,
+                        size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1,
+                        size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f32_avx2(const float *restrict q, const float *restrict keys0, const float *restrict values0,
+                         size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1,
+                         size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f32_avx512(const float *restrict q, const float *restrict keys0, const float *restrict values0,
+                           size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1,
+                           size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f32(const float *restrict q, const float *restrict keys0, const float *restrict values0,
+                    size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1,
+                    size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+
 // ---- half-precision KV cache (kv_f16.c) -------------------------------------------------------
 // fp32 -> binary16, round to nearest even, overflow to ±Inf, NaN quiet (F16C's rule): bit-identical.
 void ck_f32_to_f16_ref(const float *restrict in, uint16_t *restrict out, size_t n);
@@ -162,6 +179,20 @@ void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
 void ck_attend_f16(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                    size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out);
+
+// ck_attend2_f32 with binary16 keys/values.
+void ck_attend2_f16_ref(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                        size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
+                        size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f16_avx2(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                         size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
+                         size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                           size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
+                           size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
+void ck_attend2_f16(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
+                    size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
+                    size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
 
 #ifdef __cplusplus
 }

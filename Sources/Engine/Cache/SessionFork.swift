@@ -1,8 +1,8 @@
-/// Sessions that branch: a copy of a session (`fork`), a session taking over another's tokens by
-/// copying only the positions where they differ (`continue(from:sharing:)`), and the caches of a
-/// beam search (`BeamSessions`). Cached keys/values are reached only through KVCache's own
-/// `copy`/`prefix`, so a change of storage (paged, a shared read-only prompt) changes KVCache
-/// and this file, not the beam code.
+/// Sessions that branch: a copy of a session (`fork`), a session reading another's cached
+/// positions in place (`branch`), a session taking over another's tokens by copying only the
+/// positions where they differ (`continue(from:sharing:)`), and the caches of a beam search
+/// (`BeamSessions`). Cached keys/values are reached only through KVCache's own
+/// `copy`/`prefix`/`sharing`, so a change of storage changes KVCache and this file, not the beam code.
 
 extension ModelSession {
     /// A new session holding a copy of this one's tokens and their keys/values; `capacity`
@@ -11,6 +11,17 @@ extension ModelSession {
         let cap = capacity ?? self.capacity
         precondition(cap >= count, "fork capacity \(cap) < \(count) tokens held")
         let s = ModelSession(cache: cache.prefix(count, capacity: cap))
+        s.tokens = tokens
+        s.adapterSignature = adapterSignature
+        return s
+    }
+
+    /// A new session holding this one's tokens whose keys/values for them are this session's own,
+    /// read in place (KVCache.sharing): it owns only positions count..<capacity. This session must
+    /// not rewrite its first `count` positions while the branch lives (appending is fine).
+    public func branch(capacity: Int) -> ModelSession {
+        precondition(capacity >= count, "branch capacity \(capacity) < \(count) tokens held")
+        let s = ModelSession(cache: cache.sharing(count, capacity: capacity))
         s.tokens = tokens
         s.adapterSignature = adapterSignature
         return s
@@ -28,11 +39,13 @@ extension ModelSession {
     }
 }
 
-/// The KV caches of a beam search: one session per beam, each starting from the prompt that
-/// `root` holds. `root` itself serves as one beam and is truncated back to the prompt by
-/// `finish()`; the others are forks with `capacity` positions. A step's reorder (beam i continues
-/// from old beam parents[i]) moves session objects where it can and copies only generated
-/// positions where a parent has several children.
+/// The KV caches of a beam search: one session per beam, each a branch of `root` (which holds the
+/// prompt) with `capacity` positions. Every beam reads the prompt's keys/values from root's cache,
+/// one copy for all of them, and owns only its generated positions; root itself is not run during
+/// the search, so the prompt positions the beams read never change under them (a beam whose model
+/// must rewrite them, ChatGLM's context growing, takes its own copy first: KVCache.store). A
+/// step's reorder (beam i continues from old beam parents[i]) moves session objects where it can
+/// and copies only generated positions where a parent has several children.
 public final class BeamSessions {
     public let root: ModelSession
     public let promptLength: Int
@@ -41,8 +54,12 @@ public final class BeamSessions {
     public init(root: ModelSession, beams: Int, capacity: Int) {
         self.root = root
         promptLength = root.count
-        sessions = [root] + (1..<max(beams, 1)).map { _ in root.fork(capacity: capacity) }
+        sessions = (0..<max(beams, 1)).map { _ in root.branch(capacity: capacity) }
     }
+
+    /// Bytes of keys/values the beams hold (root's cache, holding the prompt, is not theirs):
+    /// beams × the generated positions' share, whatever the prompt's length.
+    public var beamBytes: Int { sessions.reduce(0) { $0 + $1.cache.byteSize } }
 
     public var count: Int { sessions.count }
     public subscript(beam: Int) -> ModelSession { sessions[beam] }
@@ -65,8 +82,8 @@ public final class BeamSessions {
         sessions = next.map { $0! }
     }
 
-    /// Back to the prompt: `root` holds it again (its cached prompt positions were never written).
+    /// The search is over: the beams' caches go, root still holds the prompt.
     public func finish() {
-        root.truncate(to: promptLength)
+        sessions.removeAll()
     }
 }

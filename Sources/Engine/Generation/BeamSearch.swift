@@ -3,8 +3,8 @@
 /// beam's running score added; beam search keeps the top 2·beams candidates, beam sampling draws
 /// 2·beams without replacement from the warped scores of all beams together; candidates ending in
 /// EOS become finished hypotheses (only those ranked within the first `beams`), the rest fill the
-/// next beams. Each beam has its own session (BeamSessions): a step costs one one-token forward per
-/// beam.
+/// next beams. Each beam has its own session (BeamSessions) reading the one cached copy of the
+/// prompt: a step costs one one-token forward per beam.
 struct BeamSearch {
     let model: any LanguageModel
     let settings: GenerationSettings
@@ -24,8 +24,8 @@ struct BeamSearch {
     }
 
     /// Runs from `root`, which holds the prompt, and `logits`, the prompt's last-position logits.
-    /// `capacity`: positions of each beam's session (prompt + new tokens). `root` holds the prompt
-    /// again afterwards. `cancelled` is asked before every step.
+    /// `capacity`: positions of each beam's session (prompt + new tokens). `root` is not run: it
+    /// holds the prompt throughout. `cancelled` is asked before every step.
     func run(root: ModelSession, logits first: [Float], capacity: Int, rng: inout SamplerRNG,
              cancelled: () -> Bool) throws(GenerationError) -> Outcome {
         let k = settings.numBeams
