@@ -72,19 +72,19 @@ public struct WeightLoader {
     /// source pages are dropped as soon as it is quantized).
     public func linear(_ name: String, rows: Int, cols: Int) throws(LoadError) -> any LinearWeight {
         let info = try check(name, shape: [rows, cols])
-        guard recorder != nil, precision == .int8 else { return try quantize(name, info, rows: rows, cols: cols) }
+        if precision == .f32 {
+            let w = try read(name)
+            return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
+        }
+        guard recorder != nil else { return try quantize(name, info, rows: rows, cols: cols) }
         return try cachedOr(cached?.int8(name, rows: rows, cols: cols, block: block), { .int8(name, $0) }) { () throws(LoadError) in
-            try quantize(name, info, rows: rows, cols: cols) as! Int8Matrix
+            try quantize(name, info, rows: rows, cols: cols)
         }
     }
 
-    private func quantize(_ name: String, _ info: TensorInfo, rows: Int, cols: Int) throws(LoadError) -> any LinearWeight {
+    private func quantize(_ name: String, _ info: TensorInfo, rows: Int, cols: Int) throws(LoadError) -> Int8Matrix {
         let m: Int8Matrix
-        switch precision {
-        case .f32:
-            let w = try read(name)
-            return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
-        case .int8 where info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype):
+        if info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype) {
             let chunkRows = max(1, (1 << 20) / cols)          // ≈ 4 MB of fp32 per chunk
             do {
                 m = try checkpoint.withRawBytes(name) { raw in
@@ -99,7 +99,7 @@ public struct WeightLoader {
             } catch {
                 throw LoadError(info.file, "tensor \(name): \(error)")
             }
-        case .int8:
+        } else {
             let w = try read(name)
             m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
         }
