@@ -85,6 +85,12 @@ import Testing
         let fresh = try WeightLoader(checkpoint: folder.checkpoint, precision: .int8).linear("model.layers.0.mlp.up_proj.weight", rows: 64, cols: 32)
         #expect(m.dequantized() == fresh.dequantized())
         #expect(reader.int8("model.layers.0.mlp.up_proj.weight", rows: 32, cols: 64, block: 32) == nil, "wrong shape served")
+        let embed = try #require(reader.embedding("model.embed_tokens.weight", rows: 1001, cols: 32))
+        guard case .mapped = embed.storage else { Issue.record("embedding copied, not mapped"); return }
+        var a = [Float](repeating: 0, count: 32), b = a
+        embed.lookup(7, into: &a)
+        try WeightLoader(checkpoint: folder.checkpoint, precision: .int8).embedding("model.embed_tokens.weight", rows: 1001, cols: 32).lookup(7, into: &b)
+        #expect(a == b)
     }
 
     @Test func keyFollowsTheCheckpointFiles() throws {
