@@ -41,6 +41,9 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Worker threads (default: physical cores).")
     var threads: Int?
 
+    @Flag(name: .customLong("no-cache"), help: "Quantize from the checkpoint; neither read nor write the quantized-weights cache.")
+    var noCache = false
+
     @Option(help: "Resume a saved session by id (as the session list shows it).")
     var resume: String?
 
@@ -94,7 +97,8 @@ struct ChatCommand: ParsableCommand {
         let sessionsDir = sessions ?? DataFolders.sessions(env)
         if plain {
             guard let personasDir else { fail("Personas folder not found (give --personas DIR)") }
-            runPlainChat(personas: personasDir, models: modelsRoot, sessions: sessionsDir, persona: persona, resume: resume, threads: threads)
+            runPlainChat(personas: personasDir, models: modelsRoot, sessions: sessionsDir, persona: persona, resume: resume, threads: threads,
+                         cache: noCache ? nil : .standard())
         }
         var store: SessionStore?
         do {
@@ -110,7 +114,7 @@ struct ChatCommand: ParsableCommand {
             modelName = "fake"
         } else {
             let path = model ?? initial.map { (modelsRoot as NSString).appendingPathComponent($0.model) } ?? "Models"
-            backend = EngineBackend(modelPath: path, precision: precision, threads: threads)
+            backend = EngineBackend(modelPath: path, precision: precision, threads: threads, weightCache: noCache ? nil : .standard())
             modelName = URL(fileURLWithPath: path).lastPathComponent
         }
 

@@ -16,6 +16,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A PEFT LoRA adapter folder, optionally with a multiplier 0–2: DIR[=SCALE]. Repeatable (stacked).")
     var adapter: [String] = []
 
+    @Flag(name: .customLong("no-cache"), help: "Quantize from the checkpoint; neither read nor write the quantized-weights cache (see `yanyi cache`).")
+    var noCache = false
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         for a in adapter where AdapterSpec.parse(a) == nil {
@@ -35,7 +38,7 @@ struct ModelOptions: ParsableArguments {
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         do {
             let folder = try ModelFolder.open(model)
-            return (folder, try ModelRegistry.load(folder, precision: precision, pool: pool), pool)
+            return (folder, try ModelRegistry.load(folder, precision: precision, pool: pool, cache: noCache ? nil : .standard()), pool)
         } catch {
             fail(error.description)
         }

@@ -5,7 +5,7 @@ import Foundation
 /// `yanyi chat --plain`: line-mode chat on stdin/stdout (slash commands: /help). Ctrl-C stops a
 /// reply (saved as partial) or, at the prompt, leaves.
 func runPlainChat(personas: String, models: String, sessions: String, persona id: String?, resume: String?,
-                  threads: Int?) -> Never {
+                  threads: Int?, cache: WeightCache?) -> Never {
     let library = PersonaLibrary.load(from: personas)
     for e in library.errors { FileHandle.standardError.write(Data("warning: \(e)\n".utf8)) }
     guard let persona = id.map({ library.persona($0) }) ?? library.personas.first else {
@@ -13,7 +13,7 @@ func runPlainChat(personas: String, models: String, sessions: String, persona id
     }
     do {
         let store = try SessionStore(directory: sessions)
-        let controller = try ChatController(options: .init(modelsRoot: models), library: library, store: store,
+        let controller = try ChatController(options: .init(modelsRoot: models, weightCache: cache), library: library, store: store,
                                             persona: persona, session: resume.map { id throws(ChatError) in try store.resume(id) },
                                             pool: threads.map { ThreadPool(threads: $0) } ?? ThreadPool())
         signal(SIGINT, SIG_IGN)

@@ -19,12 +19,16 @@ public final class ChatController: @unchecked Sendable {
         public var block: Int
         /// max_new_tokens when neither generation_config.json, the persona nor the user sets it.
         public var defaultMaxNewTokens: Int
+        /// The quantized-weights cache base models load through (nil: quantize every time).
+        public var weightCache: WeightCache?
 
-        public init(modelsRoot: String, precision: Precision = .int8, block: Int = 32, defaultMaxNewTokens: Int = 256) {
+        public init(modelsRoot: String, precision: Precision = .int8, block: Int = 32, defaultMaxNewTokens: Int = 256,
+                    weightCache: WeightCache? = nil) {
             self.modelsRoot = modelsRoot
             self.precision = precision
             self.block = block
             self.defaultMaxNewTokens = defaultMaxNewTokens
+            self.weightCache = weightCache
         }
     }
 
@@ -356,7 +360,8 @@ final class LoadedBase: @unchecked Sendable {
     static func load(_ path: String, options: ChatController.Options, pool: ThreadPool) throws(ChatError) -> LoadedBase {
         do {
             let folder = try ModelFolder.open(path)
-            let model = try ModelRegistry.load(folder, precision: options.precision, block: options.block, pool: pool)
+            let model = try ModelRegistry.load(folder, precision: options.precision, block: options.block, pool: pool,
+                                               cache: options.weightCache)
             return LoadedBase(path: path, folder: folder, model: model, defaults: try GenerationParameters.defaults(for: folder))
         } catch {
             throw ChatError("", error.description)

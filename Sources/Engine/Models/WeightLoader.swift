@@ -11,12 +11,34 @@ public struct WeightLoader {
     public let block: Int
     /// Threads that quantize each tensor.
     public let pool: ThreadPool?
+    /// A valid weight-cache entry: tensors come from it (mapped) instead of the checkpoint.
+    let cached: WeightCacheReader?
+    /// Collects every tensor handed out, for writing a weight-cache entry.
+    let recorder: WeightRecorder?
 
     public init(checkpoint: Checkpoint, precision: Precision, block: Int = 32, pool: ThreadPool? = nil) {
+        self.init(checkpoint: checkpoint, precision: precision, block: block, pool: pool, cached: nil, recorder: nil)
+    }
+
+    init(checkpoint: Checkpoint, precision: Precision, block: Int, pool: ThreadPool?, cached: WeightCacheReader?, recorder: WeightRecorder?) {
         self.checkpoint = checkpoint
         self.precision = precision
         self.block = block
         self.pool = pool
+        self.cached = cached
+        self.recorder = recorder
+    }
+
+    /// `item`'s tensor from the cache entry when it has it, else from `load`; recorded either way.
+    private func cachedOr<T>(_ hit: T?, _ item: (T) -> WeightCacheFile.Item, _ load: () throws(LoadError) -> T) throws(LoadError) -> T {
+        if let hit {
+            recorder?.add(item(hit))
+            return hit
+        }
+        if cached != nil { recorder?.misses += 1 }
+        let v = try load()
+        recorder?.add(item(v))
+        return v
     }
 
     /// The tensor's table entry, after checking it exists with the shape config.json implies.
@@ -30,9 +52,11 @@ public struct WeightLoader {
         return info
     }
 
+    /// A 1-d float tensor (norm weight, bias) as fp32.
     func floats(_ name: String, shape: [Int]) throws(LoadError) -> [Float] {
         _ = try check(name, shape: shape)
-        return try read(name)
+        guard recorder != nil, shape.count == 1 else { return try read(name) }
+        return try cachedOr(cached?.floats(name, count: shape[0]), { .floats(name, $0) }) { () throws(LoadError) in try read(name) }
     }
 
     /// The fp32 copy of a tensor already checked; its mapped pages are dropped afterwards.
@@ -48,12 +72,19 @@ public struct WeightLoader {
     /// source pages are dropped as soon as it is quantized).
     public func linear(_ name: String, rows: Int, cols: Int) throws(LoadError) -> any LinearWeight {
         let info = try check(name, shape: [rows, cols])
-        let m: Int8Matrix
-        switch precision {
-        case .f32:
+        if precision == .f32 {
             let w = try read(name)
             return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
-        case .int8 where info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype):
+        }
+        guard recorder != nil else { return try quantize(name, info, rows: rows, cols: cols) }
+        return try cachedOr(cached?.int8(name, rows: rows, cols: cols, block: block), { .int8(name, $0) }) { () throws(LoadError) in
+            try quantize(name, info, rows: rows, cols: cols)
+        }
+    }
+
+    private func quantize(_ name: String, _ info: TensorInfo, rows: Int, cols: Int) throws(LoadError) -> Int8Matrix {
+        let m: Int8Matrix
+        if info.isContiguous && [.f32, .f16, .bf16].contains(info.dtype) {
             let chunkRows = max(1, (1 << 20) / cols)          // ≈ 4 MB of fp32 per chunk
             do {
                 m = try checkpoint.withRawBytes(name) { raw in
@@ -68,7 +99,7 @@ public struct WeightLoader {
             } catch {
                 throw LoadError(info.file, "tensor \(name): \(error)")
             }
-        case .int8:
+        } else {
             let w = try read(name)
             m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
         }
@@ -113,6 +144,13 @@ public struct WeightLoader {
     /// The token embedding [vocab, dim], kept float at its stored width (f16/bf16 rows convert on lookup).
     public func embedding(_ name: String, rows: Int, cols: Int) throws(LoadError) -> EmbeddingTable {
         let info = try check(name, shape: [rows, cols])
+        guard recorder != nil else { return try embedding(name, info, rows: rows, cols: cols) }
+        return try cachedOr(cached?.embedding(name, rows: rows, cols: cols), { .embedding(name, $0) }) { () throws(LoadError) in
+            try embedding(name, info, rows: rows, cols: cols)
+        }
+    }
+
+    private func embedding(_ name: String, _ info: TensorInfo, rows: Int, cols: Int) throws(LoadError) -> EmbeddingTable {
         defer { checkpoint.releasePages(name) }
         if (info.dtype == .f16 || info.dtype == .bf16) && info.isContiguous {
             var bits = [UInt16](repeating: 0, count: rows * cols)
@@ -176,10 +214,12 @@ public struct Projection: Sendable {
 
 /// Token embeddings [rows = vocab, cols = dim].
 public struct EmbeddingTable: Sendable {
-    public enum Storage: Sendable {
+    enum Storage: Sendable {
         case f32([Float])
         case f16([UInt16])
         case bf16([UInt16])
+        /// f32, f16 or bf16 rows in a mapped weight-cache file, from this byte offset (not copied).
+        case mapped(MappedFile, offset: Int, DType)
     }
 
     public let rows: Int
@@ -190,6 +230,17 @@ public struct EmbeddingTable: Sendable {
         switch storage {
         case .f32(let a): return a.count * 4
         case .f16(let a), .bf16(let a): return a.count * 2
+        case .mapped(_, _, let dtype): return rows * cols * dtype.byteSize
+        }
+    }
+
+    /// The rows at their stored width, as the weight cache writes them.
+    func withUnsafeBytes<R>(_ body: (DType, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch storage {
+        case .f32(let a): return try a.withUnsafeBytes { try body(.f32, $0) }
+        case .f16(let a): return try a.withUnsafeBytes { try body(.f16, $0) }
+        case .bf16(let a): return try a.withUnsafeBytes { try body(.bf16, $0) }
+        case .mapped(let file, let offset, let dtype): return try body(dtype, file.bytes(offset, byteSize)!)
         }
     }
 
@@ -200,6 +251,13 @@ public struct EmbeddingTable: Sendable {
         case .f32(let a): a.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + o, count: cols) }
         case .f16(let a): a.withUnsafeBufferPointer { ck_f16_to_f32($0.baseAddress! + o, out, cols) }
         case .bf16(let a): a.withUnsafeBufferPointer { ck_bf16_to_f32($0.baseAddress! + o, out, cols) }
+        case .mapped(let file, let offset, let dtype):
+            let row = file.bytes(offset + o * dtype.byteSize, cols * dtype.byteSize)!.baseAddress!
+            switch dtype {
+            case .f16: ck_f16_to_f32(row.assumingMemoryBound(to: UInt16.self), out, cols)
+            case .bf16: ck_bf16_to_f32(row.assumingMemoryBound(to: UInt16.self), out, cols)
+            default: out.update(from: row.assumingMemoryBound(to: Float.self), count: cols)
+            }
         }
     }
 }

@@ -97,6 +97,34 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         nonFiniteBlocks = (0..<scales.count).reduce(0) { $0 + (scales[$1].isNaN ? 1 : 0) }
     }
 
+    /// What the bytes `withUnsafeStorage` gives mean (order, padding, packing of codes and scales).
+    /// Bump it whenever they change: caches of quantized weights are keyed by it, so a cache
+    /// written under another layout is rebuilt instead of misread.
+    public static let storageLayoutVersion = 1
+
+    /// How many codes and scales `withUnsafeStorage` gives for a matrix of this shape.
+    public static func storageCounts(rows: Int, cols: Int, block: Int) -> (codes: Int, scales: Int) {
+        (rows * cols, rows * ((cols + block - 1) / block))
+    }
+
+    /// Wraps codes and scales exactly as `withUnsafeStorage` gave them (e.g. mapped from the
+    /// weight cache) without copying; `owner` keeps that memory alive for as long as the matrix.
+    /// Both must be 64-byte aligned and hold `storageCounts` elements; nothing writes to them.
+    /// The matrix had no non-finite block when it was stored (the loader refuses those).
+    public init(rows: Int, cols: Int, block: Int, borrowingCodes codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
+                owner: AnyObject) {
+        precondition(rows >= 0 && cols > 0 && block > 0 && block % 32 == 0, "Int8Matrix: bad shape \(rows)x\(cols) block \(block)")
+        precondition(Int(bitPattern: codes) % 64 == 0 && Int(bitPattern: scales) % 64 == 0, "Int8Matrix: borrowed storage not 64-byte aligned")
+        let n = Self.storageCounts(rows: rows, cols: cols, block: block)
+        self.rows = rows
+        self.cols = cols
+        self.block = block
+        blocksPerRow = (cols + block - 1) / block
+        q = AlignedStorage(borrowing: codes, count: n.codes, owner: owner)
+        self.scales = AlignedStorage(borrowing: scales, count: n.scales, owner: owner)
+        nonFiniteBlocks = 0
+    }
+
     /// The codes and scales, for a cache writer or a test.
     public func withUnsafeStorage<R>(_ body: (UnsafeBufferPointer<Int8>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: q.pointer, count: q.count), UnsafeBufferPointer(start: scales.pointer, count: scales.count))

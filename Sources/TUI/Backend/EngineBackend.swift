@@ -14,6 +14,8 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
     public private(set) var modelPath: String
     public let precision: Precision
     public let threads: Int?
+    /// The quantized-weights cache loads go through (its notices become `.notice` events).
+    public let weightCache: WeightCache?
 
     private let lock = NSLock()
     private var send: (@Sendable (BackendEvent) -> Void)?
@@ -39,10 +41,11 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
     /// generation_config.json (and the EOS ids of config.json / the tokenizer).
     private var defaults = GenerationParameters()
 
-    public init(modelPath: String, precision: Precision = .int8, threads: Int? = nil) {
+    public init(modelPath: String, precision: Precision = .int8, threads: Int? = nil, weightCache: WeightCache? = nil) {
         self.modelPath = modelPath
         self.precision = precision
         self.threads = threads
+        self.weightCache = weightCache
     }
 
     private func emit(_ e: BackendEvent) {
@@ -91,7 +94,9 @@ public final class EngineBackend: ChatBackend, @unchecked Sendable {
         monitor.start()
         do {
             let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
-            let lm = try ModelRegistry.load(f, precision: precision, pool: pool)
+            var cache = weightCache
+            cache?.notice = { [weak self] in self?.emit(.notice($0)) }
+            let lm = try ModelRegistry.load(f, precision: precision, pool: pool, cache: cache)
             done.set()
             folder = f
             model = lm

@@ -1,0 +1,31 @@
+import Engine
+import Foundation
+import Testing
+@testable import Chat
+
+/// The chat front ends load through the same weight cache as the CLI: Options.weightCache.
+@Suite struct ChatWeightCacheTests {
+    @Test func controllerLoadsThroughTheCache() throws {
+        let dir = try TempDir()
+        let notes = NoteList()
+        let cache = WeightCache(directory: dir.path + "/weights") { notes.add($0) }
+        func controller() throws -> ChatController {
+            try ChatController(options: .init(modelsRoot: Runtime.modelsRoot, weightCache: cache), library: Runtime.library,
+                               store: Runtime.store(dir), persona: Runtime.persona("runtime/llama-plain"), pool: ThreadPool(threads: 1))
+        }
+        try controller().load()
+        #expect(notes.take().contains { $0.contains("wrote") })
+        #expect(cache.entries().map(\.status) == [.valid])
+        let second = try controller()
+        try second.load()
+        #expect(notes.take().isEmpty, "the entry was not used")
+        #expect(second.modelPath != nil)
+    }
+}
+
+final class NoteList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    func take() -> [String] { lock.lock(); defer { list = []; lock.unlock() }; return list }
+}
