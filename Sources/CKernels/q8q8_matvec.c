@@ -78,9 +78,12 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE __m512
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss(p + lo)), _mm256_broadcast_ss(p + hi), 1);
 }
 
+// `ahead`: rows of codes to prefetch while these are read (the next group's; NULL for none).
+// A 4096-column row is one 4 KiB page, where the hardware streamer stops and must ramp up
+// again; asking for the next rows early keeps DRAM busy across those page boundaries.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512(
     const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
-    float *restrict y, size_t cols, size_t block, const int R) {
+    float *restrict y, size_t cols, size_t block, const int R, const int8_t *ahead) {
     const size_t nb = ck_blocks(cols, block);
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     __m512 acc[4];
@@ -97,6 +100,10 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q
         const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv));
         const __m512 sx = scale_pair(xs, lo, hi);
+        if (ahead) {
+            CK_UNROLL
+            for (int r = 0; r < R; r++) _mm_prefetch((const char *)(ahead + r * cols + i), _MM_HINT_T0);
+        }
         CK_UNROLL
         for (int r = 0; r < R; r++) {
             const int8_t *wp = q + r * cols + i;
@@ -116,8 +123,9 @@ void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict s
                                const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) {
     const size_t nb = ck_blocks(cols, block);
     size_t r = 0;
-    for (; r + 4 <= rows; r += 4) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4);
-    for (; r < rows; r++) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1);
+    for (; r + 4 <= rows; r += 4)
+        q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4, r + 8 <= rows ? q + (r + 4) * cols : NULL);
+    for (; r < rows; r++) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1, NULL);
 }
 #else
 void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }

@@ -118,3 +118,39 @@ void ck_attend2_f32_avx2(const float *restrict q, const float *restrict keys0, c
 void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, const float *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f32_ref(q, keys, values, stride, n, d, scale, scores, out); }
 void ck_attend2_f32_avx512(const float *restrict q, const float *restrict keys0, const float *restrict values0, size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1, size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend2_f32_ref(q, keys0, values0, stride0, n0, keys1, values1, stride1, n1, d, scale, scores, out); }
 #endif
+
+// ---- read bandwidth probe ------------------------------------------------------------------------
+// sum of x, read once front to back; the ref sums in double. The AVX-512 variant asks for the
+// data 4 KiB ahead as the int8 matvec does, so the probe's limit covers what that trick reaches.
+float ck_read_sum_f32_ref(const float *restrict x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return (float)s;
+}
+
+#ifdef CK_X86
+__attribute__((target("avx512f")))
+float ck_read_sum_f32_avx512(const float *restrict x, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(x + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 1040), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 1056), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 1072), _MM_HINT_T0);
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+    }
+    float s = ck_hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+#else
+float ck_read_sum_f32_avx512(const float *restrict x, size_t n) { return ck_read_sum_f32_ref(x, n); }
+#endif
+
+float ck_read_sum_f32(const float *restrict x, size_t n) {
+    return ck_isa_best() == CK_ISA_AVX512 ? ck_read_sum_f32_avx512(x, n) : ck_read_sum_f32_ref(x, n);
+}

@@ -26,6 +26,24 @@ import Testing
         }
     }
 
+    /// The bandwidth probe's read: a sum, within the same bound (the prefetches change no value).
+    @Test func readSumMatchesReference() {
+        var rng = TestRNG(seed: 22)
+        for n in Self.lengths + [5000] {
+            let x = rng.gaussians(n, scale: 3)
+            let ref = ck_read_sum_f32_ref(x, n)
+            var exact: Double = 0, mag: Double = 0
+            for v in x { exact += Double(v); mag += abs(Double(v)) }
+            #expect(ref == Float(exact), "ref n=\(n)")
+            let tol = Float(n / 8 + 8) * fp32Unit * Float(mag)
+            for (name, k) in [("avx512", ck_read_sum_f32_avx512 as (UnsafePointer<Float>, Int) -> Float), ("dispatch", ck_read_sum_f32)]
+            where ISA.supported(name) {
+                let got = k(x, n)
+                #expect(abs(got - ref) <= tol, "\(name) n=\(n): got \(got) want \(ref)")
+            }
+        }
+    }
+
     @Test func axpyMatchesReferenceBitForBit() {
         var rng = TestRNG(seed: 21)
         for n in Self.lengths {

@@ -122,6 +122,11 @@ void ck_q8q8_matmul(const int8_t *restrict q, const float *restrict scales, cons
                     const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
                     size_t n, size_t ldy, uint8_t *restrict scratch);
 
+// ---- read bandwidth probe: sum of x (n,), the ref in double ----------------------------------
+float ck_read_sum_f32_ref(const float *restrict x, size_t n);
+float ck_read_sum_f32_avx512(const float *restrict x, size_t n);
+float ck_read_sum_f32(const float *restrict x, size_t n);
+
 // ---- fp32 vector helpers (attention) ----------------------------------------------------------
 // x·y; the ref sums in double.
 float ck_dot_f32_ref(const float *restrict x, const float *restrict y, size_t n);
