@@ -70,6 +70,8 @@ struct Bench: ParsableCommand {
         var logits: [Float]
         do { logits = try lm.forward(prompt, session: session, logits: .last) } catch { fail(error.description) }
         let prefillSeconds = Measure.now() - tp
+        _ = GreedyDecoder.argmax(logits[...])     // the first token: what a user waits for after sending
+        let firstTokenSeconds = Measure.now() - tp
 
         // Decode in chunks of 16 tokens, each followed by one read-bandwidth pass, so that every
         // chunk is compared with the bandwidth of its own moment (median of the per-chunk ratios).
@@ -129,6 +131,7 @@ struct Bench: ParsableCommand {
             ("peak RSS while loading", Self.gib(peakLoad), peakLoad),
             ("prefill", String(format: "%d tokens, %.2f tok/s", promptTokens, prefillRate), prefillRate),
             ("decode", String(format: "%d tokens, %.2f tok/s", genTokens, decodeRate), decodeRate),
+            ("time to first token", String(format: "%.3f s (prompt of %d)", firstTokenSeconds, promptTokens), firstTokenSeconds),
             ("weight bytes per token", Self.gib(lm.bytesPerToken), lm.bytesPerToken),
             ("read bandwidth", String(format: "%.2f GB/s median of %d passes (%.2f–%.2f)", bandwidth / 1e9, probe.passes.count,
                                       (probe.passes.min() ?? 0) / 1e9, (probe.passes.max() ?? 0) / 1e9), bandwidth),

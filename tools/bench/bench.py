@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: Yanyi (int8, loads the fp16 checkpoint) vs llama.cpp (Q8_0 GGUF of the same weights).
+
+  tools/bench/bench.py all  --checkpoint /tmp/baichuan-7b-random [--repeats 3] [--update BENCHMARKS.md]
+  tools/bench/bench.py setup                      # download the llama-cpp-python sdist, build llama.cpp
+  tools/bench/bench.py convert --checkpoint DIR   # GGUF Q8_0 model + random rank-8 LoRA (PEFT and GGUF)
+  tools/bench/bench.py run --checkpoint DIR [--repeats N] [--update BENCHMARKS.md]
+
+Everything it builds or writes lives in tools/bench/.work (git-ignored); see tools/bench/README.md.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+WORK = os.path.join(HERE, ".work")
+LCP_VERSION = "0.3.36"
+SDIST = f"llama_cpp_python-{LCP_VERSION}.tar.gz"
+SRC = os.path.join(WORK, f"llama_cpp_python-{LCP_VERSION}", "vendor", "llama.cpp")
+BUILD = os.path.join(WORK, "llama-build")
+BIN = os.path.join(BUILD, "bin")
+TARGETS = ["llama-bench", "llama-batched-bench", "llama-quantize"]
+NICE = ["nice", "-n", "10"]
+PY = sys.executable
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, **kw):
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# setup: llama.cpp from PyPI's llama-cpp-python sdist
+# ------------------------------------------------------------------------------------------------
+
+def setup(args):
+    os.makedirs(WORK, exist_ok=True)
+    dl = os.path.join(WORK, "dl")
+    sdist = os.path.join(dl, SDIST)
+    if not os.path.exists(sdist):
+        os.makedirs(dl, exist_ok=True)
+        cached = os.path.join("/tmp/lcp-dl", SDIST)  # an earlier download on this machine
+        if os.path.exists(cached):
+            shutil.copy(cached, sdist)
+        else:
+            sh([PY, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--no-build-isolation",
+                "-d", dl, f"llama-cpp-python=={LCP_VERSION}"])
+    if not os.path.isdir(SRC):
+        log(f"unpacking {SDIST}")
+        with tarfile.open(sdist) as t:
+            t.extractall(WORK, filter="data")
+    cmake = shutil.which("cmake", path=os.path.dirname(PY)) or "cmake"
+    ninja = shutil.which("ninja", path=os.path.dirname(PY)) or "ninja"
+    if not os.path.exists(os.path.join(BUILD, "build.ninja")):
+        sh(NICE + [cmake, "-S", SRC, "-B", BUILD, "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
+                   "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+                   "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+                   "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DBUILD_SHARED_LIBS=ON"])
+    sh(NICE + [cmake, "--build", BUILD, "-j", str(args.jobs), "--target"] + TARGETS)
+    # A 40-line probe against the same libllama: model load time and cold first-prompt time
+    # (llama-bench reports neither).
+    probe = os.path.join(BIN, "llama-load-probe")
+    src = os.path.join(HERE, "llama_load_probe.cpp")
+    if not os.path.exists(probe) or os.path.getmtime(probe) < os.path.getmtime(src):
+        sh(NICE + ["c++", "-O2", "-std=c++17", src, "-I", os.path.join(SRC, "include"),
+                   "-I", os.path.join(SRC, "ggml", "include"), "-L", BIN, "-lllama", "-lggml", "-lggml-base",
+                   f"-Wl,-rpath,{BIN}", "-o", probe])
+    for t in TARGETS + ["llama-load-probe"]:
+        if not os.path.exists(os.path.join(BIN, t)):
+            sys.exit(f"bench: {t} was not built in {BIN}")
+    log(f"llama.cpp ready in {BIN}")
+
+
+
+# ------------------------------------------------------------------------------------------------
+# convert: the same weights as llama.cpp files
+# ------------------------------------------------------------------------------------------------
+
+def stamp(path):
+    """Sizes + mtimes of a folder's files: the converted files are redone when the source changes."""
+    h = hashlib.sha256()
+    for fn in sorted(os.listdir(path)):
+        st = os.stat(os.path.join(path, fn))
+        h.update(f"{fn}:{st.st_size}:{int(st.st_mtime)}\n".encode())
+    h.update(open(os.path.join(HERE, "convert_gguf.py"), "rb").read())
+    return h.hexdigest()[:16]
+
+
+def paths(args):
+    ckpt = os.path.abspath(args.checkpoint)
+    name = os.path.basename(os.path.normpath(ckpt))
+    models = os.path.join(WORK, "models")
+    adapter = os.path.abspath(args.adapter) if args.adapter else os.path.join(models, f"{name}-lora-r8")
+    return dict(ckpt=ckpt, name=name, adapter=adapter,
+                gguf=os.path.join(models, f"{name}-q8_0.gguf"),
+                lora=os.path.join(models, f"{os.path.basename(adapter)}.gguf"))
+
+
+def converted(out, source_stamp, make):
+    mark = out + ".stamp"
+    if os.path.exists(out) and os.path.exists(mark) and open(mark).read() == source_stamp:
+        log(f"{os.path.basename(out)} is up to date")
+        return
+    make()
+    with open(mark, "w") as f:
+        f.write(source_stamp)
+
+
+def convert(args):
+    p = paths(args)
+    os.makedirs(os.path.dirname(p["gguf"]), exist_ok=True)
+    with open(os.path.join(p["ckpt"], "config.json")) as f:
+        layers = json.load(f)["num_hidden_layers"]
+    if not args.adapter and not os.path.exists(os.path.join(p["adapter"], "adapter_config.json")):
+        sh(NICE + [PY, os.path.join(REPO, "tools", "make-random-adapter"), "--arch", "baichuan-7b", "--rank", "8",
+                   "--layers", str(layers), "--out", p["adapter"]])
+    conv = os.path.join(HERE, "convert_gguf.py")
+    converted(p["gguf"], stamp(p["ckpt"]), lambda: sh(
+        NICE + [PY, conv, "model", "--checkpoint", p["ckpt"], "--out", p["gguf"]]))
+    converted(p["lora"], stamp(p["adapter"]) + stamp(p["ckpt"]), lambda: sh(
+        NICE + [PY, conv, "adapter", "--checkpoint", p["ckpt"], "--adapter", p["adapter"], "--out", p["lora"]]))
+
+
+# ------------------------------------------------------------------------------------------------
+# run: both engines, one after the other (never two models in memory at once)
+# ------------------------------------------------------------------------------------------------
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; (stdout, stderr, peak RSS bytes, wall seconds)."""
+    log("$ " + " ".join(cmd))
+    t = time.time()
+    r = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
+    wall = time.time() - t
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout[-3000:] + r.stderr[-3000:])
+        sys.exit(f"bench: {cmd[0]} failed ({r.returncode})")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
+    return r.stdout, r.stderr, int(m.group(1)) * 1024 if m else 0, wall
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def gguf_stream_bytes(path):
+    """Bytes of weights a decode step reads: every tensor but the embedding (rows are looked up)."""
+    import gguf
+    r = gguf.GGUFReader(path)
+    return sum(int(t.n_bytes) for t in r.tensors if not t.name.startswith("token_embd"))
+
+
+def run_llama(p, a, res):
+    bin_ = lambda t: os.path.join(BIN, t)  # noqa: E731
+    threads, pp, tg, n = str(a.threads), a.prompt, a.gen, a.repeats
+    out, _, rss, _ = timed([bin_("llama-bench"), "-m", p["gguf"], "-p", str(pp), "-n", str(tg), "-t", threads,
+                            "-r", str(n), "-o", "json"])
+    tests = json.loads(out)
+    pre = next(t for t in tests if t["n_prompt"] == pp and t["n_gen"] == 0)
+    dec = next(t for t in tests if t["n_gen"] == tg and t["n_prompt"] == 0)
+    res["llama"] = dict(prefill=median(pre["samples_ts"]), decode=median(dec["samples_ts"]), peak_rss=rss,
+                        prefill_samples=pre["samples_ts"], decode_samples=dec["samples_ts"],
+                        build=f"{tests[0].get('build_commit')} ({tests[0].get('build_number')})",
+                        cpu=tests[0].get("cpu_info"), model_size=pre.get("model_size"))
+    loads, ttfts, starts = [], [], []
+    for _ in range(n):
+        out, _, _, _ = timed([bin_("llama-load-probe"), p["gguf"], threads, str(pp), "1"])
+        j = json.loads(out.strip().splitlines()[-1])
+        loads.append(j["load_s"] + j["context_s"])
+        starts.append(j["load_s"] + j["context_s"] + j["first_ttft_s"])
+        ttfts.append(j["ttft_s"])
+    res["llama"].update(load=median(loads), ttft=median(ttfts), start_to_first=median(starts),
+                        load_samples=loads, ttft_samples=ttfts)
+    res["llama"]["stream_bytes"] = gguf_stream_bytes(p["gguf"])
+    # LoRA: llama-bench takes no --lora; llama-batched-bench does (common args), with and without it.
+    for key, extra in (("lora_base", []), ("lora", ["--lora", p["lora"]])):
+        out, err, _, _ = timed([bin_("llama-batched-bench"), "-m", p["gguf"], "-t", threads, "-tb", threads,
+                                "-c", str(pp + tg + 16), "-b", "512", "-ub", "512",
+                                "-npp", ",".join([str(pp)] * n), "-ntg", str(tg), "-npl", "1",
+                                "--output-format", "jsonl"] + extra)
+        rows = [json.loads(l) for l in (out + "\n" + err).splitlines() if l.startswith("{\"n_kv_max\"")]
+        if len(rows) != n:
+            sys.exit(f"bench: llama-batched-bench printed {len(rows)} result rows, expected {n}")
+        res["llama"][key] = dict(prefill=median([r["speed_pp"] for r in rows]),
+                                 decode=median([r["speed_tg"] for r in rows]))
+
+
+def yanyi_binary(a):
+    if a.yanyi:
+        return a.yanyi
+    scratch = os.path.join(REPO, a.scratch_path)
+    sh(NICE + ["swift", "build", "-c", "release", "--scratch-path", scratch, "--product", "yanyi"], cwd=REPO)
+    return os.path.join(scratch, "release", "yanyi")
+
+
+def run_yanyi(p, a, res, exe):
+    common = [exe, "bench", "--model", p["ckpt"], "--threads", str(a.threads), "--prompt-tokens", str(a.prompt),
+              "--gen-tokens", str(a.gen), "--json"]
+    runs = []
+    for _ in range(a.repeats):
+        out, _, rss, wall = timed(common)
+        j = json.loads(out.strip().splitlines()[-1])
+        j["time_v_rss"] = rss
+        runs.append(j)
+    pick = lambda k: [r[k] for r in runs]  # noqa: E731
+    res["yanyi"] = dict(prefill=median(pick("prefill")), decode=median(pick("decode")),
+                        ttft=median(pick("time_to_first_token")), load=median(pick("load")),
+                        start_to_first=median([r["load"] + r["time_to_first_token"] for r in runs]),
+                        peak_rss=median(pick("peak_RSS")), time_v_rss=median(pick("time_v_rss")),
+                        bandwidth=median(pick("read_bandwidth")), stream_bytes=runs[0]["weight_bytes_per_token"],
+                        decode_vs_limit=median(pick("decode_vs_limit")), weights=runs[0]["weights_in_memory"],
+                        prefill_samples=pick("prefill"), decode_samples=pick("decode"), load_samples=pick("load"))
+    lruns = []
+    for _ in range(a.lora_repeats):
+        out, _, _, _ = timed(common + ["--adapter", p["adapter"]])
+        lruns.append(json.loads(out.strip().splitlines()[-1]))
+    res["yanyi"]["lora"] = dict(prefill=median([r["prefill"] for r in lruns]),
+                                decode=median([r["decode"] for r in lruns]),
+                                base_decode=median([r["decode,_no_adapter"] for r in lruns]),
+                                overhead=median([r["LoRA_decode_overhead"] for r in lruns]),
+                                switch=median([r["adapter_switch"] for r in lruns]))
+
+
+def machine():
+    info = {}
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    for k in ("Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket", "L2 cache", "L3 cache",
+              "Hypervisor vendor"):
+        m = re.search(rf"^{re.escape(k)}:\s*(.+)$", lscpu, re.M)
+        if m:
+            info[k] = m.group(1).strip()
+    flags = re.search(r"^Flags:\s*(.+)$", lscpu, re.M)
+    flags = set(flags.group(1).split()) if flags else set()
+    info["simd"] = " ".join(f for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                                         "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_int8") if f in flags)
+    with open("/proc/meminfo") as f:
+        info["memory"] = f"{int(f.readline().split()[1]) / 2**20:.1f} GiB"
+    info["kernel"] = platform.release()
+    info["load_before"] = os.getloadavg()
+    return info
+
+
+def run(args):
+    p = paths(args)
+    for f in (p["gguf"], p["lora"]):
+        if not os.path.exists(f):
+            sys.exit(f"bench: {f} is missing (run `{sys.argv[0]} convert --checkpoint {args.checkpoint}` first)")
+    if not os.path.exists(os.path.join(BIN, "llama-bench")):
+        sys.exit(f"bench: llama.cpp is not built (run `{sys.argv[0]} setup` first)")
+    exe = yanyi_binary(args)
+    res = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), machine=machine(), checkpoint=p["ckpt"],
+               gguf=p["gguf"], gguf_bytes=os.path.getsize(p["gguf"]), adapter=p["adapter"], lora=p["lora"],
+               threads=args.threads, prompt=args.prompt, gen=args.gen, repeats=args.repeats,
+               lora_repeats=args.lora_repeats, command=" ".join(["tools/bench/bench.py"] + sys.argv[1:]),
+               yanyi_commit=subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True).stdout.strip())
+    t0 = time.time()
+    run_llama(p, args, res)
+    run_yanyi(p, args, res, exe)
+    res["machine"]["load_after"] = os.getloadavg()
+    res["seconds"] = time.time() - t0
+    os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
+    out = os.path.join(WORK, "results", time.strftime("%Y%m%d-%H%M%S") + ".json")
+    with open(out, "w") as f:
+        json.dump(res, f, indent=2)
+    log(f"results: {out}")
+    md = markdown(res)
+    print(md)
+    if args.update:
+        update_doc(args.update, md)
+
+
+def markdown(r):
+    y, l = r["yanyi"], r["llama"]
+    bw = y["bandwidth"]
+    ratio = lambda a, b: f"{a / b:.2f}×"  # noqa: E731
+    gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
+    rows = [
+        ("decode (tok/s, higher is better)", f"{y['decode']:.2f}", f"{l['decode']:.2f}", ratio(y["decode"], l["decode"])),
+        ("prefill (tok/s, higher is better)", f"{y['prefill']:.2f}", f"{l['prefill']:.2f}", ratio(y["prefill"], l["prefill"])),
+        (f"time to first token, {r['prompt']}-token prompt (s)", f"{y['ttft']:.2f}", f"{l['ttft']:.2f}", ratio(y["ttft"], l["ttft"])),
+        ("load (s)", f"{y['load']:.2f}", f"{l['load']:.2f}", ratio(y["load"], l["load"])),
+        ("start to first token (s)", f"{y['start_to_first']:.2f}", f"{l['start_to_first']:.2f}",
+         ratio(y["start_to_first"], l["start_to_first"])),
+        ("peak RSS", gib(y["peak_rss"]), gib(l["peak_rss"]), ratio(y["peak_rss"], l["peak_rss"])),
+        ("weight bytes read per decoded token", gib(y["stream_bytes"]), gib(l["stream_bytes"]),
+         ratio(y["stream_bytes"], l["stream_bytes"])),
+        (f"bandwidth limit at {bw / 1e9:.1f} GB/s (tok/s)", f"{bw / y['stream_bytes']:.2f}",
+         f"{bw / l['stream_bytes']:.2f}", ""),
+        ("decode as % of its bandwidth limit", f"{100 * y['decode'] * y['stream_bytes'] / bw:.0f}%",
+         f"{100 * l['decode'] * l['stream_bytes'] / bw:.0f}%", ""),
+        ("LoRA r8: decode (tok/s)", f"{y['lora']['decode']:.2f}", f"{l['lora']['decode']:.2f}",
+         ratio(y["lora"]["decode"], l["lora"]["decode"])),
+        ("LoRA r8: prefill (tok/s)", f"{y['lora']['prefill']:.2f}", f"{l['lora']['prefill']:.2f}",
+         ratio(y["lora"]["prefill"], l["lora"]["prefill"])),
+        ("LoRA r8: decode overhead vs no adapter", f"{100 * y['lora']['overhead']:.1f}%",
+         f"{100 * (l['lora_base']['decode'] / l['lora']['decode'] - 1):.1f}%", ""),
+    ]
+    m = r["machine"]
+    lines = [
+        f"Run {r['date']}, {r['seconds'] / 60:.0f} min; Yanyi {r['yanyi_commit']}, llama.cpp {l['build']} "
+        f"(llama-cpp-python {LCP_VERSION} sdist, GGML_NATIVE); {r['threads']} threads; "
+        f"medians of {r['repeats']} repeats (LoRA: {r['repeats']} llama.cpp, {r['lora_repeats']} Yanyi).",
+        f"Machine: {m.get('Model name')}, {m.get('CPU(s)')} CPUs ({m.get('Core(s) per socket')} cores × "
+        f"{m.get('Thread(s) per core')} thread), L2 {m.get('L2 cache')}, L3 {m.get('L3 cache')}, {m['memory']}, "
+        f"{m.get('Hypervisor vendor', 'bare metal')} guest; {m['simd']}. Load average "
+        f"{m['load_before'][0]:.2f} before, {m['load_after'][0]:.2f} after.",
+        f"Model: {os.path.basename(r['checkpoint'])} (fp16 checkpoint, Yanyi int8 in memory {gib(y['weights'])}); "
+        f"llama.cpp {os.path.basename(r['gguf'])} ({gib(r['gguf_bytes'])}). Read bandwidth measured during "
+        f"the run: {bw / 1e9:.1f} GB/s.",
+        "",
+        "| | Yanyi | llama.cpp Q8_0 | Yanyi / llama.cpp |",
+        "|---|---:|---:|---:|",
+    ] + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- bench:begin (tools/bench/bench.py --update rewrites this part) -->", "<!-- bench:end -->"
+
+
+def update_doc(path, md):
+    path = os.path.join(REPO, path) if not os.path.isabs(path) else path
+    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        sys.exit(f"bench: {path} has no {BEGIN} … {END} section to rewrite")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + md + END + tail)
+    log(f"updated {path}")
+
+
+def run_args(p):
+    p.add_argument("--checkpoint", required=True, help="a Baichuan-7B-shaped folder from tools/make-random-checkpoint")
+    p.add_argument("--adapter", help="a PEFT LoRA folder (default: a random rank-8 one made by tools/make-random-adapter)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("setup", "all"):
+        p = sub.add_parser(name)
+        p.add_argument("--jobs", type=int, default=2, help="build jobs for llama.cpp (default 2)")
+    for name in ("convert", "run", "all"):
+        p = sub.choices[name] if name in sub.choices else sub.add_parser(name)
+        run_args(p)
+    for name in ("run", "all"):
+        p = sub.choices[name]
+        p.add_argument("--repeats", type=int, default=3, help="repeats per figure; medians are reported (default 3)")
+        p.add_argument("--lora-repeats", type=int, default=1, help="Yanyi runs with the adapter (default 1)")
+        p.add_argument("--threads", type=int, default=physical_cores())
+        p.add_argument("--prompt", type=int, default=512)
+        p.add_argument("--gen", type=int, default=128)
+        p.add_argument("--yanyi", help="a built yanyi binary (default: swift build -c release --scratch-path below)")
+        p.add_argument("--scratch-path", default=".build", help="swift build scratch path (default .build)")
+        p.add_argument("--update", metavar="FILE", help="rewrite the table section of FILE (e.g. BENCHMARKS.md)")
+    args = ap.parse_args()
+    if args.cmd == "all":
+        setup(args)
+        convert(args)
+        run(args)
+    else:
+        {"setup": setup, "convert": convert, "run": run}[args.cmd](args)
+
+
+def physical_cores():
+    cores = set()
+    cur = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if ":" in line:
+                k, v = (s.strip() for s in line.split(":", 1))
+                cur[k] = v
+            elif cur:
+                cores.add((cur.get("physical id"), cur.get("core id")))
+                cur = {}
+    if cur:
+        cores.add((cur.get("physical id"), cur.get("core id")))
+    return max(1, len(cores))
+
+
+if __name__ == "__main__":
+    main()
