@@ -136,6 +136,55 @@ def convert(args):
 
 
 # ------------------------------------------------------------------------------------------------
+# check: both engines compute the same model (the conversion's q/k permutation, the LoRA's split)
+# ------------------------------------------------------------------------------------------------
+
+CHECK_IDS = [1, 17, 245, 3, 981, 66, 402, 7, 523, 88, 130, 719, 45, 301, 9, 612]
+
+
+def check(args):
+    """Top-10 logits after CHECK_IDS from `yanyi logits` (int8) and llama.cpp (Q8_0), without and with
+    the LoRA. Both quantize to 8 bits per weight with different blocks, so logits agree to ~1e-2,
+    not exactly; a wrong rotary permutation or a wrong LoRA split moves them by far more."""
+    p = paths(args)
+    exe = yanyi_binary(args)
+    ids = ",".join(map(str, CHECK_IDS))
+    got = {}
+    for key, lora in (("base", None), ("lora", True)):
+        y = [exe, "logits", "--model", p["ckpt"], "--ids", ids, "--top", "10", "--json", "--threads", str(args.threads)]
+        l = [os.path.join(BIN, "llama-load-probe"), p["gguf"], str(args.threads), "--ids", ids]
+        if lora:
+            y += ["--adapter", p["adapter"]]
+            l += [p["lora"]]
+        yo = json.loads(subprocess.run(y, check=True, capture_output=True, text=True).stdout)
+        lo = json.loads(subprocess.run(l, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        got[key] = ({int(i): v for i, v in yo["positions"][-1]["top"]}, {int(i): v for i, v in lo["top"]})
+    ok = True
+    for key, (y, l) in got.items():
+        common = sorted(set(y) & set(l))
+        diff = max(abs(y[i] - l[i]) for i in common) if common else float("inf")
+        spread = max(y.values()) - min(y.values())
+        top_y, top_l = max(y, key=y.get), max(l, key=l.get)
+        good = top_y == top_l and len(common) >= 7 and diff < 0.1 * max(spread, 1e-6)
+        ok &= good
+        log(f"{key}: top-1 yanyi {top_y} llama.cpp {top_l}; {len(common)}/10 of the top 10 shared; "
+            f"max |Δlogit| {diff:.4f} (top-10 spread {spread:.3f}) {'OK' if good else 'MISMATCH'}")
+    # The adapter's effect itself must agree: shift of each shared logit, Yanyi vs llama.cpp.
+    (yb, lb), (yl, ll) = got["base"], got["lora"]
+    shared = sorted(set(yb) & set(lb) & set(yl) & set(ll))
+    if shared:
+        shifts = [(yl[i] - yb[i], ll[i] - lb[i]) for i in shared]
+        err = max(abs(a - b) for a, b in shifts)
+        size = max(abs(a) for a, _ in shifts)
+        good = err < 0.25 * max(size, 1e-6)
+        ok &= good
+        log(f"LoRA shift of {len(shared)} shared logits: up to {size:.4f}, engines differ by {err:.4f} "
+            f"{'OK' if good else 'MISMATCH'}")
+    if not ok:
+        sys.exit("bench: the two engines do not compute the same model")
+
+
+# ------------------------------------------------------------------------------------------------
 # run: both engines, one after the other (never two models in memory at once)
 # ------------------------------------------------------------------------------------------------
 
@@ -170,9 +219,16 @@ def run_llama(p, a, res):
                             "-r", str(n), "-o", "json"])
     tests = json.loads(out)
     pre = next(t for t in tests if t["n_prompt"] == pp and t["n_gen"] == 0)
-    dec = next(t for t in tests if t["n_gen"] == tg and t["n_prompt"] == 0)
-    res["llama"] = dict(prefill=median(pre["samples_ts"]), decode=median(dec["samples_ts"]), peak_rss=rss,
+    dec0 = next(t for t in tests if t["n_gen"] == tg and t["n_prompt"] == 0)
+    # llama-bench's tg128 starts from an empty cache; -d puts the 128 tokens after a 512-token
+    # prompt (filled untimed), as Yanyi decodes them.
+    out, _, rss2, _ = timed([bin_("llama-bench"), "-m", p["gguf"], "-p", "0", "-n", str(tg), "-d", str(pp),
+                             "-t", threads, "-r", str(n), "-o", "json"])
+    dec = next(t for t in json.loads(out) if t["n_gen"] == tg)
+    res["llama"] = dict(prefill=median(pre["samples_ts"]), decode=median(dec["samples_ts"]),
+                        decode_empty=median(dec0["samples_ts"]), peak_rss=max(rss, rss2),
                         prefill_samples=pre["samples_ts"], decode_samples=dec["samples_ts"],
+                        decode_empty_samples=dec0["samples_ts"],
                         build=f"{tests[0].get('build_commit')} ({tests[0].get('build_number')})",
                         cpu=tests[0].get("cpu_info"), model_size=pre.get("model_size"))
     loads, ttfts, starts = [], [], []
@@ -289,7 +345,8 @@ def markdown(r):
     ratio = lambda a, b: f"{a / b:.2f}×"  # noqa: E731
     gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
     rows = [
-        ("decode (tok/s, higher is better)", f"{y['decode']:.2f}", f"{l['decode']:.2f}", ratio(y["decode"], l["decode"])),
+        (f"decode, {r['gen']} tokens after the prompt (tok/s, higher is better)", f"{y['decode']:.2f}", f"{l['decode']:.2f}", ratio(y["decode"], l["decode"])),
+        (f"decode from an empty cache, llama-bench tg{r['gen']} (tok/s)", "", f"{l['decode_empty']:.2f}", ""),
         ("prefill (tok/s, higher is better)", f"{y['prefill']:.2f}", f"{l['prefill']:.2f}", ratio(y["prefill"], l["prefill"])),
         (f"time to first token, {r['prompt']}-token prompt (s)", f"{y['ttft']:.2f}", f"{l['ttft']:.2f}", ratio(y["ttft"], l["ttft"])),
         ("load (s)", f"{y['load']:.2f}", f"{l['load']:.2f}", ratio(y["load"], l["load"])),
@@ -354,26 +411,29 @@ def main():
     for name in ("setup", "all"):
         p = sub.add_parser(name)
         p.add_argument("--jobs", type=int, default=2, help="build jobs for llama.cpp (default 2)")
-    for name in ("convert", "run", "all"):
+    for name in ("convert", "check", "run", "all"):
         p = sub.choices[name] if name in sub.choices else sub.add_parser(name)
         run_args(p)
+    for name in ("check", "run", "all"):
+        p = sub.choices[name]
+        p.add_argument("--threads", type=int, default=physical_cores())
+        p.add_argument("--yanyi", help="a built yanyi binary (default: swift build -c release --scratch-path below)")
+        p.add_argument("--scratch-path", default=".build", help="swift build scratch path (default .build)")
     for name in ("run", "all"):
         p = sub.choices[name]
         p.add_argument("--repeats", type=int, default=3, help="repeats per figure; medians are reported (default 3)")
         p.add_argument("--lora-repeats", type=int, default=1, help="Yanyi runs with the adapter (default 1)")
-        p.add_argument("--threads", type=int, default=physical_cores())
         p.add_argument("--prompt", type=int, default=512)
         p.add_argument("--gen", type=int, default=128)
-        p.add_argument("--yanyi", help="a built yanyi binary (default: swift build -c release --scratch-path below)")
-        p.add_argument("--scratch-path", default=".build", help="swift build scratch path (default .build)")
         p.add_argument("--update", metavar="FILE", help="rewrite the table section of FILE (e.g. BENCHMARKS.md)")
     args = ap.parse_args()
     if args.cmd == "all":
         setup(args)
         convert(args)
+        check(args)
         run(args)
     else:
-        {"setup": setup, "convert": convert, "run": run}[args.cmd](args)
+        {"setup": setup, "convert": convert, "check": check, "run": run}[args.cmd](args)
 
 
 def physical_cores():

@@ -9,6 +9,9 @@ llama-cpp-python 0.3.36) do for a Baichuan-7B checkpoint, written out here so th
 transformers nor a network:
 - arch "baichuan"; W_pack [3H, H] = contiguous Q|K|V is split, and the Q and K rows go through the
   reverse of HF's rotary permutation (_reverse_hf_permute), since llama.cpp rotates adjacent pairs;
+  llama.cpp's baichuan graph applies rotary only when it recognises a 7B (32 layers): a model with
+  another layer count (a quick-test model) is written as arch "llama", the same computation
+  (--arch auto, the default);
 - every 2-D weight (embedding and lm_head included) Q8_0 via gguf.quants, 1-D norms F32;
   rotary_emb.inv_freq buffers dropped;
 - vocab from tokenizer.model padded to config.vocab_size with [PAD{i}] (_create_vocab_sentencepiece);
@@ -28,8 +31,14 @@ import torch
 import gguf
 from gguf import GGMLQuantizationType as QT
 
-ARCH = gguf.MODEL_ARCH.BAICHUAN
-ARCH_NAME = gguf.MODEL_ARCH_NAMES[ARCH]
+
+
+def pick_arch(choice, layers):
+    """llama.cpp's baichuan graph: rotary for 32 layers (7B), ALiBi for 40 (13B), neither otherwise."""
+    if choice == "auto":
+        choice = "baichuan" if layers == 32 else "llama"
+    arch = gguf.MODEL_ARCH.BAICHUAN if choice == "baichuan" else gguf.MODEL_ARCH.LLAMA
+    return arch, gguf.MODEL_ARCH_NAMES[arch]
 
 
 def reverse_hf_permute(w, n_head):
@@ -109,10 +118,11 @@ def convert_model(args):
     ckpt = args.checkpoint
     cfg = load_config(ckpt)
     H, n_head, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
-    tmap = gguf.get_tensor_name_map(ARCH, L)
+    arch, arch_name = pick_arch(args.arch, L)
+    tmap = gguf.get_tensor_name_map(arch, L)
     files = shards(ckpt)
     tmp = args.out + ".part"
-    w = gguf.GGUFWriter(tmp, ARCH_NAME)
+    w = gguf.GGUFWriter(tmp, arch_name)
     w.add_name(os.path.basename(os.path.normpath(ckpt)))
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(H)
@@ -121,7 +131,8 @@ def convert_model(args):
     w.add_head_count(n_head)
     w.add_head_count_kv(n_head)
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    w.add_tensor_data_layout("Meta AI original pth")
+    if arch == gguf.MODEL_ARCH.BAICHUAN:
+        w.add_tensor_data_layout("Meta AI original pth")
     w.add_rope_dimension_count(H // n_head)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -161,13 +172,14 @@ def convert_model(args):
         print(f"  {os.path.basename(fn)}: {done / 2**30:.2f} GiB written, {time.time() - t0:.0f}s", flush=True)
     w.close()
     os.replace(tmp, args.out)
-    print(f"wrote {args.out}: {k} tensors, {os.path.getsize(args.out) / 2**30:.2f} GiB, {time.time() - t0:.0f}s")
+    print(f"wrote {args.out}: arch {arch_name}, {k} tensors, {os.path.getsize(args.out) / 2**30:.2f} GiB, {time.time() - t0:.0f}s")
 
 
 def convert_adapter(args):
     cfg = load_config(args.checkpoint)
     n_head, L = cfg["num_attention_heads"], cfg["num_hidden_layers"]
-    tmap = gguf.get_tensor_name_map(ARCH, L)
+    arch, arch_name = pick_arch(args.arch, L)
+    tmap = gguf.get_tensor_name_map(arch, L)
     with open(os.path.join(args.adapter, "adapter_config.json")) as f:
         acfg = json.load(f)
     st = os.path.join(args.adapter, "adapter_model.safetensors")
@@ -177,7 +189,7 @@ def convert_adapter(args):
     else:
         sd = torch.load(os.path.join(args.adapter, "adapter_model.bin"), map_location="cpu", weights_only=True)
     modules = sorted({k.split(".lora_")[0] for k in sd})
-    w = gguf.GGUFWriter(args.out, ARCH_NAME)
+    w = gguf.GGUFWriter(args.out, arch_name)
     w.add_type(gguf.GGUFType.ADAPTER)
     w.add_string(gguf.Keys.Adapter.TYPE, "lora")
     w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(acfg["lora_alpha"]))
@@ -194,7 +206,7 @@ def convert_adapter(args):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    print(f"wrote {args.out}: {n} LoRA pairs (rank {acfg['r']}, alpha {acfg['lora_alpha']}) from {len(modules)} PEFT modules")
+    print(f"wrote {args.out}: arch {arch_name}, {n} LoRA pairs (rank {acfg['r']}, alpha {acfg['lora_alpha']}) from {len(modules)} PEFT modules")
 
 
 def main():
@@ -207,6 +219,9 @@ def main():
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--adapter", required=True)
     p.add_argument("--out", required=True)
+    for p in sub.choices.values():
+        p.add_argument("--arch", choices=["auto", "baichuan", "llama"], default="auto",
+                       help="GGUF architecture (auto: baichuan for 32 layers, else llama)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     {"model": convert_model, "adapter": convert_adapter}[args.cmd](args)

@@ -3,12 +3,17 @@
 // Prints one JSON line: load_s (llama_model_load_from_file, default mmap), context_s, lora_s,
 // first_ttft_s (the first prompt after load: with mmap it also pages the weights in) and
 // ttft_s (each later prompt on a cleared cache: decode PROMPT_TOKENS tokens, argmax the last logits).
+//   llama-load-probe MODEL.gguf THREADS --ids 1,2,3 [LORA.gguf]
+// prints {"top": [[id, logit], ...]}: the 10 largest logits after those ids (bench.py check compares
+// them with `yanyi logits` to show both engines run the same model).
 #include "llama.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
 
 static double now() {
@@ -19,10 +24,19 @@ static void quiet(ggml_log_level, const char *, void *) {}
 
 int main(int argc, char ** argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s MODEL.gguf THREADS PROMPT_TOKENS REPEATS [LORA.gguf]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf THREADS (PROMPT_TOKENS REPEATS | --ids 1,2,3) [LORA.gguf]\n", argv[0]);
         return 2;
     }
-    const int threads = atoi(argv[2]), n_prompt = atoi(argv[3]), repeats = atoi(argv[4]);
+    const bool top_mode = strcmp(argv[3], "--ids") == 0;
+    std::vector<llama_token> ids;
+    if (top_mode) {
+        for (const char * p = argv[4]; *p; ) {
+            ids.push_back(llama_token(strtol(p, const_cast<char **>(&p), 10)));
+            if (*p == ',') p++;
+        }
+    }
+    const int threads = atoi(argv[2]);
+    const int n_prompt = top_mode ? int(ids.size()) : atoi(argv[3]), repeats = top_mode ? 0 : atoi(argv[4]);
     llama_log_set(quiet, nullptr);
     llama_backend_init();
 
@@ -53,6 +67,21 @@ int main(int argc, char ** argv) {
     }
 
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    if (top_mode) {
+        if (llama_decode(ctx, llama_batch_get_one(ids.data(), int(ids.size()))) != 0) {
+            fprintf(stderr, "llama-load-probe: llama_decode failed\n");
+            return 1;
+        }
+        const float * logits = llama_get_logits_ith(ctx, -1);
+        std::vector<int> order(n_vocab);
+        for (int i = 0; i < n_vocab; i++) order[i] = i;
+        std::partial_sort(order.begin(), order.begin() + 10, order.end(),
+                          [&](int a, int b) { return logits[a] > logits[b]; });
+        printf("{\"top\": [");
+        for (int i = 0; i < 10; i++) printf("%s[%d, %.6f]", i ? ", " : "", order[i], logits[order[i]]);
+        printf("]}\n");
+        return 0;
+    }
     std::vector<llama_token> prompt(n_prompt);
     srand(42);
     for (auto & tok : prompt) tok = 3 + rand() % (n_vocab - 3);
