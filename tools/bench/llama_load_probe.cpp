@@ -4,8 +4,8 @@
 // first_ttft_s (the first prompt after load: with mmap it also pages the weights in) and
 // ttft_s (each later prompt on a cleared cache: decode PROMPT_TOKENS tokens, argmax the last logits).
 //   llama-load-probe MODEL.gguf THREADS --ids 1,2,3 [LORA.gguf]
-// prints {"top": [[id, logit], ...]}: the 10 largest logits after those ids (bench.py check compares
-// them with `yanyi logits` to show both engines run the same model).
+// prints {"top": [[id, logit], ...], "logits": [...]}: the 10 largest and all logits after those ids
+// (bench.py check compares them with `yanyi logits` to show both engines run the same model).
 #include "llama.h"
 
 #include <algorithm>
@@ -79,6 +79,8 @@ int main(int argc, char ** argv) {
                           [&](int a, int b) { return logits[a] > logits[b]; });
         printf("{\"top\": [");
         for (int i = 0; i < 10; i++) printf("%s[%d, %.6f]", i ? ", " : "", order[i], logits[order[i]]);
+        printf("], \"logits\": [");
+        for (int i = 0; i < n_vocab; i++) printf("%s%.5f", i ? ", " : "", logits[i]);
         printf("]}\n");
         return 0;
     }
