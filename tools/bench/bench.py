@@ -147,7 +147,7 @@ CHECK_IDS = [1, 17, 245, 3, 981, 66, 402, 7, 523, 88, 130, 719, 45, 301, 9, 612]
 def check(args):
     """All logits after CHECK_IDS from `yanyi logits` (int8) and llama.cpp (Q8_0), without and with the
     LoRA. Both round weights to 8 bits with different blocks, so the logits differ by a few percent of
-    their spread (more with more layers: 2 layers ~3%, 32 layers ~15%), not exactly; a GGUF without
+    their spread (more with more layers: 2 layers 3%, 32 layers 11%), not exactly; a GGUF without
     the rotary permutation gives unrelated logits (its top 10 shares nothing with Yanyi's)."""
     import numpy as np
     p = paths(args)
@@ -260,17 +260,28 @@ def yanyi_binary(a):
 
 
 def run_yanyi(p, a, res, exe):
-    common = [exe, "bench", "--model", p["ckpt"], "--threads", str(a.threads), "--prompt-tokens", str(a.prompt),
-              "--gen-tokens", str(a.gen), "--json"]
+    common = [exe, "bench", "--model", p["ckpt"], "--threads", str(a.threads), "--json"]
+    full = ["--prompt-tokens", str(a.prompt), "--gen-tokens", str(a.gen)]
+    short = ["--prompt-tokens", "2", "--gen-tokens", "1"]   # for load time alone
+    last_json = lambda out: json.loads(out.strip().splitlines()[-1])  # noqa: E731
+    # First start: quantize the fp16 checkpoint, no cache read or written.
+    out, _, _, _ = timed(common + short + ["--no-cache"])
+    quantize_load = last_json(out)["load"]
+    # Make sure the quantized-weights cache holds this checkpoint (written now if it did not).
+    ls = lambda: subprocess.run([exe, "cache", "ls"], capture_output=True, text=True).stdout  # noqa: E731
+    before = ls()
+    out, _, _, _ = timed(common + short)
+    write_load = last_json(out)["load"] if ls() != before else None
     runs = []
     for _ in range(a.repeats):
-        out, _, rss, wall = timed(common)
-        j = json.loads(out.strip().splitlines()[-1])
+        out, _, rss, wall = timed(common + full)
+        j = last_json(out)
         j["time_v_rss"] = rss
         runs.append(j)
     pick = lambda k: [r[k] for r in runs]  # noqa: E731
     res["yanyi"] = dict(prefill=median(pick("prefill")), decode=median(pick("decode")),
                         ttft=median(pick("time_to_first_token")), load=median(pick("load")),
+                        quantize_load=quantize_load, cache_write_load=write_load,
                         start_to_first=median([r["load"] + r["time_to_first_token"] for r in runs]),
                         peak_rss=median(pick("peak_RSS")), time_v_rss=median(pick("time_v_rss")),
                         bandwidth=median(pick("read_bandwidth")), stream_bytes=runs[0]["weight_bytes_per_token"],
@@ -278,8 +289,8 @@ def run_yanyi(p, a, res, exe):
                         prefill_samples=pick("prefill"), decode_samples=pick("decode"), load_samples=pick("load"))
     lruns = []
     for _ in range(a.lora_repeats):
-        out, _, _, _ = timed(common + ["--adapter", p["adapter"]])
-        lruns.append(json.loads(out.strip().splitlines()[-1]))
+        out, _, _, _ = timed(common + full + ["--adapter", p["adapter"]])
+        lruns.append(last_json(out))
     res["yanyi"]["lora"] = dict(prefill=median([r["prefill"] for r in lruns]),
                                 decode=median([r["decode"] for r in lruns]),
                                 base_decode=median([r["decode,_no_adapter"] for r in lruns]),
@@ -346,7 +357,12 @@ def markdown(r):
         (f"decode from an empty cache, llama-bench tg{r['gen']} (tok/s)", "", f"{l['decode_empty']:.2f}", ""),
         ("prefill (tok/s, higher is better)", f"{y['prefill']:.2f}", f"{l['prefill']:.2f}", ratio(y["prefill"], l["prefill"])),
         (f"time to first token, {r['prompt']}-token prompt (s)", f"{y['ttft']:.2f}", f"{l['ttft']:.2f}", ratio(y["ttft"], l["ttft"])),
-        ("load (s)", f"{y['load']:.2f}", f"{l['load']:.2f}", ratio(y["load"], l["load"])),
+        ("load (s); Yanyi from its quantized-weights cache", f"{y['load']:.2f}", f"{l['load']:.2f}",
+         ratio(y["load"], l["load"])),
+        ("load, first start: quantize the fp16 checkpoint, no cache (s)", f"{y['quantize_load']:.2f}",
+         "(needs a converted GGUF)", ""),
+    ] + ([("load that wrote the cache (s)", f"{y['cache_write_load']:.2f}", "", "")]
+         if y.get("cache_write_load") else []) + [
         ("start to first token (s)", f"{y['start_to_first']:.2f}", f"{l['start_to_first']:.2f}",
          ratio(y["start_to_first"], l["start_to_first"])),
         ("peak RSS", gib(y["peak_rss"]), gib(l["peak_rss"]), ratio(y["peak_rss"], l["peak_rss"])),
