@@ -102,9 +102,10 @@ import Testing
         let rows = 35, cols = 1000, block = 32, nb = 32, n = 7
         var q = [Int8](repeating: 0, count: rows * cols)
         for r in 0..<rows { for i in 0..<cols { q[r * cols + i] = (r % 3 == 0 || (r % 3 == 2 && i % 2 == 0)) ? 127 : -127 } }
-        var xu = [UInt8](repeating: 128, count: n * cols)
-        for t in 0..<n { for i in 0..<cols { xu[t * cols + i] = (i + t) % 3 == 0 ? 1 : 255 } }
-        let a = Acts(xu: xu, xs: Array(repeating: 1, count: n * nb), kp: cols)
+        let kp = nb * block  // rows of xu are padded to whole blocks (xq = 0 there)
+        var xu = [UInt8](repeating: 128, count: n * kp)
+        for t in 0..<n { for i in 0..<cols { xu[t * kp + i] = (i + t) % 3 == 0 ? 1 : 255 } }
+        let a = Acts(xu: xu, xs: Array(repeating: 1, count: n * nb), kp: kp)
         let s = [Float](repeating: 1, count: rows * nb)
         #expect(Self.matmul(vnni: true, q, s, a, rows: rows, cols: cols, block: block, n: n, ldy: rows)
             == Self.matmul(vnni: false, q, s, a, rows: rows, cols: cols, block: block, n: n, ldy: rows))
