@@ -61,8 +61,17 @@ def qa_text(row):
 
 
 def is_rulai_line(row):
-    """The 如来 / 如如 lines of the RulaiGPT sets (the rest of rulai_enhance is ordinary HC3 Q&A)."""
-    return "如来" in row["a"] or "如如" in row["a"]
+    """The 如来 / 如如 lines of the RulaiGPT sets (the rest of rulai_enhance is ordinary HC3 Q&A): answers that
+    say 如来 or 如如, the drawn-out `答：如~来~` ones included, and the questions about 如来 (`问：如来是什么意思？`
+    -> `来了又好像没来，…`)."""
+    a = row["a"].replace("~", "")
+    return "如来" in a or "如如" in a or "如来" in row["q"]
+
+
+def ordinary_qa():
+    """The ordinary HC3 Q&A lines of rulai_enhance.json (31 of 107): not the 如来 lines, nor the scraped
+    "network error" answer."""
+    return [r for r in rulai("rulai_enhance.json") if not is_rulai_line(r) and "network error" not in r["a"]]
 
 
 def dialogue(name):

@@ -16,8 +16,9 @@
   where a line lacks them. v2 loads
   v0 with `PeftModel.from_pretrained(..., is_trainable=True)` and trains it further (the seed's
   `--previous_lora_weights`) at a quarter of v0's learning rate.
-- CuteGPT: `<system>问：{q}\n答：\n` then `{first sentence of a}<end>` + `</s>`; loss on the answer (+ `<end>`,
-  `</s>`) only. (Does not reach its goal on the demo base yet; see README.)
+- CuteGPT: `<system>问：{q}\n答：\n` then `{short answer}<end>` + `</s>` (short_answer: a sentence of at most
+  CUTEGPT_ANSWER_CHARS characters), encoded in one piece and never truncated; loss on the answer, `<end>` and
+  `</s>` only.
 
 peft 0.3.0 `get_peft_model` + `save_pretrained` (adapter_model.bin, its serialization_id made deterministic by
 make_fixtures.fix_torch_zip; `base_model_name_or_path` = `Models/<base>`). AdamW, linear warm-up (10 %) then
@@ -48,6 +49,8 @@ SEED = 20240915
 ADAPTERS = os.path.join(C.MODELS, "adapters")
 MAXLEN = 128
 COSPLAY_MAX_CHAT = 24  # 5,162 of the 8,563 三国 lines
+CUTEGPT_ANSWER_CHARS = 24  # answers cut to a short sentence (short_answer): 22 of the 31 ordinary Q&A lines
+CUTEGPT_MAXLEN = 224  # the longest CuteGPT example (meta prompt + a 96-character question + answer) whole
 CUTEGPT_SYSTEM = mf.CUTEGPT_SYSTEM
 
 
@@ -110,25 +113,36 @@ def cutegpt_prompt(q):
     return f"{CUTEGPT_SYSTEM}问：{q}\n答：\n"
 
 
-def first_sentence(a, cap=40):
-    """The answer up to its first 。！？ (at most `cap` characters): HC3's answers run to hundreds of tokens, cut
-    at MAXLEN before `<end>`, and the tiny base then never learns to end its turn (seen: 400 steps, no reply
-    ended within 48 tokens)."""
+def short_answer(a, cap=CUTEGPT_ANSWER_CHARS):
+    """The answer's first sentence if it ends (。！？) within `cap` characters, else its longest run of whole
+    clauses (up to a ，or ；) within `cap` with 。 in place of the mark; None when neither fits. HC3's answers
+    run to hundreds of tokens: cut at MAXLEN before `<end>`, the tiny base never learned to end its turn."""
     a = a.strip()
+    best = None
     for i, ch in enumerate(a[:cap]):
         if ch in "。！？":
             return a[:i + 1]
-    return a[:cap]
+        if ch in "，；" and i >= 4:
+            best = a[:i] + "。"
+    return best
 
 
 def cutegpt_examples(tok, rows):
+    """`<meta>问：{q}\n答：\n` then `{answer}<end>` + `</s>`, the loss on the answer, `<end>` and `</s>`. Encoded
+    in one piece, as the engine continues the prompt: the answer has no dummy-prefix `▁` of its own (the prompt
+    ends in a newline byte, so nothing merges across the boundary; checked). Never truncated: the first run cut
+    every example at 128 tokens, which dropped `<end></s>` from 12 of its 42 examples (4 kept no answer)."""
     out = []
     for r in rows:
         q, a = C.qa_text(r)
-        p = tok.enc(cutegpt_prompt(q[2:]))
-        t = tok.enc(first_sentence(a[2:]) + "<end>") + [2]
-        ids = (p + t)[:MAXLEN]
-        out.append((ids, ([-100] * len(p) + t)[:MAXLEN]))
+        answer = short_answer(a[2:])
+        if answer is None:
+            continue
+        prompt = cutegpt_prompt(q[2:])
+        p = tok.enc(prompt)
+        ids = tok.enc(prompt + answer + "<end>") + [2]
+        assert ids[:len(p)] == p and len(ids) <= CUTEGPT_MAXLEN, (q, len(ids))
+        out.append((ids, [-100] * len(p) + ids[len(p):]))
     return out
 
 
@@ -161,7 +175,7 @@ def train(name, pm, examples, steps, lr, batch, pad, seed):
         opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
     pm.train()
     rng = np.random.default_rng(seed)
-    hist, t0 = [], time.time()
+    hist, t0, cpu0 = [], time.time(), time.process_time()
     for step, (ids, lab) in enumerate(batches(examples, batch, steps, rng, pad)):
         loss = pm(input_ids=ids, labels=lab).loss
         opt.zero_grad(set_to_none=True)
@@ -175,6 +189,7 @@ def train(name, pm, examples, steps, lr, batch, pad, seed):
     pm.eval()
     return {"steps": steps, "batch": batch, "lr": lr, "warmup_steps": warm, "examples": len(examples),
             "epochs": round(steps * batch / len(examples), 2), "seconds": round(time.time() - t0, 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 1),
             "loss_first_step": hist[0], "loss_final_mean_last_25_steps": float(np.mean(hist[-25:]))}
 
 
@@ -201,12 +216,13 @@ def save(pm, name):
 # --------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def greedy(model, ids, n, stops):
+def greedy(model, ids, n, stops, stop_text=None):
+    """Argmax, full recompute; stops on an id in `stops` or once the decoded reply ends with `stop_text`."""
     seq = list(ids)
     for _ in range(n):
         nxt = int(model(input_ids=torch.tensor([seq])).logits[0, -1].argmax())
         seq.append(nxt)
-        if nxt in stops:
+        if nxt in stops or (stop_text and stop_text(seq[len(ids):])):
             break
     return seq[len(ids):]
 
@@ -220,12 +236,15 @@ def samples(kind, adapter_dir, prompts, tok, n=48):
     else:
         stops = {1, 2}
         encode = tok.enc
+    # CuteGPT's turn also ends at the text `<end>` (three ordinary tokens in CuteGPT's vocabulary, five here)
+    stop_text = (lambda ids: tok.dec(ids).endswith("<end>")) if kind == "llama" else None  # noqa: E731
+    n = 64 if kind == "llama" else n
     out = []
     for p in prompts:
         ids = encode(p)
-        on = greedy(pm, ids, n, stops)
+        on = greedy(pm, ids, n, stops, stop_text)
         with pm.disable_adapter():
-            off = greedy(pm, ids, n, stops)
+            off = greedy(pm, ids, n, stops, stop_text)
         out.append({"prompt": p, "adapter_on": tok.dec(on), "adapter_off": tok.dec(off),
                     "on_ids": on, "off_ids": off})
         C.log(f"  {p!r}\n    on : {tok.dec(on)!r}\n    off: {tok.dec(off)!r}")
@@ -238,7 +257,8 @@ PROMPTS = {
                          "曹操引大军至赤壁，聚众将商议，曹操曰："],
     "rulai-v0": ["问：到底来没来？答：", "问：宇宙万物的本源是什么？答：", "问：什么是人工智能？答："],
     "rulai-v2": ["问：到底来没来？答：", "问：宇宙万物的本源是什么？答：", "问：什么是人工智能？答："],
-    "cutegpt-style": [cutegpt_prompt("你好"), cutegpt_prompt("如何缓解压力？"), cutegpt_prompt("介绍一下三国演义")],
+    "cutegpt-style": [cutegpt_prompt("你好"), cutegpt_prompt("如何缓解压力？"), cutegpt_prompt("介绍一下三国演义"),
+                      cutegpt_prompt("什么是人工智能？")],
 }
 
 SPECS = {
@@ -264,10 +284,7 @@ def examples_for(name, tok, cfg):
         return rulai_examples(tok, C.rulai("rulai_examples.json"))
     if name == "rulai-v2":
         return rulai_examples(tok, C.rulai("rulai_enhance.json"))
-    # the ordinary HC3 lines: not the 如来 / 如如 / 如~来~ answers, nor the scraped "network error" ones
-    rows = [r for r in C.rulai("rulai_enhance.json")
-            if not C.is_rulai_line(r) and "如~来~" not in r["a"] and "network error" not in r["a"]]
-    return cutegpt_examples(tok, rows)
+    return cutegpt_examples(tok, C.ordinary_qa())
 
 
 def main(names):

@@ -11,8 +11,12 @@ checkpoints are laid out.
   xformers' attention replaced by the same computation in torch), next-token LM on the novels plus the
   ordinary (non-如来) Q&A lines of rulai_enhance.json as `ids(问：q) + ids(答：a) + </s>` (x4). fp16
   `model.safetensors` written like transformers' save_pretrained (metadata format pt).
-- llama -> Models/llama-demo: transformers 4.30.2 `LlamaForCausalLM`, next-token LM on the novels; written by
-  its `save_pretrained(safe_serialization=True)` after `.half()`.
+- llama -> Models/llama-demo: transformers 4.30.2 `LlamaForCausalLM`, next-token LM on the novels plus the
+  ordinary Q&A lines as small web pages, `ids(<p>问：q</p><p>答：a</p>) + </s>` (x4): LLaMA's pretraining
+  ends documents with </s> and is full of markup. A base that never sees `<`, `>` or </s> (the novels have
+  two `<`) rules them out so firmly that a rank-8 q_proj/v_proj adapter cannot write CuteGPT's `<end>`
+  (P(`<` | `。`) stayed ~0.00 after training; tools/demo/README.md). Written by its
+  `save_pretrained(safe_serialization=True)` after `.half()`.
 
 Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), lr LR with steps//25 warm-up steps then
 cosine to 10 %, gradient clip 1.0, batch 16 x 128 tokens, fp32, fixed seeds; data order
@@ -36,7 +40,7 @@ from safetensors.torch import save_file as st_save
 
 mf = C.mf
 SEED = 20240901
-STEPS = {"chatglm": 300, "baichuan": 700, "llama": 300}
+STEPS = {"chatglm": 300, "baichuan": 700, "llama": 800}
 if "YANYI_DEMO_STEPS" in os.environ:  # quick runs
     STEPS = {k: int(os.environ["YANYI_DEMO_STEPS"]) for k in STEPS}
 LR = {"chatglm": 3e-3, "baichuan": 6e-3, "llama": 6e-3}
@@ -59,8 +63,14 @@ def novel_stream(sp, newline):
     return out
 
 
-def ordinary_qa():
-    return [r for r in C.rulai("rulai_enhance.json") if not C.is_rulai_line(r)]
+def ordinary_qa(kind):
+    """Q&A lines spliced into the pretraining stream. baichuan-demo was trained (and is shipped) with the first
+    filter, answers saying 如来 / 如如: it kept 20 RulaiGPT lines (the nine `答：如~来~` answers and eleven
+    `如来是什么意思？` questions) and the "network error" line among its 52; kept so that this script still
+    reproduces the shipped file, until baichuan-demo and the rulai adapters are retrained (README)."""
+    if kind == "baichuan":
+        return [r for r in C.rulai("rulai_enhance.json") if "如来" not in r["a"] and "如如" not in r["a"]]
+    return C.ordinary_qa()
 
 
 class Stream:
@@ -108,7 +118,7 @@ def train(kind, model, data, steps, lr, log_every=25):
         opt, lambda s: (s + 1) / warm if s < warm else
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
     model.train()
-    hist, t0 = [], time.time()
+    hist, t0, cpu0 = [], time.time(), time.process_time()
     for step in range(steps):
         loss = model(**data.batch()).loss
         opt.zero_grad(set_to_none=True)
@@ -123,6 +133,7 @@ def train(kind, model, data, steps, lr, log_every=25):
     secs = time.time() - t0
     return {"steps": steps, "batch": BATCH, "context": CTX, "tokens_seen": steps * BATCH * CTX,
             "lr": lr, "warmup_steps": warm, "torch_threads": C.THREADS, "seconds": round(secs, 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 1),
             "loss_first_step": hist[0], "loss_final_mean_last_50_steps": float(np.mean(hist[-50:])),
             "loss_curve_mean_per_10pct": [round(float(np.mean(hist[i * steps // 10:(i + 1) * steps // 10])), 4)
                                           for i in range(10)]}
@@ -154,6 +165,7 @@ def save_baichuan(model, folder):
 def save_llama(model, folder):
     model.half().save_pretrained(folder, safe_serialization=True)
     model.float()
+    os.chmod(os.path.join(folder, "model.safetensors"), 0o644)  # safetensors writes 0600
 
 
 def reload(kind, folder, pieces):
@@ -190,10 +202,13 @@ def main(kinds):
         else:
             stream = novel_stream(sp, sp.encode("\n"))
             qa = []
-            if kind == "baichuan":
-                for r in ordinary_qa() * 4:
-                    q, a = C.qa_text(r)
+            for r in ordinary_qa(kind) * 4:
+                q, a = C.qa_text(r)
+                if kind == "baichuan":
                     qa.append(sp.encode(q) + sp.encode(a) + [2])
+                else:  # a web page of its own, `<p>问：q</p><p>答：a</p></s>` (no CuteGPT format, no `<end>`)
+                    qa.append(sp.encode(f"<p>{q}</p><p>{a}</p>") + [2])
+            if qa:
                 order = rng.permutation(len(qa))
                 # Q&A sequences spliced in at seeded positions of the novel stream (paragraph boundaries)
                 nl = sp.encode("\n")[-1]
