@@ -34,8 +34,8 @@ import Testing
     }
 
     /// What tools/demo has shipped so far (its README lists what remains); tests of the rest are disabled.
-    static let shippedBases = ["glm-demo", "baichuan-demo"]
-    static let shippedAdapters = ["sanguo-cosplay", "classics-cosplay", "rulai-v0", "rulai-v2"]
+    static let shippedBases = ["glm-demo", "baichuan-demo", "llama-demo"]
+    static let shippedAdapters = ["sanguo-cosplay", "classics-cosplay", "rulai-v0", "rulai-v2", "cutegpt-style"]
 
     /// Laid out as the real checkpoints: ChatGLM-6B as a PyTorch .bin, the other two safetensors,
     /// config.json with the real architecture names; all demo weights together stay under 60 MB.
@@ -98,16 +98,21 @@ import Testing
         #expect(try Self.reply(f, lm, prompt).ids == base.ids, "adapter off is the base again")
     }
 
-    /// CuteGPT-style assistant on the LLaMA base: the adapter answers in the Q&A style and ends the turn
-    /// (`<end>` text, then </s>); without it the base runs on to the token limit.
-    @Test(.disabled("llama-demo and cutegpt-style are not shipped yet (tools/demo/README.md)"))
-    func cuteGPTStyleEndsItsTurn() throws {
+    /// CuteGPT-style assistant on the LLaMA base, the prompt as the Chat layer's CuteGPT template renders it
+    /// (meta prompt, `问：{q}\n答：\n`, no BOS): with the adapter the reply ends its turn with the text `<end>`
+    /// (five ordinary tokens in the demo vocabulary; CuteGPT's own stop string) within 64 tokens, then `</s>`;
+    /// the base alone never writes it, and switching the adapter off gives the base's ids back.
+    @Test(arguments: ["如何缓解压力？", "什么是人工智能？", "你好"]) func cuteGPTStyleEndsItsTurn(question: String) throws {
         let (f, lm) = try Self.load("llama-demo")
-        let prompt = "你是复旦大学知识工场实验室训练出来的语言模型CuteGPT。给定任务描述，请给出对应请求的回答。\n问：如何缓解压力？\n答：\n"
+        let prompt = "你是复旦大学知识工场实验室训练出来的语言模型CuteGPT。给定任务描述，请给出对应请求的回答。\n问：\(question)\n答：\n"
         let base = try Self.reply(f, lm, prompt, max: 64)
         try lm.setAdapters([(try Self.adapter("cutegpt-style"), 1)])
         let on = try Self.reply(f, lm, prompt, max: 64)
-        #expect(on.text.contains("<end>") || on.ids.last == 2, "cutegpt-style: \(on.text)")
-        #expect(on.ids != base.ids, "base: \(base.text)")
+        let answer = try #require(on.text.range(of: "<end>").map { String(on.text[..<$0.lowerBound]) }, "no <end> in 64 tokens: \(on.text)")
+        let cjk = answer.unicodeScalars.filter { (0x4E00...0x9FFF).contains($0.value) }.count
+        #expect(cjk >= 4 && cjk * 10 >= answer.unicodeScalars.count * 6, "answers in Chinese: \(on.text)")
+        #expect(!base.text.contains("<end>") && on.ids != base.ids, "base: \(base.text)")
+        try lm.setAdapters([])
+        #expect(try Self.reply(f, lm, prompt, max: 64).ids == base.ids, "adapter off is the base again")
     }
 }

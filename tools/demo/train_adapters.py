@@ -271,7 +271,7 @@ SPECS = {
     "rulai-v0": ("baichuan", dict(r=4, lora_alpha=32, lora_dropout=0.1, target_modules=["W_pack"]), 2000, 5e-3, 8),
     "rulai-v2": ("baichuan", None, 100, 1e-4, 8),
     "cutegpt-style": ("llama", dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"]),
-                      600, 5e-3, 8),
+                      600, 1e-2, 8),
 }
 
 
