@@ -63,9 +63,10 @@ CK_VNNI static void pack_tile(const int8_t *restrict q, const float *restrict sc
     int32_t *negcorr = (int32_t *)(tile + kp * 16);
     float *sw = (float *)(negcorr + nb * 16);
     const __mmask16 rows = (__mmask16)((1u << valid) - 1);
-    // Lane r gathers the 4 bytes of row r: offsets r * cols (+ the column), in bytes.
-    const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32((int)cols));
+    // Lane r gathers from row r: the 4 codes at byte offset r * cols, the scale at float offset r * nb.
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i offs = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)cols));
+    const __m512i soffs = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)nb));
     const __m512i ones = _mm512_set1_epi8(1);
     for (size_t b = 0; b < nb; b++) {
         __m512i sum = _mm512_setzero_si512();
@@ -84,10 +85,7 @@ CK_VNNI static void pack_tile(const int8_t *restrict q, const float *restrict sc
             sum = _mm512_dpbusd_epi32(sum, ones, v);  // 1 * q summed per 4-byte lane: sum of the row's codes
         }
         _mm512_store_si512(negcorr + b * 16, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
-        _mm512_store_ps(sw + b * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows,
-                                                             _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                                                _mm512_set1_epi32((int)nb)),
-                                                             scales + b, 4));
+        _mm512_store_ps(sw + b * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, soffs, scales + b, 4));
     }
 }
 

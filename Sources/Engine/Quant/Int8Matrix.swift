@@ -25,11 +25,12 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// How decode treats the activation x: fp32 as given (`ck_q8_matvec`), or quantized per block
     /// to int8 first (`ck_q8_quantize_act` + `ck_q8q8_matvec`, VNNI where the CPU has it).
     public enum Activations: Sendable { case f32, int8 }
-    /// What `matvec(_:_:pool:)` uses. fp32: decode is bound by DRAM bandwidth, where both reach
-    /// ~90% of a plain read (11.5 vs 11.8 GB/s, QuantBenchmarkTests), while int8 activations add
-    /// their own rounding: relative RMS error 7.9e-3 instead of 5.4e-3 at B = 32, and 1.3e-2
-    /// instead of 5.5e-3 when x has outlier features, as LLM activations do.
-    public static let defaultActivations: Activations = ck_cpu_has_avx512vnni() != 0 ? .int8 : .f32
+    /// What `matvec(_:_:pool:)` uses. int8 where the CPU has VNNI: with the next rows prefetched it
+    /// streams faster from DRAM (11008x4096, 2 threads: 29.5 vs 22.9 GB/s, QuantBenchmarkTests), and
+    /// prefill's VNNI GEMM quantizes activations by the same rule. It adds its own rounding
+    /// (relative RMS error 7.9e-3 instead of 5.4e-3 at B = 32, 1.3e-2 instead of 5.5e-3 with
+    /// outlier features); elsewhere fp32, which the AVX2 kernels read as fast.
+    public static let defaultActivations: Activations = vnniAvailable ? .int8 : .f32
 
     public var byteSize: Int { rows * cols + rows * blocksPerRow * MemoryLayout<Float>.size }
 
@@ -208,10 +209,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
             let tileBytes = 2 * ck_q8q8_tile_bytes(cols, block)
             let xup = xu.pointer, xsp = xs.pointer
             // Row ranges in whole 32-row tile pairs, one per thread (each packs its own tiles).
-            let split = { (body: (Range<Int>) -> Void) in
-                if threads == 1 { body(0..<rows) } else { pool.parallelChunks(rows, alignment: 32) { _, r in body(r) } }
-            }
-            split { r in
+            chunks(rows, threads, pool, alignment: 32, perThread: 1) { r in
                 let scratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
                 defer { scratch.deallocate() }
                 ck_q8q8_matmul(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xup, xsp, y + r.lowerBound, r.count, cols, block, n, rows,
@@ -237,7 +235,8 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         }
     }
 
-    private func chunks(_ n: Int, _ threads: Int, _ pool: ThreadPool, _ body: (Range<Int>) -> Void) {
-        if threads == 1 { body(0..<n) } else { pool.parallelChunks(n, alignment: 4, perThread: 4) { _, r in body(r) } }
+    private func chunks(_ n: Int, _ threads: Int, _ pool: ThreadPool, alignment: Int = 4, perThread: Int = 4,
+                        _ body: (Range<Int>) -> Void) {
+        if threads == 1 { body(0..<n) } else { pool.parallelChunks(n, alignment: alignment, perThread: perThread) { _, r in body(r) } }
     }
 }
