@@ -58,13 +58,13 @@ static inline void axpy_f16_ref(float a, const uint16_t *restrict v, float *rest
 
 void ck_attend_f16_ref(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, CK_NO_PREFETCH, keys, values, stride, n, keys, values, stride, 0)
 }
 
 void ck_attend2_f16_ref(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
                         size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
                         size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(dot_f16_ref, axpy_f16_ref, CK_NO_PREFETCH, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
 #ifdef CK_X86
@@ -131,27 +131,27 @@ __attribute__((target("avx512f"))) CK_INLINE void axpy_f16_avx512(float a, const
 __attribute__((target("avx2,fma,f16c")))
 void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                         size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, CK_PREFETCH_ROW, keys, values, stride, n, keys, values, stride, 0)
 }
 
 __attribute__((target("avx2,fma,f16c")))
 void ck_attend2_f16_avx2(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
                          size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
                          size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
 __attribute__((target("avx512f")))
 void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, CK_PREFETCH_ROW, keys, values, stride, n, keys, values, stride, 0)
 }
 
 __attribute__((target("avx512f")))
 void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
                            size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
                            size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 #else
 void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }

@@ -75,15 +75,17 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
 // sum and the weighting see the same numbers in the same order as one segment holding all n: where
 // the sequence is split changes no bit (a beam reading the shared prompt, then its own positions).
 // One call per head instead of 2n calls of dot/axpy; one segment is N1 = 0.
-#define CK_ATTEND_BODY(DOT, AXPY, K0, V0, S0, N0, K1, V1, S1, N1)                   \
+#define CK_ATTEND_BODY(DOT, AXPY, PF, K0, V0, S0, N0, K1, V1, S1, N1)               \
     const size_t n0_ = (N0), n_ = (N0) + (N1);                                      \
     float mx = -INFINITY;                                                           \
     for (size_t j = 0; j < n0_; j++) {                                              \
+        PF((K0) + (j + CK_ATTEND_AHEAD) * (S0), d);                                 \
         const float s = DOT(q, (K0) + j * (S0), d) * scale;                         \
         scores[j] = s;                                                              \
         if (s > mx) mx = s;                                                         \
     }                                                                               \
     for (size_t j = n0_; j < n_; j++) {                                             \
+        PF((K1) + (j - n0_ + CK_ATTEND_AHEAD) * (S1), d);                           \
         const float s = DOT(q, (K1) + (j - n0_) * (S1), d) * scale;                 \
         scores[j] = s;                                                              \
         if (s > mx) mx = s;                                                         \
@@ -96,7 +98,25 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
     }                                                                               \
     const float inv = 1.0f / sum;                                                   \
     for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
-    for (size_t j = 0; j < n0_; j++) AXPY(scores[j] * inv, (V0) + j * (S0), out, d); \
-    for (size_t j = n0_; j < n_; j++) AXPY(scores[j] * inv, (V1) + (j - n0_) * (S1), out, d);
+    for (size_t j = 0; j < n0_; j++) {                                              \
+        PF((V0) + (j + CK_ATTEND_AHEAD) * (S0), d);                                 \
+        AXPY(scores[j] * inv, (V0) + j * (S0), out, d);                             \
+    }                                                                               \
+    for (size_t j = n0_; j < n_; j++) {                                             \
+        PF((V1) + (j - n0_ + CK_ATTEND_AHEAD) * (S1), d);                           \
+        AXPY(scores[j] * inv, (V1) + (j - n0_) * (S1), out, d);                     \
+    }
+
+// Positions of keys/values the SIMD attention asks for ahead of the one it reads: one head's
+// rows are a short stream (~100-300 KiB at a few hundred positions) that the hardware
+// prefetcher only catches up with near its end. The refs pass CK_NO_PREFETCH.
+#define CK_ATTEND_AHEAD 8
+#define CK_NO_PREFETCH(p, d) ((void)0)
+#ifdef CK_X86
+// Every 64-byte line of one row of d elements starting at p (a hint: never faults, even past
+// the end of the cache).
+#define CK_PREFETCH_ROW(p, d)                                                       \
+    for (size_t o_ = 0; o_ < (d) * sizeof(*(p)); o_ += 64) _mm_prefetch((const char *)(p) + o_, _MM_HINT_T0)
+#endif
 
 #endif

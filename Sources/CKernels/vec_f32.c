@@ -17,13 +17,13 @@ void ck_axpy_f32_ref(float a, const float *restrict x, float *restrict y, size_t
 
 void ck_attend_f32_ref(const float *restrict q, const float *restrict keys, const float *restrict values,
                        size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref, CK_NO_PREFETCH, keys, values, stride, n, keys, values, stride, 0)
 }
 
 void ck_attend2_f32_ref(const float *restrict q, const float *restrict keys0, const float *restrict values0,
                         size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1, size_t stride1,
                         size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(ck_dot_f32_ref, ck_axpy_f32_ref, CK_NO_PREFETCH, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
 #ifdef CK_X86
@@ -87,26 +87,26 @@ void ck_axpy_f32_avx512(float a, const float *restrict x, float *restrict y, siz
 __attribute__((target("avx2,fma")))
 void ck_attend_f32_avx2(const float *restrict q, const float *restrict keys, const float *restrict values,
                         size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_avx2, axpy_avx2, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(dot_avx2, axpy_avx2, CK_PREFETCH_ROW, keys, values, stride, n, keys, values, stride, 0)
 }
 
 __attribute__((target("avx2,fma")))
 void ck_attend2_f32_avx2(const float *restrict q, const float *restrict keys0, const float *restrict values0,
                          size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1, size_t stride1,
                          size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_avx2, axpy_avx2, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(dot_avx2, axpy_avx2, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 __attribute__((target("avx512f")))
 void ck_attend_f32_avx512(const float *restrict q, const float *restrict keys, const float *restrict values,
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_avx512, axpy_avx512, keys, values, stride, n, keys, values, stride, 0)
+    CK_ATTEND_BODY(dot_avx512, axpy_avx512, CK_PREFETCH_ROW, keys, values, stride, n, keys, values, stride, 0)
 }
 
 __attribute__((target("avx512f")))
 void ck_attend2_f32_avx512(const float *restrict q, const float *restrict keys0, const float *restrict values0,
                            size_t stride0, size_t n0, const float *restrict keys1, const float *restrict values1, size_t stride1,
                            size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
-    CK_ATTEND_BODY(dot_avx512, axpy_avx512, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+    CK_ATTEND_BODY(dot_avx512, axpy_avx512, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 #else
 float ck_dot_f32_avx2(const float *restrict x, const float *restrict y, size_t n) { return ck_dot_f32_ref(x, y, n); }
