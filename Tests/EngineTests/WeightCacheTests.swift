@@ -63,8 +63,9 @@ import Testing
         #expect(try Self.logits(verified, family: family) == want)
     }
 
-    /// The int8 matrices of a cache hit really are the mapped bytes (no copy).
-    @Test func hitMapsInsteadOfCopying() throws {
+    /// A cache hit reads int8 matrices into memory of their own (equal to a fresh quantization),
+    /// refuses a wrong shape, and maps the embedding instead of copying it.
+    @Test func hitReadsMatricesAndMapsTheEmbedding() throws {
         let notes = Notes()
         let cache = try Self.cache(notes)
         let path = ModelFolderTests.models.appendingPathComponent("llama/safetensors").path
@@ -76,15 +77,14 @@ import Testing
             Issue.record("entry not valid")
             return
         }
-        let m = try #require(reader.int8("model.layers.0.mlp.up_proj.weight", rows: 64, cols: 32, block: 32))
+        let m = try #require(reader.int8("model.layers.0.mlp.up_proj.weight", rows: 64, cols: 32, block: 32, pool: ThreadPool(threads: 2)))
         let whole = reader.file.all
-        m.withUnsafeStorage { q, s in
-            #expect(UnsafeRawPointer(q.baseAddress!) >= whole.baseAddress! && UnsafeRawPointer(q.baseAddress!) < whole.baseAddress! + whole.count)
-            #expect(UnsafeRawPointer(s.baseAddress!) >= whole.baseAddress! && UnsafeRawPointer(s.baseAddress!) < whole.baseAddress! + whole.count)
+        m.withUnsafeStorage { q, s in  // read into memory of its own (decode streams that faster)
+            #expect(UnsafeRawPointer(q.baseAddress!) < whole.baseAddress! || UnsafeRawPointer(q.baseAddress!) >= whole.baseAddress! + whole.count)
         }
         let fresh = try WeightLoader(checkpoint: folder.checkpoint, precision: .int8).linear("model.layers.0.mlp.up_proj.weight", rows: 64, cols: 32)
         #expect(m.dequantized() == fresh.dequantized())
-        #expect(reader.int8("model.layers.0.mlp.up_proj.weight", rows: 32, cols: 64, block: 32) == nil, "wrong shape served")
+        #expect(reader.int8("model.layers.0.mlp.up_proj.weight", rows: 32, cols: 64, block: 32, pool: nil) == nil, "wrong shape served")
         let embed = try #require(reader.embedding("model.embed_tokens.weight", rows: 1001, cols: 32))
         guard case .mapped = embed.storage else { Issue.record("embedding copied, not mapped"); return }
         var a = [Float](repeating: 0, count: 32), b = a
@@ -318,29 +318,31 @@ import Testing
         #expect(h("Nobody inspects the spammish repetition") == "fbcea83c8a378bf1")
     }
 
-    /// The borrowing initializer computes what the copying one does from the same bytes.
-    @Test func borrowedInt8MatrixMatchesOwned() throws {
+    /// The copying initializer (how the cache hands out matrices) computes what the quantizing
+    /// one does from the same bytes, split over a pool or not, and counts NaN scales.
+    @Test func copiedInt8MatrixMatchesOwned() throws {
         var rng = SplitMix64(seed: 7)
-        let rows = 37, cols = 200
-        let w = (0..<rows * cols).map { _ in Float(Int(rng.next() % 2001) - 1000) / 500 }
+        let rows = 370, cols = 200
+        var w = (0..<rows * cols).map { _ in Float(Int(rng.next() % 2001) - 1000) / 500 }
+        w[5 * cols + 3] = .nan
         let owned = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32) }
-        let n = Int8Matrix.storageCounts(rows: rows, cols: cols, block: 32)
-        let codes = UnsafeMutableRawPointer.allocate(byteCount: n.codes, alignment: 64)
-        let scales = UnsafeMutableRawPointer.allocate(byteCount: n.scales * 4, alignment: 64)
-        defer { codes.deallocate(); scales.deallocate() }
-        owned.withUnsafeStorage { q, s in
-            #expect(q.count == n.codes && s.count == n.scales)
-            codes.copyMemory(from: q.baseAddress!, byteCount: q.count)
-            scales.copyMemory(from: s.baseAddress!, byteCount: s.count * 4)
-        }
-        let owner = NSObject()
-        let borrowed = Int8Matrix(rows: rows, cols: cols, block: 32, borrowingCodes: codes.assumingMemoryBound(to: Int8.self),
-                                  scales: scales.assumingMemoryBound(to: Float.self), owner: owner)
-        let x = (0..<cols).map { _ in Float(Int(rng.next() % 200) - 100) / 50 }
-        var a = [Float](repeating: 0, count: rows), b = a
         let pool = ThreadPool(threads: 2)
+        let copies = owned.withUnsafeStorage { q, s in
+            [Int8Matrix(rows: rows, cols: cols, block: 32, q: q, scales: s),
+             Int8Matrix(rows: rows, cols: cols, block: 32, q: q, scales: s, pool: pool)]
+        }
+        let x = (0..<cols).map { _ in Float(Int(rng.next() % 200) - 100) / 50 }
+        var a = [Float](repeating: 0, count: rows)
         owned.matvec(x, &a, pool: pool)
-        borrowed.matvec(x, &b, pool: pool)
-        #expect(a == b && borrowed.dequantized() == owned.dequantized())
+        for c in copies {
+            var b = [Float](repeating: 0, count: rows)
+            c.matvec(x, &b, pool: pool)
+            #expect(c.nonFiniteBlocks == 1 && owned.nonFiniteBlocks == 1)
+            #expect(a.elementsEqual(b) { $0 == $1 || ($0.isNaN && $1.isNaN) })
+            #expect(c.dequantized().elementsEqual(owned.dequantized()) { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        }
+        // A read that fails in any chunk (a cache file cut short after it was opened) gives nil.
+        let failed = Int8Matrix(rows: rows, cols: cols, block: 32, pool: pool) { r, _, _ in r.lowerBound == 0 }
+        #expect(failed == nil)
     }
 }

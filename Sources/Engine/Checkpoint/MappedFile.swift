@@ -68,16 +68,6 @@ final class MappedFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED)
     }
 
-    /// Maps every page now (the file must be read whole soon, and is in the page cache): one
-    /// pass in the kernel instead of a page fault per few pages during the first forward pass.
-    func populate() {
-        guard let base, release == .munmap else { return }
-        #if os(Linux)
-        let p = UnsafeMutableRawPointer(mutating: base)
-        if madvise(p, size, 22 /* MADV_POPULATE_READ, Linux 5.14+ */) != 0 { madvise(p, size, MADV_WILLNEED) }
-        #endif
-    }
-
     deinit {
         guard let base else { return }
         switch release {

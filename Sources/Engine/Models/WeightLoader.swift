@@ -77,7 +77,7 @@ public struct WeightLoader {
             return w.withUnsafeBufferPointer { F32Matrix($0, rows: rows, cols: cols) }
         }
         guard recorder != nil else { return try quantize(name, info, rows: rows, cols: cols) }
-        return try cachedOr(cached?.int8(name, rows: rows, cols: cols, block: block), { .int8(name, $0) }) { () throws(LoadError) in
+        return try cachedOr(cached?.int8(name, rows: rows, cols: cols, block: block, pool: pool), { .int8(name, $0) }) { () throws(LoadError) in
             try quantize(name, info, rows: rows, cols: cols)
         }
     }

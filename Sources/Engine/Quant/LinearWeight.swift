@@ -21,12 +21,9 @@ public protocol LinearWeight: Sendable {
 /// 64-byte aligned, uninitialised storage for a weight array (SIMD rows start on cache lines).
 /// Arrays of 2 MiB and more are 2 MiB aligned and asked to live on transparent huge pages:
 /// decode streams every weight once per token, and with 4 KiB pages that is a TLB miss per 4 KiB.
-/// Or borrowed memory (a mapped cache file) that `owner` keeps alive; it is never written.
 final class AlignedStorage<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     let count: Int
-    /// Set for borrowed memory, which is not deallocated here.
-    private let owner: AnyObject?
 
     static var hugePage: Int { 2 << 20 }
 
@@ -39,14 +36,7 @@ final class AlignedStorage<T>: @unchecked Sendable {
         if huge { madvise(raw, bytes, MADV_HUGEPAGE) }
         #endif
         pointer = raw.bindMemory(to: T.self, capacity: count)
-        owner = nil
     }
 
-    init(borrowing pointer: UnsafePointer<T>, count: Int, owner: AnyObject) {
-        self.pointer = UnsafeMutablePointer(mutating: pointer)
-        self.count = count
-        self.owner = owner
-    }
-
-    deinit { if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }

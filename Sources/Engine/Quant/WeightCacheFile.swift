@@ -89,7 +89,6 @@ enum WeightCacheFile {
         case .success(let i): index = i
         }
         guard index.key == key else { return .invalid("is stale (the checkpoint or the quantization changed)") }
-        file.populate()
         if verify, let bad = firstDamaged(index, file, pool: pool) {
             return .invalid("has damaged data in \(bad.quoted)")
         }
@@ -284,22 +283,27 @@ struct WeightCacheIndex: Codable {
     var tensors: [Tensor]
 }
 
-/// A valid entry, mapped: hands out tensors that point into the mapping (no copy of any weight).
+/// A valid entry, mapped: int8 matrices are copied out of the mapping, embeddings read from it.
 /// A tensor it does not hold, or holds with another shape, is nil (the loader reads the checkpoint).
 final class WeightCacheReader {
     let path: String
     let file: MappedFile
     let index: WeightCacheIndex
     private let slots: [String: Int]
+    /// The same file, for reading int8 matrices out of it (-1 when it cannot be opened again).
+    private let fd: Int32
 
     init(path: String, file: MappedFile, index: WeightCacheIndex) {
         self.path = path
         self.file = file
         self.index = index
+        fd = open(path, O_RDONLY | O_CLOEXEC)
         var slots: [String: Int] = [:]
         for (i, t) in index.tensors.enumerated() { slots[t.kind.rawValue + ":" + t.name] = i }
         self.slots = slots
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     private func tensor(_ kind: WeightCacheIndex.Kind, _ name: String, shape: [Int]) -> WeightCacheIndex.Tensor? {
         guard let i = slots[kind.rawValue + ":" + name], index.tensors[i].shape == shape else { return nil }
@@ -308,11 +312,27 @@ final class WeightCacheReader {
 
     private func pointer(_ s: WeightCacheIndex.Span) -> UnsafeRawPointer { file.bytes(s.offset, s.length)!.baseAddress! }
 
-    func int8(_ name: String, rows: Int, cols: Int, block: Int) -> Int8Matrix? {
-        guard let t = tensor(.int8, name, shape: [rows, cols]), t.block == block else { return nil }
-        return Int8Matrix(rows: rows, cols: cols, block: block,
-                          borrowingCodes: pointer(t.spans[0]).assumingMemoryBound(to: Int8.self),
-                          scales: pointer(t.spans[1]).assumingMemoryBound(to: Float.self), owner: file)
+    /// The matrix read (pread: no page-table work for the source) into memory of its own,
+    /// huge-page backed (see Int8Matrix's `fill` initializer); nil if the file cannot be read.
+    func int8(_ name: String, rows: Int, cols: Int, block: Int, pool: ThreadPool?) -> Int8Matrix? {
+        guard let t = tensor(.int8, name, shape: [rows, cols]), t.block == block, fd >= 0 else { return nil }
+        let nb = (cols + block - 1) / block, fd = fd
+        return Int8Matrix(rows: rows, cols: cols, block: block, pool: pool) { r, codes, scales in
+            Self.read(fd, into: codes, at: t.spans[0].offset + r.lowerBound * cols)
+                && Self.read(fd, into: scales, at: t.spans[1].offset + r.lowerBound * nb * 4)
+        }
+    }
+
+    /// buf.count bytes at `offset`, or false.
+    private static func read(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer, at offset: Int) -> Bool {
+        var done = 0
+        while done < buf.count {
+            let n = pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
     }
 
     func floats(_ name: String, count: Int) -> [Float]? {
