@@ -119,11 +119,12 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q
 }
 
 // Block 32 and whole 64-byte chunks (every 7B/13B projection): each chunk is exactly blocks lo and
-// lo + 1. Per 512 bytes (16 blocks) a row's 16 scales are multiplied by x's 16 once, and each
-// chunk picks its two products with one permute (the same products in the same order as
-// q8q8_rows512: bit-identical). The next rows' scales are prefetched with their codes: that is
-// what gained (25 projections of a Baichuan layer from DRAM, 2 threads, against the prefetching
-// streaming read: 89% -> 93%; the permute alone changed nothing; without scales at all, 95%).
+// lo + 1. Per span of 512 bytes (16 blocks; the last may be shorter, its scales loaded under a
+// mask) a row's 16 scales are multiplied by x's 16 once, and each chunk picks its two products
+// with one permute (the same products in the same order as q8q8_rows512: bit-identical). The next
+// rows' scales are prefetched with their codes: that is what gained (25 projections of a Baichuan
+// layer from DRAM, 2 threads, against the prefetching streaming read: 89% -> 93%; the permute
+// alone changed nothing; without reading scales at all, 95%).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512_b32(
     const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
     float *restrict y, size_t cols, const int R, const int8_t *ahead) {
@@ -132,21 +133,21 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q
     __m512 acc[4];
     CK_UNROLL
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 512 <= cols; i += 512) {
-        const size_t b0 = i / 32;
-        const __m512 sx = _mm512_loadu_ps(xs + b0);
+    for (size_t i = 0; i < cols; i += 512) {
+        const size_t b0 = i / 32, chunks = ck_min(8, (cols - i) / 64);
+        const __mmask16 m = (__mmask16)((1u << (2 * chunks)) - 1);  // the blocks of this span
+        const __m512 sx = _mm512_maskz_loadu_ps(m, xs + b0);
         __m512 sc[4];  // (16,) row scale × x scale of blocks b0 … b0+15
         CK_UNROLL
-        for (int r = 0; r < R; r++) sc[r] = _mm512_mul_ps(_mm512_loadu_ps(s + r * nb + b0), sx);
+        for (int r = 0; r < R; r++) sc[r] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + r * nb + b0), sx);
         if (ahead) {  // the next rows' scales for these blocks (their codes are prefetched below)
             CK_UNROLL
             for (int r = 0; r < R; r++) _mm_prefetch((const char *)(s + (R + r) * nb + b0), _MM_HINT_T0);
         }
         // Lanes 0-7 take product 2c, lanes 8-15 product 2c + 1.
         __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-        for (int c = 0; c < 8; c++, pick = _mm512_add_epi32(pick, _mm512_set1_epi32(2))) {
-            const size_t k = i + 64 * (size_t)c;
+        for (size_t c = 0; c < chunks; c++, pick = _mm512_add_epi32(pick, _mm512_set1_epi32(2))) {
+            const size_t k = i + 64 * c;
             const __m512i xv = _mm512_loadu_si512(xq + k);
             const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
                                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv));
@@ -159,21 +160,6 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q
                 __m512i dot = _mm512_dpbusd_epi32(corr, _mm512_xor_si512(_mm512_loadu_si512(q + r * cols + k), bias), xv);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, sc[r]), acc[r]);
             }
-        }
-    }
-    for (size_t lo = i / 32; i < cols; i += 64, lo += 2) {  // the last < 512 bytes, chunk by chunk
-        const __m512i xv = _mm512_loadu_si512(xq + i);
-        const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv));
-        const __m512 sx = scale_pair(xs, lo, lo + 1);
-        if (ahead) {
-            CK_UNROLL
-            for (int r = 0; r < R; r++) _mm_prefetch((const char *)(ahead + r * cols + i), _MM_HINT_T0);
-        }
-        CK_UNROLL
-        for (int r = 0; r < R; r++) {
-            __m512i dot = _mm512_dpbusd_epi32(corr, _mm512_xor_si512(_mm512_loadu_si512(q + r * cols + i), bias), xv);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale_pair(s + r * nb, lo, lo + 1), sx), acc[r]);
         }
     }
     CK_UNROLL
