@@ -14,6 +14,8 @@ final class MappedFile: @unchecked Sendable {
     let size: Int
     private let base: UnsafeRawPointer?   // nil for an empty file (mmap of 0 bytes fails)
     private let release: Release
+    /// The mapped file, kept open for `read(_:into:)`; -1 for an empty file or in-memory bytes.
+    private let fd: Int32
 
     private enum Release { case none, munmap, deallocate }
 
@@ -21,7 +23,8 @@ final class MappedFile: @unchecked Sendable {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw LoadError(path, "cannot open: \(MappedFile.errnoText())") }
-        defer { close(fd) }
+        var keep = false
+        defer { if !keep { close(fd) } }
         var st = stat()
         if fstat(fd, &st) != 0 { throw LoadError(path, "cannot stat: \(MappedFile.errnoText())") }
         if (st.st_mode & S_IFMT) != S_IFREG { throw LoadError(path, "not a regular file") }
@@ -30,6 +33,7 @@ final class MappedFile: @unchecked Sendable {
         if n == 0 {
             base = nil
             release = .none
+            self.fd = -1
             return
         }
         guard let p = mmap(nil, n, PROT_READ, MAP_PRIVATE, fd, 0),
@@ -38,12 +42,15 @@ final class MappedFile: @unchecked Sendable {
         }
         base = UnsafeRawPointer(p)
         release = .munmap
+        self.fd = fd
+        keep = true
     }
 
     /// An in-memory stand-in with the same bounds checks (tests and fuzzing use it: no disk I/O).
     init(path: String, bytes: [UInt8]) {
         self.path = path
         size = bytes.count
+        fd = -1
         if bytes.isEmpty {
             base = nil
             release = .none
@@ -68,7 +75,33 @@ final class MappedFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED)
     }
 
+    /// Copies [offset, offset + buf.count) of the file into buf: read (pread) rather than through
+    /// the mapping, so the mapping's pages are never touched (a reader that keeps its own copy);
+    /// false when the range lies outside the file or cannot be read.
+    func read(_ offset: Int, into buf: UnsafeMutableRawBufferPointer) -> Bool {
+        guard contains(offset, buf.count) else { return false }
+        guard let dst = buf.baseAddress, buf.count > 0 else { return true }
+        if fd < 0 {  // in-memory bytes
+            dst.copyMemory(from: base! + offset, byteCount: buf.count)
+            return true
+        }
+        return Self.readFully(fd, dst, buf.count, offset)
+    }
+
+    /// n bytes at `offset` of fd into p, through short reads and EINTR; false on error or EOF.
+    static func readFully(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int, _ offset: Int) -> Bool {
+        var done = 0
+        while done < n {
+            let r = pread(fd, p + done, n - done, off_t(offset + done))
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { return false }
+            done += r
+        }
+        return true
+    }
+
     deinit {
+        if fd >= 0 { close(fd) }
         guard let base else { return }
         switch release {
         case .munmap: munmap(UnsafeMutableRawPointer(mutating: base), size)

@@ -283,27 +283,23 @@ struct WeightCacheIndex: Codable {
     var tensors: [Tensor]
 }
 
-/// A valid entry, mapped: int8 matrices are copied out of the mapping, embeddings read from it.
+/// A valid entry, mapped: int8 matrices are read out of the file into memory of their own,
+/// embeddings used from the mapping.
 /// A tensor it does not hold, or holds with another shape, is nil (the loader reads the checkpoint).
 final class WeightCacheReader {
     let path: String
     let file: MappedFile
     let index: WeightCacheIndex
     private let slots: [String: Int]
-    /// The same file, for reading int8 matrices out of it (-1 when it cannot be opened again).
-    private let fd: Int32
 
     init(path: String, file: MappedFile, index: WeightCacheIndex) {
         self.path = path
         self.file = file
         self.index = index
-        fd = open(path, O_RDONLY | O_CLOEXEC)
         var slots: [String: Int] = [:]
         for (i, t) in index.tensors.enumerated() { slots[t.kind.rawValue + ":" + t.name] = i }
         self.slots = slots
     }
-
-    deinit { if fd >= 0 { close(fd) } }
 
     private func tensor(_ kind: WeightCacheIndex.Kind, _ name: String, shape: [Int]) -> WeightCacheIndex.Tensor? {
         guard let i = slots[kind.rawValue + ":" + name], index.tensors[i].shape == shape else { return nil }
@@ -315,24 +311,12 @@ final class WeightCacheReader {
     /// The matrix read (pread: no page-table work for the source) into memory of its own,
     /// huge-page backed (see Int8Matrix's `fill` initializer); nil if the file cannot be read.
     func int8(_ name: String, rows: Int, cols: Int, block: Int, pool: ThreadPool?) -> Int8Matrix? {
-        guard let t = tensor(.int8, name, shape: [rows, cols]), t.block == block, fd >= 0 else { return nil }
-        let nb = (cols + block - 1) / block, fd = fd
+        guard let t = tensor(.int8, name, shape: [rows, cols]), t.block == block else { return nil }
+        let nb = (cols + block - 1) / block, file = file
         return Int8Matrix(rows: rows, cols: cols, block: block, pool: pool) { r, codes, scales in
-            Self.read(fd, into: codes, at: t.spans[0].offset + r.lowerBound * cols)
-                && Self.read(fd, into: scales, at: t.spans[1].offset + r.lowerBound * nb * 4)
+            file.read(t.spans[0].offset + r.lowerBound * cols, into: codes)
+                && file.read(t.spans[1].offset + r.lowerBound * nb * 4, into: scales)
         }
-    }
-
-    /// buf.count bytes at `offset`, or false.
-    private static func read(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer, at offset: Int) -> Bool {
-        var done = 0
-        while done < buf.count {
-            let n = pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
     }
 
     func floats(_ name: String, count: Int) -> [Float]? {

@@ -56,23 +56,12 @@ struct WeightCacheKey: Codable, Equatable, Sendable {
         let head = min(size, endBytes), tailStart = max(head, size - endBytes)
         var bytes = [UInt8](repeating: 0, count: head + size - tailStart)
         let ok = bytes.withUnsafeMutableBytes { b in
-            readFully(fd, b.baseAddress!, head, 0) && readFully(fd, b.baseAddress! + head, size - tailStart, tailStart)
+            MappedFile.readFully(fd, b.baseAddress!, head, 0) && MappedFile.readFully(fd, b.baseAddress! + head, size - tailStart, tailStart)
         }
         if !ok { throw LoadError(path, "cannot read: \(MappedFile.errnoText())") }
         let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
         let ends = bytes.withUnsafeBytes { ContentHash.xxh64($0) }
         return FileStamp(name: (path as NSString).lastPathComponent, size: size, mtime: mtime, ends: ContentHash.hex(ends))
-    }
-
-    private static func readFully(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int, _ offset: Int) -> Bool {
-        var done = 0
-        while done < n {
-            let r = pread(fd, p + done, n - done, off_t(offset + done))
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { return false }
-            done += r
-        }
-        return true
     }
 }
 
