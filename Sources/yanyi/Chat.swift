@@ -65,8 +65,8 @@ struct ChatCommand: ParsableCommand {
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if fakeTokenMs < 0 || fakeLoadMs < 0 { throw ValidationError("--fake-token-ms and --fake-load-ms must be ≥ 0") }
-        if plain && (fake || !adapter.isEmpty || model != nil) {
-            throw ValidationError("--plain takes the persona's model and adapters (no --fake, --model or --adapter)")
+        if plain && !adapter.isEmpty {
+            throw ValidationError("--plain loads adapters with /adapter load DIR[=SCALE] (no --adapter)")
         }
     }
 
@@ -91,46 +91,55 @@ struct ChatCommand: ParsableCommand {
         startup += themeLibrary.errors.prefix(1).map { .failed($0.description + " (theme skipped)") }
 
         let chosen = library.persona(persona)
-        if chosen == nil { startup.append(.failed("no persona '\(persona)' in \(personasDir ?? "Personas/")")) }
         let initial = chosen ?? library.personas.first
+        if chosen == nil, let fallback = initial {
+            let text = "no persona '\(persona)' in \(personasDir ?? "Personas/"); \(fallback.name) (\(fallback.id)) instead"
+            if plain { FileHandle.standardError.write(Data("warning: \(text)\n".utf8)) } else { startup.append(.failed(text)) }
+        }
 
         let sessionsDir = sessions ?? DataFolders.sessions(env)
-        if plain {
-            guard let personasDir else { fail("Personas folder not found (give --personas DIR)") }
-            runPlainChat(personas: personasDir, models: modelsRoot, sessions: sessionsDir, persona: persona, resume: resume, threads: threads,
-                         cache: noCache ? nil : .standard())
-        }
-        var store: SessionStore?
+        guard let initial else { fail("no personas in \(personasDir ?? "Personas/") (give --personas DIR)") }
+        let store: SessionStore
         do {
             store = try SessionStore(directory: sessionsDir)
         } catch {
-            startup.append(.failed("\(error) — this chat will not be saved"))
+            fail(error.description)
         }
-
-        let backend: any ChatBackend
-        let modelName: String
-        if fake {
-            backend = FakeBackend(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, modelsRoot: modelsRoot)
-            modelName = "fake"
-        } else {
-            let path = model ?? initial.map { (modelsRoot as NSString).appendingPathComponent($0.model) } ?? "Models"
-            backend = EngineBackend(modelPath: path, precision: precision, threads: threads, weightCache: noCache ? nil : .standard())
-            modelName = URL(fileURLWithPath: path).lastPathComponent
+        let relay = NoticeRelay()
+        let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
+        let host: any ModelHost = fake
+            ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000)
+            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool, notice: { relay.send($0) })
+        let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model), host: host,
+                                        library: library, store: store, persona: initial)
+        relay.controller = controller
+        if let resume {
+            do {
+                for n in try controller.resume(resume) { startup.append(.notice(n)) }
+            } catch {
+                fail(error.description)
+            }
         }
-
-        var state = State(size: TerminalSize(rows: 24, columns: 80), personas: library.personas, persona: initial,
-                          theme: chosenTheme, themes: themeLibrary.themes, modelName: modelName, modelsRoot: modelsRoot)
-        state.modelPinned = model != nil
-        if let p = initial { startup.insert(.choosePersona(p.id), at: 0) }
-        for a in adapter.compactMap(AdapterSpec.parse) { startup.append(.addAdapter(a.folder, scale: Double(a.multiplier))) }
-
-        let runtime = Runtime(state: state, terminal: NcursesTerminal(), backend: backend, sessions: SessionKeeper(store: store))
+        if plain {
+            for case .notice(let n) in startup { print("· " + n) }
+            runPlainChat(controller)
+        }
+        let modelName = fake ? "fake" : URL(fileURLWithPath: model ?? controller.resolve(controller.persona.model)).lastPathComponent
+        let state = State(size: TerminalSize(rows: 24, columns: 80), personas: library.personas, persona: controller.persona,
+                          theme: chosenTheme, themes: themeLibrary.themes, modelName: modelName)
+        let runtime = Runtime(state: state, terminal: NcursesTerminal(), controller: controller)
         do {
-            try runtime.run(initial: startup, effects: resume.map { [.resumeSession($0)] } ?? [])
+            try runtime.run(initial: startup, effects: adapter.map { .loadAdapter($0) })
         } catch {
             fail(error.description)
         }
     }
+}
+
+/// Weight-cache notices reach the runtime that exists once the host does.
+final class NoticeRelay: @unchecked Sendable {
+    weak var controller: ChatController?
+    func send(_ text: String) { controller?.onEvent?(.notice(text)) }
 }
 
 /// Where the data folders are when no flag or variable names them.

@@ -2,11 +2,13 @@ import Engine
 import Foundation
 
 /// What produces a reply: a new question, another reply to the last question (the old one stays
-/// as an alternative), or more of the last reply.
+/// as an alternative), more of the last reply, or the last question asked again in other words.
 public enum ReplyAction: Sendable, Equatable {
     case send(String)
     case retry
     case continueReply
+    /// Replaces the last question with this text (a new alternative of it) and answers it.
+    case reask(String)
 }
 
 /// How a reply went.
@@ -14,7 +16,7 @@ public struct ReplyOutcome: Sendable {
     /// The reply as recorded (continue: the extended reply); nil when a cancel or failure came
     /// before any text.
     public var message: Message?
-    /// The question `send` recorded.
+    /// The question `send` or `reask` recorded.
     public var question: Message?
     /// What was generated this time (continue: only the extension), as the template finished it.
     public var text: String
@@ -24,12 +26,14 @@ public struct ReplyOutcome: Sendable {
     public var partial: Bool
     /// A failure mid-reply (the text before it is saved).
     public var error: ChatError?
-    /// Timings and counts (nil after a failure).
+    /// The engine's timings and counts (nil after a failure).
     public var stats: GenerationStats?
+    /// Seconds from the action to the first text shown (prompt building and prefill included).
+    public var timeToFirstText: Double?
     /// History left out by max_history and to fit the context, oldest first.
     public var droppedByLimit: [Utterance]
     public var droppedForBudget: [Utterance]
-    /// The ids the reply was generated from, and the generated ids (EOS kept).
+    /// The ids the reply was generated from, and the generated ids.
     public var promptIDs: [Int32]
     public var tokens: [Int32]
 }
@@ -43,21 +47,21 @@ public enum ReplyEvent: Sendable {
 }
 
 extension ChatController {
-    /// Runs `action` on this thread; `onDelta` sees the reply's text as it is generated.
+    /// Runs `action` on this thread; `onDelta` sees the reply's text as it is generated (and
+    /// `onEvent` gets `.delta` too).
     public func reply(_ action: ReplyAction, onDelta: (String) -> Void = { _ in }) throws(ChatError) -> ReplyOutcome {
-        try reply(action, cancelled: nil, onDelta: onDelta)
-    }
-
-    /// `cancelled`: a flag set before this call could see it (a stream dropped before its thread ran).
-    func reply(_ action: ReplyAction, cancelled: CancellationFlag?, onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        try guardIdle()
-        defer { endBusy() }
-        if cancelled?.isCancelled == true { cancel() }
-        try activateForReply()
-        switch action {
-        case .send(let text): return try sendTurn(text, onDelta)
-        case .retry: return try retryTurn(onDelta)
-        case .continueReply: return try continueTurn(onDelta)
+        try exclusive { () throws(ChatError) -> ReplyOutcome in
+            let t0 = Measure.now()
+            try activateIfNeeded()
+            let out: ReplyOutcome
+            switch action {
+            case .send(let text): out = try sendTurn(text, t0, onDelta)
+            case .retry: out = try retryTurn(t0, onDelta)
+            case .continueReply: out = try continueTurn(t0, onDelta)
+            case .reask(let text): out = try reaskTurn(text, t0, onDelta)
+            }
+            emit(.replyFinished(out))
+            return out
         }
     }
 
@@ -86,7 +90,10 @@ extension ChatController {
             }
             let thread = Thread { [self] in
                 do throws(ChatError) {
-                    let outcome = try reply(action, cancelled: dropped) { continuation.yield(.delta($0)) }
+                    let outcome = try reply(action) { d in
+                        if dropped.isCancelled { cancel() }
+                        continuation.yield(.delta(d))
+                    }
                     continuation.yield(.finished(outcome))
                 } catch {
                     continuation.yield(.failed(error))
@@ -100,143 +107,134 @@ extension ChatController {
 
     // MARK: - Turns
 
-    private func sendTurn(_ typed: String, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+    private func sendTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
         guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
-        let history = session.conversation.utterances(includeGreetings: persona.history.includeGreeting)
-        let plan = try makePlan(history: history, utterance: persona.userUtterance(typed))
-        let gen = try makeGenerator(plan.fitted.tokenIDs, maxNew: plan.fitted.maxNewTokens, plan: plan)
-        let question = try session.add(.user, plan.utterance, persona: persona.id)
-        let run = generate(gen, onDelta)
-        var out = try record(run, plan: plan) { raw, partial throws(ChatError) in
-            try session.add(.assistant, persona.finishReply(raw), after: .some(question.id), persona: persona.id, template: persona.template,
-                            adapters: adapterLabels, partial: partial)
+        let utterance = persona.userUtterance(typed)
+        let plan = try makePlan(history: conversation.utterances(includeGreetings: persona.history.includeGreeting), utterance: utterance)
+        if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled {
+            try record([.rename(Rules.title(from: typed))])
+        }
+        let question = message(.user, utterance, parent: conversation.head?.id)
+        try record([.message(question)])
+        var out = try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
+            [.message(reply(text, parent: question.id, partial: partial))]
         }
         out.question = question
         return out
     }
 
-    /// The last reply and the question it answers; a question with no reply yet has none.
-    private func lastExchange(_ what: String) throws(ChatError) -> (question: Message, reply: Message?) {
-        let c = session.conversation
-        guard let head = c.head else { throw ChatError("", "nothing to \(what): the conversation is empty") }
-        if head.role == .user { return (head, nil) }
-        guard head.role == .assistant, head.greeting != true, let q = head.parent.flatMap({ c.message($0) }), q.role == .user else {
-            throw ChatError("", "nothing to \(what): the last message is not a reply to a question")
+    private func retryTurn(_ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        let (question, _) = try Rules.lastExchange(conversation, "retry")
+        let history = conversation.utterances(upTo: question.id, includeGreetings: persona.history.includeGreeting)
+        let plan = try makePlan(history: history, utterance: question.text)
+        // A new reply beside the old one (same parent, shown): the old one stays as an alternative.
+        return try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
+            [.message(reply(text, parent: question.id, partial: partial))]
         }
-        return (q, head)
     }
 
-    private func retryTurn(_ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        let (question, old) = try lastExchange("retry")
-        let history = session.conversation.utterances(upTo: question.id, includeGreetings: persona.history.includeGreeting)
-        let plan = try makePlan(history: history, utterance: question.text)
-        let gen = try makeGenerator(plan.fitted.tokenIDs, maxNew: plan.fitted.maxNewTokens, plan: plan)
-        let run = generate(gen, onDelta)
-        return try record(run, plan: plan) { raw, partial throws(ChatError) in
-            let text = persona.finishReply(raw)
-            if let old {
-                return try session.addAlternative(to: old.id, text: text, persona: persona.id, template: persona.template,
-                                                  adapters: adapterLabels, partial: partial)
-            }
-            return try session.add(.assistant, text, after: .some(question.id), persona: persona.id, template: persona.template,
-                                   adapters: adapterLabels, partial: partial)
+    private func reaskTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
+        let (old, _) = try Rules.lastExchange(conversation, "edit")
+        let utterance = persona.userUtterance(typed)
+        let history = conversation.utterances(upTo: old.id, includeGreetings: persona.history.includeGreeting)
+        let plan = try makePlan(history: history, utterance: utterance)
+        let question = message(.user, utterance, parent: old.parent)
+        try record([.message(question)])
+        var out = try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
+            [.message(reply(text, parent: question.id, partial: partial))]
         }
+        out.question = question
+        return out
     }
 
     /// More of the last reply: the prompt that produced it, the reply so far, and on. The reply is
-    /// extended in place (an edit event; the log keeps the earlier text).
-    private func continueTurn(_ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        let (question, last) = try lastExchange("continue")
-        guard let last else { throw ChatError("", "nothing to continue: the last question has no reply yet (/retry answers it)") }
-        let history = session.conversation.utterances(upTo: question.id, includeGreetings: persona.history.includeGreeting)
+    /// extended in place (an edit; the store keeps the earlier text).
+    private func continueTurn(_ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        let (question, last) = try Rules.lastExchange(conversation, "continue")
+        guard let last else { throw ChatError("", "nothing to continue: the last question has no reply yet (retry answers it)") }
+        let history = conversation.utterances(upTo: question.id, includeGreetings: persona.history.includeGreeting)
         let plan = try makePlan(history: history, utterance: question.text)
-        let b = base!
-        let tok = b.folder.tokenizer
+        let e = engine!
         // SentencePiece prompts put their special token first: tokenize the whole text so the
         // reply's first piece joins as it would have. ChatGLM's end in [gMASK] <sop>: append.
         let ids: [Int32]
-        switch tok.kind {
-        case .sentencePiece: ids = tok.encode(plan.fitted.prompt.text + last.text, addSpecialTokens: plan.fitted.prompt.addSpecialTokens)
-        case .chatGLM: ids = plan.fitted.tokenIDs + tok.encode(last.text, addSpecialTokens: false)
+        switch e.tokenizer.kind {
+        case .sentencePiece: ids = e.tokenizer.encode(plan.fitted.prompt.text + last.text, addSpecialTokens: plan.fitted.prompt.addSpecialTokens)
+        case .chatGLM: ids = plan.fitted.tokenIDs + e.tokenizer.encode(last.text, addSpecialTokens: false)
         }
-        let room = min(plan.fitted.maxNewTokens, b.model.contextLength - ids.count)
-        guard room >= 1 else { throw ChatError("", "nothing to continue: the reply already fills the model's \(b.model.contextLength)-token context") }
-        let gen = try makeGenerator(ids, maxNew: room, plan: plan)
-        let run = generate(gen, onDelta)
-        return try record(run, plan: plan) { raw, _ throws(ChatError) in
-            try session.record(.edit(id: last.id, text: persona.finishReply(last.text + raw)))
-            return session.conversation.message(last.id)!
+        guard e.info.contextLength - ids.count >= 1 else {
+            throw ChatError("", "nothing to continue: the reply already fills the model's \(e.info.contextLength)-token context")
+        }
+        return try run(ids, plan: plan, continuing: true, t0, onDelta) { _, raw, _ in
+            [.edit(id: last.id, text: persona.finishReply(last.text + raw))]
         }
     }
 
     // MARK: - Engine
 
     /// The turn's plan under the persona with the user's max_new_tokens and max_history on top.
-    private func makePlan(history: [Utterance], utterance: String) throws(ChatError) -> TurnPlan {
-        var p = persona
-        if let v = overrides.parameters.maxNewTokens { p.sampling.maxNewTokens = v }
-        if let v = overrides.maxHistory { p.sampling.maxHistory = v }
-        let b = base!
-        return try TurnPlan(persona: p, history: history, utterance: utterance, tokenizer: b.folder.tokenizer,
-                            contextLength: b.model.contextLength,
-                            defaultMaxNewTokens: b.defaults.maxNewTokens ?? options.defaultMaxNewTokens)
+    func makePlan(history: [Utterance], utterance: String) throws(ChatError) -> TurnPlan {
+        let e = engine!
+        return try TurnPlan(persona: planPersona, history: history, utterance: utterance, tokenizer: e.tokenizer,
+                            contextLength: e.info.contextLength, defaultMaxNewTokens: maxNewTokens)
     }
 
-    private func makeGenerator(_ ids: [Int32], maxNew: Int, plan: TurnPlan) throws(ChatError) -> TokenGenerator {
-        let b = base!
-        var params = layeredParameters(overrides, eos: plan.stopTokenIDs.sorted(), stop: plan.stop.texts)
-        params.maxNewTokens = maxNew
+    func message(_ role: Message.Role, _ text: String, parent: String?) -> Message {
+        Message(id: conversation.nextMessageID, parent: parent, role: role, text: text, persona: persona.id,
+                time: clock().timeIntervalSince1970)
+    }
+
+    func reply(_ text: String, parent: String, partial: Bool) -> Message {
+        var m = message(.assistant, text, parent: parent)
+        m.template = persona.template
+        let labels = adapters.filter { $0.enabled && $0.multiplier != 0 }.map(\.label)
+        m.adapters = labels.isEmpty ? nil : labels
+        m.partial = partial ? true : nil
+        return m
+    }
+
+    /// Generates from `ids` and records the result with `save(finished text, raw text, partial)`, unless a
+    /// cancel or failure left no text.
+    private func run(_ ids: [Int32], plan: TurnPlan, continuing: Bool, _ t0: Double, _ onDelta: (String) -> Void,
+                     save: (_ text: String, _ raw: String, _ partial: Bool) -> [SessionEvent]) throws(ChatError) -> ReplyOutcome {
+        let e = engine!
+        var params = layered(overrides)
+        if !plan.stopTokenIDs.isEmpty { params.eosTokenId = OneOrMany(plan.stopTokenIDs.sorted().map { Int($0) }) }
+        if !plan.stop.texts.isEmpty { params.stop = plan.stop.texts }
+        params.maxNewTokens = min(plan.fitted.maxNewTokens, e.info.contextLength - ids.count)
         params.maxLength = nil
         do throws(GenerationError) {
-            let settings = try params.resolved(promptLength: ids.count)
-            return try TokenGenerator(model: b.model, tokenizer: b.folder.tokenizer, prompt: ids, settings: settings,
-                                      session: b.session)
+            _ = try params.resolved(promptLength: ids.count)
         } catch {
             throw ChatError("", error.description)
         }
-    }
-
-    private struct Run {
-        var raw: String
-        var result: GenerationResult?
-        var error: ChatError?
-        var prompt: [Int32]
-    }
-
-    /// Runs the generator to its end; a failure ends the run with what came before it.
-    private func generate(_ gen: TokenGenerator, _ onDelta: (String) -> Void) -> Run {
-        register(gen)
-        var text = ""
-        do throws(GenerationError) {
-            while let e = try gen.next() {
-                switch e {
-                case .token(_, let t):
-                    if !t.isEmpty { text += t; onDelta(t) }
-                case .finished(let r):
-                    if !r.remainingText.isEmpty { onDelta(r.remainingText) }
-                    return Run(raw: r.text, result: r, prompt: gen.prompt)
-                }
-            }
-        } catch {
-            // after a failed forward the session's cache may not match its tokens: start it over
-            gen.session.reset()
-            return Run(raw: text, error: ChatError("", error.description), prompt: gen.prompt)
+        emit(.replyStarted(promptTokens: ids.count, contextLength: e.info.contextLength, dropped: plan.fitted.droppedForBudget.count))
+        var firstAt: Double?
+        let flag = lock.withLock { cancelFlag }
+        let r = e.generate(EngineRequest(promptIDs: ids, parameters: params, persona: persona.id, continuing: continuing),
+                           cancelled: flag) { d in
+            if firstAt == nil { firstAt = Measure.now() }
+            onDelta(d)
+            emit(.delta(d))
         }
-        return Run(raw: text, prompt: gen.prompt)
-    }
-
-    /// Saves the reply (`save(raw text, partial)`), unless a cancel or failure left no text.
-    private func record(_ run: Run, plan: TurnPlan,
-                        save: (String, Bool) throws(ChatError) -> Message) throws(ChatError) -> ReplyOutcome {
-        let partial = run.error != nil || run.result?.reason == .cancelled
-        let text = persona.finishReply(run.raw)
-        var message: Message?
-        if !(partial && run.raw.isEmpty) { message = try save(run.raw, partial) }
-        return ReplyOutcome(message: message, question: nil, text: text, reason: run.result?.reason, partial: partial,
-                            error: run.error, stats: run.result?.stats,
+        let partial = r.error != nil || r.reason == .cancelled
+        var text = persona.finishReply(r.text)
+        // A reply cut short keeps what was said, not the space the next token would have followed.
+        if partial { text = String(text.reversed().drop { $0.isWhitespace }.reversed()) }
+        var saved: Message?
+        if !(partial && text.isEmpty) {
+            let events = save(text, r.text, partial)
+            try record(events)
+            switch events.last {
+            case .message(let m): saved = conversation.message(m.id)
+            case .edit(let id, _): saved = conversation.message(id)
+            default: break
+            }
+        }
+        return ReplyOutcome(message: saved, question: nil, text: text, reason: r.reason, partial: partial, error: r.error,
+                            stats: r.stats, timeToFirstText: firstAt.map { $0 - t0 },
                             droppedByLimit: plan.fitted.droppedByLimit, droppedForBudget: plan.fitted.droppedForBudget,
-                            promptIDs: run.prompt, tokens: run.result?.tokens ?? [])
+                            promptIDs: ids, tokens: r.tokens)
     }
-
-    var adapterLabels: [String] { adapters.filter { $0.multiplier != 0 }.map(\.label) }
 }

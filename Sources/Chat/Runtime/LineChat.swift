@@ -28,11 +28,14 @@ public final class LineChat {
           /set [KEY [VALUE]]        show settings, or set one (VALUE default clears): \(SamplingOverrides.keys.joined(separator: ", "))
           /retry                    another reply to the last question (the old one stays: /swipe)
           /continue                 more of the last reply
-          /edit TEXT                replace the last message
+          /edit TEXT                replace the last message (no new reply)
+          /reask TEXT               ask the last question again in other words (the old one stays: /swipe)
           /undo                     remove the last message
           /swipe next|prev          show another alternative of the last message
           /save [markdown|jsonl] PATH   export the conversation
           /new                      start a new conversation
+          /branch                   a new saved conversation from here (the old one stays)
+          /sessions                 list saved conversations;  /resume ID  opens one
           /help                     this list
           /quit                     leave
         """
@@ -49,7 +52,7 @@ public final class LineChat {
     public func showStart() {
         let p = controller.persona
         say("[\(p.name) · \(p.id) · \(p.template)]  /help lists commands")
-        for m in controller.session.conversation.path { show(m) }
+        for m in controller.conversation.path { show(m) }
     }
 
     /// Handles one line; false when the chat should end.
@@ -75,6 +78,18 @@ public final class LineChat {
             case "set": try setCommand(rest)
             case "retry": replyCommand(.retry)
             case "continue": replyCommand(.continueReply)
+            case "reask":
+                guard !rest.isEmpty else { throw ChatError("", "usage: /reask TEXT") }
+                replyCommand(.reask(rest))
+            case "branch":
+                for n in try controller.branch() { note(n) }
+                note("branched into \(controller.sessionID ?? "?")")
+            case "sessions": listSessions()
+            case "resume":
+                guard !rest.isEmpty else { throw ChatError("", "usage: /resume ID (/sessions lists them)") }
+                for n in try controller.resume(rest) { note(n) }
+                note("resumed \(rest)")
+                for m in controller.conversation.path { show(m) }
             case "edit":
                 guard !rest.isEmpty else { throw ChatError("", "usage: /edit TEXT") }
                 let m = try controller.editLast(rest)
@@ -91,8 +106,8 @@ public final class LineChat {
             case "save": try saveCommand(rest)
             case "new":
                 try controller.newSession()
-                note("new conversation \(controller.session.id)")
-                for m in controller.session.conversation.path { show(m) }
+                note("new conversation (saved once something is said)")
+                for m in controller.conversation.path { show(m) }
             default:
                 throw ChatError("", "unknown command /\(name) (/help lists them)")
             }
@@ -166,20 +181,32 @@ public final class LineChat {
         }
     }
 
+    private func listSessions() {
+        let (list, errors) = controller.store.list()
+        if list.isEmpty { note("no saved conversations") }
+        for s in list.prefix(30) {
+            say("  \(s.id)  \(SessionSummary.dateText(s.updated))  \(s.persona ?? "-")  \(s.messageCount) msgs  \(s.title)")
+        }
+        for e in errors { say("  (unreadable) \(e.description)") }
+    }
+
     private func listAdapters() {
         if controller.adapters.isEmpty { note("no adapters active") }
-        for a in controller.adapters { say("  \(a.label)\(a.fromPersona ? "  (persona)" : "")") }
+        for a in controller.adapters {
+            say("  \(a.label)\(a.fromPersona ? "  (persona)" : "")\(a.enabled ? "" : "  (disabled)")  \(a.summary)")
+        }
     }
 
     private func setCommand(_ args: String) throws(ChatError) {
         let words = args.split(separator: " ", maxSplits: 1).map(String.init)
         guard let key = words.first else {
             let mine = Set(controller.overrides.entries.map(\.key))
-            for (k, v) in controller.effectiveSettings { say("  \(k) = \(v)\(mine.contains(k) ? "  (set)" : "")") }
+            for s in controller.resolvedSettings { say("  \(s.key) = \(s.value)  (\(mine.contains(s.key) ? "set" : s.layer.rawValue))") }
             return
         }
-        try controller.set(key, words.count > 1 ? words[1] : "default")
+        let warning = try controller.set(key, words.count > 1 ? words[1] : "default")
         note(words.count > 1 ? "\(key) = \(words[1].pythonStripped)" : "\(key) back to default")
+        if let warning { note(warning) }
     }
 
     private func saveCommand(_ args: String) throws(ChatError) {
@@ -193,15 +220,11 @@ public final class LineChat {
             throw ChatError("", "usage: /save [markdown|jsonl] PATH")
         }
         if format.isEmpty { format = path.hasSuffix(".jsonl") ? "jsonl" : "markdown" }
-        let c = controller.session.conversation
+        let c = controller.conversation
         var names: [String: String] = [:]
         for p in controller.library.personas { names[p.id] = p.name }
         let text = format == "jsonl" ? TranscriptExport.jsonl(c) : TranscriptExport.markdown(c, names: names, userName: userName)
-        do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            throw ChatError(path, "cannot write the transcript")
-        }
+        try TranscriptExport.write(text, to: path)
         note("saved \(c.path.count) messages to \(path)")
     }
 
@@ -214,7 +237,8 @@ public final class LineChat {
         case .assistant: who = m.persona.flatMap { controller.library.persona($0)?.name } ?? m.persona ?? "助手"
         case .system: who = "系统"
         }
-        say("\(who)：\(m.text)\(m.partial == true ? " […]" : "")")
+        let text = Rules.typedText(m, persona: m.persona.flatMap { controller.library.persona($0) })
+        say("\(who)：\(text)\(m.partial == true ? " […]" : "")")
     }
 
     private func preview(_ s: String) -> String { s.count > 30 ? String(s.prefix(30)) + "…" : s }

@@ -41,6 +41,8 @@ public struct GenerationStats: Sendable, Equatable {
     public var beamSteps = 0
     public var forwards = 0
 
+    public init() {}
+
     /// Generated tokens after the first, per second of decoding (0 with fewer than two).
     public var tokensPerSecond: Double {
         generatedTokens > 1 && decodeSeconds > 0 ? Double(generatedTokens - 1) / decodeSeconds : 0

@@ -44,92 +44,71 @@ public final class EventQueue: @unchecked Sendable {
     }
 }
 
-/// Saves the conversation shown: nothing is written until the first user message (starting
-/// the app and leaving does not leave empty sessions behind); then every event is appended
-/// to the session's log and fsynced before the next.
-public final class SessionKeeper {
-    public let store: SessionStore?
-    private var log: SessionLog?
-
-    public init(store: SessionStore?) { self.store = store }
-
-    /// `conversation` is the state after the events were applied.
-    func record(_ events: [SessionEvent], conversation: Conversation) throws(ChatError) -> Msg? {
-        guard let store else { return nil }
-        if let log {
-            for e in events { try log.append(e) }
-            return nil
-        }
-        guard conversation.messages.contains(where: { $0.role == .user }) else { return nil }
-        let session = try store.create(persona: conversation.persona, title: conversation.title)
-        log = session.log
-        for m in conversation.messages { try session.log.append(.message(m)) }
-        if conversation.persona != session.conversation.persona, let p = conversation.persona { try session.log.append(.persona(p)) }
-        return .sessionCreated(id: session.id)
-    }
-
-    func close() { log = nil }
-
-    func resume(_ id: String) throws(ChatError) -> Msg {
-        guard let store else { throw ChatError("", "sessions are not being saved (no sessions folder)") }
-        let session = try store.resume(id)
-        log = session.log
-        return .sessionOpened(session.conversation, warnings: session.warnings)
-    }
-
-    func branch(_ id: String, at message: String) throws(ChatError) -> Msg {
-        guard let store else { throw ChatError("", "sessions are not being saved (no sessions folder)") }
-        var at = message
-        if at.isEmpty {
-            guard let head = try store.read(id).conversation.head else { throw ChatError(store.path(id), "has no messages to branch from") }
-            at = head.id
-        }
-        let session = try store.branch(id, at: at)
-        log = session.log
-        return .sessionOpened(session.conversation, warnings: [])
-    }
-
-    func list() -> Msg {
-        guard let store else { return .sessionsListed([], errors: ["sessions are not being saved (no sessions folder)"]) }
-        let (sessions, errors) = store.list()
-        return .sessionsListed(sessions, errors: errors.map(\.description))
-    }
-}
-
-/// The loop: keys and engine events become Msgs, `update` runs, effects go out, the view is
-/// drawn and the terminal sends what changed. One thread: the caller's.
+/// The loop: keys and runtime events become Msgs, `update` runs, effects go to the conversation
+/// runtime, the view is drawn and the terminal sends what changed. The loop is one thread (the
+/// caller's); runtime calls that may take long (loading, replies, adapters) run in order on a
+/// worker, while cancel and settings go straight through.
 public final class Runtime {
     public private(set) var state: State
     let terminal: any Terminal
-    let backend: any ChatBackend
-    let sessions: SessionKeeper
+    public let controller: ChatController
     let queue = EventQueue()
+    private let work = DispatchQueue(label: "yanyi.runtime")
+    /// Tests run every runtime call on the loop's thread, in order.
+    private let inline: Bool
     /// Frames presented (tests and measurements read it).
     public private(set) var frames = 0
     /// Called after each frame is presented (the e2e latency probe and tests use it).
     public var onFrame: ((CellBuffer) -> Void)?
 
-    public init(state: State, terminal: any Terminal, backend: any ChatBackend, sessions: SessionKeeper) {
-        self.state = state
+    public init(state: State, terminal: any Terminal, controller: ChatController, inline: Bool = false) {
+        var s = state
+        s.persona = controller.persona
+        s.conversation = controller.conversation
+        s.settings = controller.resolvedSettings
+        s.availableAdapters = controller.availableAdapters()
+        self.state = s
         self.terminal = terminal
-        self.backend = backend
-        self.sessions = sessions
+        self.controller = controller
+        self.inline = inline
+        let q = queue
+        let c = controller
+        controller.onEvent = { e in
+            switch e {
+            case .loadProgress(let f, let eta): q.post(.loadProgress(f, eta: eta))
+            case .loaded(let info): q.post(.loaded(info))
+            case .loadFailed(let why): q.post(.loadFailed(why))
+            case .conversation(let conv, let id): q.post(.conversation(conv, session: id))
+            case .adapters(let list): q.post(.adapters(list))
+            case .persona(let p): q.post(.persona(p))
+            case .settings: q.post(.settings(c.resolvedSettings))
+            case .replyStarted(let p, let ctx, let dropped): q.post(.replyStarted(promptTokens: p, contextLength: ctx, dropped: dropped))
+            case .delta(let t): q.post(.delta(t))
+            case .replyFinished(let o): q.post(.replyFinished(Self.end(o)))
+            case .notice(let t): q.post(.notice(t))
+            case .warning(let t): q.post(.failed(t))
+            }
+        }
     }
 
-    /// Runs until the user quits. `initial` are sent first (choosing the persona, …), then
-    /// `effects` run (resuming a session).
+    static func end(_ o: ReplyOutcome) -> ReplyEnd {
+        ReplyEnd(partial: o.partial, saved: o.message != nil, error: o.error?.description,
+                 tokensPerSecond: o.stats?.tokensPerSecond ?? 0, timeToFirstText: o.timeToFirstText,
+                 promptTokens: o.promptIDs.count, newTokens: o.stats?.generatedTokens ?? o.tokens.count)
+    }
+
+    /// Runs until the user quits. `initial` are sent first, then `effects` run (resuming a
+    /// session, adapters named at start); the persona's model starts loading.
     public func run(initial: [Msg] = [], effects: [Effect] = []) throws(TerminalError) {
         try terminal.start()
         defer {
-            backend.shutdown()
+            controller.cancel()
+            work.sync {}   // a reply being stopped is saved before the program leaves
             terminal.stop()
         }
         state.size = terminal.size
         state.now = Date().timeIntervalSince1970
-        let q = queue
-        backend.start { q.post(.backend($0)) }
-        for m in initial { dispatch(m) }
-        for e in effects { perform(e) }
+        start(initial: initial, effects: effects)
         var last: CellBuffer?
         var lastTheme = state.theme
         while !state.quit {
@@ -142,7 +121,7 @@ public final class Runtime {
                 lastTheme = state.theme
             }
             let busy = state.generation != nil || !state.model.isReady
-            let keys = terminal.readKeys(timeout: busy ? 0.1 : 0.5, wakeFD: q.wakeFD)
+            let keys = terminal.readKeys(timeout: busy ? 0.1 : 0.5, wakeFD: queue.wakeFD)
             dispatch(.tick(Date().timeIntervalSince1970))
             for k in keys {
                 if k == .resize {
@@ -152,8 +131,20 @@ public final class Runtime {
                     dispatch(.key(k))
                 }
             }
-            for m in q.drain() { dispatch(m) }
+            pump()
         }
+    }
+
+    /// The start: messages, then the model load, then the effects asked for at start.
+    public func start(initial: [Msg] = [], effects: [Effect] = []) {
+        for m in initial { dispatch(m) }
+        background { c throws(ChatError) in try c.load() }
+        for e in effects { perform(e) }
+    }
+
+    /// Dispatches every runtime event waiting.
+    public func pump() {
+        for m in queue.drain() { dispatch(m) }
     }
 
     /// One message through update, then its effects.
@@ -163,27 +154,50 @@ public final class Runtime {
         for e in effects { perform(e) }
     }
 
-    func perform(_ e: Effect) {
-        switch e {
-        case .generate(let r): backend.generate(r)
-        case .cancel(let id): backend.cancel(id)
-        case .loadAdapter(let path): backend.loadAdapter(path: path)
-        case .loadModel(let path): backend.loadModel(path: path)
-        case .setAdapters(let list): backend.setAdapters(list)
-        case .closeSession: sessions.close()
-        case .quit: break
-        case .record(let events):
-            do {
-                if let m = try sessions.record(events, conversation: state.conversation) { dispatch(m) }
+    /// A runtime call on the worker (or here, inline); its error becomes one line on screen.
+    private func background(reply: Bool = false, _ body: @escaping @Sendable (ChatController) throws(ChatError) -> Void) {
+        let c = controller, q = queue
+        let job: @Sendable () -> Void = {
+            do throws(ChatError) {
+                try body(c)
             } catch {
-                dispatch(.failed("not saved: " + error.description))
+                q.post(reply ? .replyFailed(error.description) : .failed(error.description))
             }
+        }
+        if inline { job() } else { work.async(execute: job) }
+    }
+
+    func perform(_ e: Effect) {
+        let q = queue
+        switch e {
+        case .reply(let action): background(reply: true) { c throws(ChatError) in _ = try c.reply(action) }
+        case .cancel: controller.cancel()
+        case .switchPersona(let id):
+            background { c throws(ChatError) in for n in try c.switchPersona(id) { q.post(.notice(n)) } }
+        case .set(let key, let value):
+            do {
+                if let warning = try controller.set(key, value) { dispatch(.notice(warning)) }
+            } catch {
+                dispatch(.settings(controller.resolvedSettings))
+                dispatch(.failed(error.description))
+            }
+        case .loadAdapter(let spec):
+            background { c throws(ChatError) in
+                let a = try c.loadAdapter(spec)
+                q.post(.notice("adapter \(a.label): \(a.summary)"))
+            }
+        case .unloadAdapter(let path):
+            background { c throws(ChatError) in try c.unloadAdapter(path); q.post(.notice("unloaded \(path)")) }
+        case .scaleAdapter(let path, let scale): background { c throws(ChatError) in try c.scaleAdapter(path, scale) }
+        case .enableAdapter(let path, let on): background { c throws(ChatError) in try c.enableAdapter(path, on) }
+        case .swipe(let step, let id): background { c throws(ChatError) in _ = try c.swipe(step, at: id) }
+        case .newSession: background { c throws(ChatError) in try c.newSession() }
+        case .resumeSession(let id): background { c throws(ChatError) in _ = try c.resume(id) }
+        case .branch(let id, let at): background { c throws(ChatError) in _ = try c.branch(id, at: at) }
         case .listSessions:
-            dispatch(sessions.list())
-        case .resumeSession(let id):
-            do { dispatch(try sessions.resume(id)) } catch { dispatch(.failed(error.description)) }
-        case .branchSession(let id, let at):
-            do { dispatch(try sessions.branch(id, at: at)) } catch { dispatch(.failed(error.description)) }
+            let (list, errors) = controller.store.list()
+            dispatch(.sessionsListed(list, errors: errors.map(\.description)))
+        case .quit: break
         }
     }
 }

@@ -2,6 +2,8 @@ import Chat
 
 // The Elm architecture's three types: everything the screen shows is in State; everything that
 // happens arrives as a Msg; `update` returns the next State and the Effects the runtime runs.
+// What the conversation holds, which settings apply and what a reply means are the runtime's:
+// State keeps what it last reported.
 
 public struct State: Equatable, Sendable {
     public var size: TerminalSize
@@ -11,13 +13,13 @@ public struct State: Equatable, Sendable {
     public var theme: Theme
     public var themes: [Theme]
 
+    /// Every persona (the picker lists them) and the one replying, as the runtime says.
     public var personas: [Persona]
     public var persona: Persona?
-    /// Where persona adapter paths (relative to Models/) are found.
-    public var modelsRoot: String
 
-    /// The conversation shown; its events are saved by the runtime (`.record`).
+    /// The conversation shown, as the runtime last reported it, and its saved session's id.
     public var conversation: Conversation
+    public var sessionID: String?
 
     public var input = InputEditor()
     /// Sent texts, oldest first (↑/↓ in the input line).
@@ -25,26 +27,26 @@ public struct State: Equatable, Sendable {
     public var historyIndex: Int?
     /// What was typed before ↑ started walking the history.
     public var draft = ""
-    /// Edit-last: the user message the input line replaces.
+    /// Edit-last: the question the input line replaces (Enter asks it again).
     public var editing: String?
 
     public var focus: Focus = .input
     public var overlay: Overlay?
 
-    public var sliders = Sliders()
+    /// Every setting as the next reply will use it (the runtime resolves the layers).
+    public var settings: [ResolvedSetting] = []
     public var sliderIndex = 0
-    public var adapters: [AdapterEntry] = []
+    public var adapters: [ChatController.ActiveAdapter] = []
     public var adapterIndex = 0
+    /// Adapter folders found under the models folder (the load dialog offers them).
+    public var availableAdapters: [String] = []
 
     public var model: ModelStatus = .loading(0, eta: nil)
     /// Shown in the status line before the model reports its own name.
     public var modelName: String
-    /// The user named the model (--model): persona switches keep it. Otherwise a persona made
-    /// for another base loads that base.
-    public var modelPinned = false
     public var generation: Generation?
-    public var lastStats: GenerationStats?
-    public var nextRequestID = 1
+    /// The last finished reply's figures (cleared when the model changes).
+    public var lastReply: ReplyFigures?
 
     /// The one-line message above the status line.
     public var notice: Notice?
@@ -57,19 +59,24 @@ public struct State: Equatable, Sendable {
     public var quit = false
 
     public init(size: TerminalSize, personas: [Persona], persona: Persona?, theme: Theme = .builtIn, themes: [Theme] = [.builtIn],
-                modelName: String, modelsRoot: String = "Models") {
+                modelName: String) {
         self.size = size
         self.personas = personas
+        self.persona = persona
         self.theme = theme
         self.themes = themes
         self.modelName = modelName
-        self.modelsRoot = modelsRoot
-        conversation = Conversation(id: "", title: "新对话", created: 0, persona: persona?.id)
-        self.persona = nil
+        conversation = Conversation(id: "", title: Rules.untitled, created: 0, persona: persona?.id)
     }
 
     /// Messages shown, in order.
     public var path: [Message] { conversation.path }
+
+    /// The model's context, when one is loaded.
+    public var contextLength: Int? { if case .ready(let m) = model { m.contextLength } else { nil } }
+
+    /// A resolved setting's value as text.
+    public func setting(_ key: String) -> String? { settings.first { $0.key == key }?.value }
 }
 
 public enum Focus: String, CaseIterable, Sendable {
@@ -81,13 +88,15 @@ public enum Overlay: Equatable, Sendable {
     case help(Int)
     case personas(PersonaPicker)
     case sessions(SessionList)
-    /// Asking for an adapter folder to load.
-    case adapterPath(InputEditor)
+    /// Asking for an adapter folder to load; `pick` highlights one of `availableAdapters`.
+    case adapterPath(InputEditor, pick: Int?)
+    /// Typing an exact value for a setting.
+    case settingValue(key: String, InputEditor)
 }
 
 public enum ModelStatus: Equatable, Sendable {
     case loading(Double, eta: Double?)
-    case ready(ModelInfo)
+    case ready(EngineInfo)
     case failed(String)
 
     public var isReady: Bool { if case .ready = self { true } else { false } }
@@ -100,20 +109,19 @@ public struct Notice: Equatable, Sendable {
     public var at: Double
 }
 
-/// A reply being produced.
+/// A reply being produced, as the runtime streams it.
 public struct Generation: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
-        /// A new reply after user message `parent`.
-        case reply(parent: String)
-        /// Another reply beside `message` (same parent).
-        case retry(message: String, parent: String)
-        /// More text at the end of assistant message `message`.
-        case extend(message: String, base: String)
+        /// A new reply after the last message.
+        case reply
+        /// Another reply beside `message` (same question).
+        case retry(message: String)
+        /// More text at the end of reply `message`.
+        case extend(message: String)
     }
-    public var id: Int
     public var kind: Kind
-    public var persona: Persona
-    /// Raw text so far (before stop strings and post-processing).
+    public var persona: Persona?
+    /// Text so far (before stop strings and post-processing).
     public var text = ""
     public var startedAt: Double
     public var firstTokenAt: Double?
@@ -121,72 +129,23 @@ public struct Generation: Equatable, Sendable {
     public var tokens = 0
     public var promptTokens: Int?
     public var contextLimit: Int?
+    /// Stop was asked for; the runtime has not ended the reply yet.
+    public var stopping = false
 
-    /// Live decode speed: tokens after the first, per second.
+    /// Live decode speed: text pieces after the first, per second.
     public var tokensPerSecond: Double? {
         guard let f = firstTokenAt, let l = lastTokenAt, tokens > 1, l > f else { return nil }
         return Double(tokens - 1) / (l - f)
     }
 }
 
-/// A LoRA adapter in the adapter panel.
-public struct AdapterEntry: Equatable, Sendable {
-    public enum Status: Equatable, Sendable { case loading, ready(AdapterInfo), failed(String) }
-    /// Folder as the backend reads it.
-    public var path: String
-    public var scale: Double
-    public var enabled = true
-    /// Bound by the current persona (replaced when the persona changes) or loaded by hand.
-    public var fromPersona: Bool
-    public var status: Status = .loading
-
-    public var name: String {
-        let parts = path.split(separator: "/")
-        return parts.last.map(String.init) ?? path
-    }
-
-    public var isReady: Bool { if case .ready = status { true } else { false } }
-}
-
-/// The side panel's generation settings; they apply to the next reply.
-public struct Sliders: Equatable, Sendable {
-    public var maxHistory = 10
-    public var doSample = false
-    public var beams = 1
-    public var temperature = 1.0
-    public var topP = 1.0
-    public var topK = 0
-    public var repetitionPenalty = 1.0
-    public var maxTokens = 256
-
-    public init() {}
-
-    /// A persona's defaults (the engine's where the persona says nothing).
-    public init(_ p: Persona) {
-        let s = p.sampling
-        maxHistory = s.maxHistory ?? p.promptTemplate.defaultMaxHistory ?? 10
-        doSample = s.doSample ?? false
-        beams = s.numBeams ?? 1
-        temperature = s.temperature ?? 1.0
-        topP = s.topP ?? 1.0
-        topK = s.topK ?? 0
-        repetitionPenalty = s.repetitionPenalty ?? 1.0
-        maxTokens = s.maxNewTokens ?? 256
-    }
-
-    /// The persona's sampling with these values.
-    public func sampling(over s: Persona.Sampling) -> Persona.Sampling {
-        var s = s
-        s.maxHistory = maxHistory
-        s.doSample = doSample
-        s.numBeams = beams
-        s.temperature = temperature
-        s.topP = topP
-        s.topK = topK
-        s.repetitionPenalty = repetitionPenalty
-        s.maxNewTokens = maxTokens
-        return s
-    }
+/// A finished reply's figures for the status line.
+public struct ReplyFigures: Equatable, Sendable {
+    public var tokensPerSecond: Double
+    /// From the key press to the first text on screen.
+    public var timeToFirstText: Double?
+    public var contextUsed: Int
+    public var contextLimit: Int
 }
 
 /// The persona picker: a filter typed by the user and the highlighted persona.
@@ -206,33 +165,61 @@ public enum Msg: Equatable, Sendable {
     case key(Key)
     case resize(TerminalSize)
     case tick(Double)
-    case backend(BackendEvent)
-    /// The runtime created the session file for the conversation shown.
-    case sessionCreated(id: String)
-    /// A session was resumed or branched: show it.
-    case sessionOpened(Conversation, warnings: [String])
+    // What the runtime reported.
+    case loadProgress(Double, eta: Double?)
+    case loaded(EngineInfo)
+    case loadFailed(String)
+    case conversation(Conversation, session: String?)
+    case adapters([ChatController.ActiveAdapter])
+    case persona(Persona)
+    case settings([ResolvedSetting])
+    case replyStarted(promptTokens: Int, contextLength: Int, dropped: Int)
+    case delta(String)
+    case replyFinished(ReplyEnd)
+    /// The reply could not start (nothing was recorded).
+    case replyFailed(String)
+    case notice(String)
     case sessionsListed([SessionSummary], errors: [String])
-    /// An effect failed (saving, reading sessions): one line.
+    /// An effect failed: one line.
     case failed(String)
-    /// Make this persona (by id) the one that replies.
-    case choosePersona(String)
-    /// Load an adapter folder by hand (the adapter panel's `l`, or `--adapter` at start).
-    case addAdapter(String, scale: Double)
 }
 
+/// How a reply ended, as the screen needs it.
+public struct ReplyEnd: Equatable, Sendable {
+    public var partial: Bool
+    public var saved: Bool
+    public var error: String?
+    public var tokensPerSecond: Double
+    public var timeToFirstText: Double?
+    public var promptTokens: Int
+    public var newTokens: Int
+
+    public init(partial: Bool, saved: Bool, error: String?, tokensPerSecond: Double, timeToFirstText: Double?,
+                promptTokens: Int, newTokens: Int) {
+        self.partial = partial
+        self.saved = saved
+        self.error = error
+        self.tokensPerSecond = tokensPerSecond
+        self.timeToFirstText = timeToFirstText
+        self.promptTokens = promptTokens
+        self.newTokens = newTokens
+    }
+}
+
+/// What update asks the runtime to do: each one call on the conversation runtime.
 public enum Effect: Equatable, Sendable {
-    case generate(GenerationRequest)
-    case cancel(Int)
-    /// Append to the open session's log (creating it on the first user message).
-    case record([SessionEvent])
-    /// Forget the open session file: the next message starts a new one.
-    case closeSession
+    case reply(ReplyAction)
+    case cancel
+    case switchPersona(String)
+    case set(String, String)
+    case loadAdapter(String)
+    case unloadAdapter(String)
+    case scaleAdapter(String, Float)
+    case enableAdapter(String, Bool)
+    case swipe(Int, at: String?)
+    case newSession
     case listSessions
     case resumeSession(String)
-    case branchSession(String, at: String)
-    case loadAdapter(String)
-    case setAdapters([AdapterSetting])
-    /// Replace the base model (a persona made for another one was chosen).
-    case loadModel(String)
+    case branch(String?, at: String?)
     case quit
 }

@@ -77,9 +77,14 @@ public enum View {
             buf.cursor = nil
             SessionListView.render(list, personas: s.personas, current: s.conversation.id, into: &buf,
                                    area: Frame.centred(in: body, width: 96, height: body.height - 4))
-        case .adapterPath(let editor):
-            PromptBox.render(title: "Load adapter · 加载 LoRA", editor: editor, into: &buf,
-                             area: Frame.centred(in: body, width: 80, height: 4))
+        case .adapterPath(let editor, let pick):
+            let rows = min(s.availableAdapters.count, max(body.height - 8, 0))
+            PromptBox.render(title: "Load adapter · 加载 LoRA", editor: editor,
+                             hint: "folder (relative to Models/) · ↑↓ pick · Tab copy · Enter load · Esc cancel", into: &buf,
+                             area: Frame.centred(in: body, width: 80, height: 4 + rows), choices: s.availableAdapters, pick: pick)
+        case .settingValue(let key, let editor):
+            PromptBox.render(title: "Set \(key)", editor: editor, hint: "Enter set · empty or 'default': back to the layers below · Esc cancel",
+                             into: &buf, area: Frame.centred(in: body, width: 80, height: 4))
         case nil:
             break
         }

@@ -21,17 +21,12 @@ enum AdapterPanel {
             let box = a.enabled ? "[x] " : "[ ] "
             var x = inner.x
             x += buf.put(box, x: x, y: y, style: Style(a.enabled ? .accent : .muted, bg: bg))
-            let scale = " ×" + String(format: "%.2f", a.scale)
+            let scale = " ×" + String(format: "%.2f", a.multiplier)
             let nameWidth = max(inner.width - 4 - scale.displayWidth, 1)
             x += buf.put(TextLayout.fit(a.name, width: nameWidth), x: x, y: y, style: Style(.foreground, bg: bg, bold: selected))
             buf.put(scale, x: x, y: y, style: Style(.foreground, bg: bg), limit: inner.right)
-            let detail: String
-            let detailStyle: Style
-            switch a.status {
-            case .loading: detail = "loading…"; detailStyle = Style(.muted, bg: bg)
-            case .ready(let info): detail = info.summary + (a.fromPersona ? " · persona" : ""); detailStyle = Style(.muted, bg: bg)
-            case .failed(let why): detail = "failed: " + why; detailStyle = Style(.error, bg: bg)
-            }
+            let detail = a.summary + (a.fromPersona ? " · persona" : " · by hand")
+            let detailStyle = Style(.muted, bg: bg)
             if y + 1 < inner.y + listHeight {
                 buf.put("    " + detail, x: inner.x, y: y + 1, style: detailStyle, limit: inner.right)
             }

@@ -21,10 +21,16 @@ enum HistoryPane {
         case .system: return ("系统", .role(.system))
         case .assistant:
             if let id = m.persona, let p = s.personas.first(where: { $0.id == id }) {
-                return (p.name + " · " + PersonaGroups.label(p), p.accent.flatMap(Paint.init) ?? .role(.assistant))
+                return (Self.title(p), p.accent.flatMap(Paint.init) ?? .role(.assistant))
             }
             return (m.persona ?? "助手", .role(.assistant))
         }
+    }
+
+    /// `诸葛亮 · 三国`; a persona named as its collection (RulaiGPT) once.
+    static func title(_ p: Persona) -> String {
+        let group = PersonaGroups.label(p)
+        return p.name == group || p.name.hasPrefix(group + " ") ? p.name : p.name + " · " + group
     }
 
     /// Every line of the conversation at `width` cells.
@@ -40,13 +46,13 @@ enum HistoryPane {
             var streaming = false
             if let g = gen {
                 switch g.kind {
-                case .retry(let id, _) where id == m.id:
+                case .retry(let id) where id == m.id:
                     text = g.text
                     alternatives.append(m)
                     position = alternatives.count
                     streaming = true
-                case .extend(let id, let base) where id == m.id:
-                    text = base + g.text
+                case .extend(let id) where id == m.id:
+                    text = m.text + g.text
                     streaming = true
                 default: break
                 }
@@ -55,7 +61,7 @@ enum HistoryPane {
                    streaming: streaming, s, width: width, bodyWidth: bodyWidth, into: &out)
         }
         if let g = gen, case .reply = g.kind {
-            let m = Message(id: "", parent: nil, role: .assistant, text: g.text, persona: g.persona.id, time: s.now)
+            let m = Message(id: "", parent: nil, role: .assistant, text: g.text, persona: g.persona?.id, time: s.now)
             append(message: m, index: nil, text: g.text, alternatives: 1, position: 1, streaming: true, s,
                    width: width, bodyWidth: bodyWidth, into: &out)
         }

@@ -33,7 +33,7 @@ enum InputView {
             buf.put(line, x: area.x + prefix.displayWidth, y: y, style: Style(.foreground), limit: area.right)
         }
         if s.input.isEmpty && s.focus != .input {
-            buf.put("Tab 回到输入", x: area.x + prefix.displayWidth, y: area.y + 1, style: Style(.muted))
+            buf.put("Esc 回到输入", x: area.x + prefix.displayWidth, y: area.y + 1, style: Style(.muted))
         }
         if focused {
             buf.cursor = (area.x + min(cursor.col, area.width - 1), area.y + 1 + cursor.row - first)
@@ -43,7 +43,8 @@ enum InputView {
 
 /// A one-line prompt in a box (the adapter folder to load).
 enum PromptBox {
-    static func render(title: String, editor: InputEditor, into buf: inout CellBuffer, area: Rect) {
+    static func render(title: String, editor: InputEditor, hint: String, into buf: inout CellBuffer, area: Rect,
+                       choices: [String] = [], pick: Int? = nil) {
         let inner = Frame.draw(into: &buf, area: area, title: title)
         guard inner.height > 0 else { return }
         // Show the end of a long path.
@@ -55,7 +56,17 @@ enum PromptBox {
         let hidden = text.count - shown.count
         buf.cursor = (inner.x + DisplayWidth.of(String(before.dropFirst(hidden))), inner.y)
         if inner.height > 1 {
-            buf.put("Enter load · Esc cancel · a folder with adapter_config.json", x: inner.x, y: inner.y + 1, style: Style(.muted), limit: inner.right)
+            buf.put(hint, x: inner.x, y: inner.y + 1, style: Style(.muted), limit: inner.right)
+        }
+        // Choices below the hint, the picked one highlighted and kept in view.
+        let rows = inner.height - 2
+        guard rows > 0, !choices.isEmpty else { return }
+        let p = pick ?? 0
+        let first = max(0, min(p - rows + 1, choices.count - rows))
+        for (row, i) in (first..<choices.count).prefix(rows).enumerated() {
+            let selected = i == pick
+            buf.put((selected ? "▸ " : "  ") + choices[i], x: inner.x, y: inner.y + 2 + row,
+                    style: Style(selected ? .foreground : .muted, bg: selected ? .selection : .background), limit: inner.right)
         }
     }
 }

@@ -10,7 +10,7 @@ enum HelpOverlay {
             out.append((section.title, Style(.primary, bold: true)))
             for e in section.entries {
                 let keys = e.keys.map(\.label).joined(separator: " ")
-                out.append(("  " + TextLayout.fit(keys, width: keyWidth) + " " + e.action, Style(.foreground)))
+                out.append(("  " + TextLayout.fit(keys, width: keyWidth) + " " + e.text, Style(.foreground)))
             }
         }
         return out

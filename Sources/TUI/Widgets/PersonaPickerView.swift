@@ -5,17 +5,7 @@ import Chat
 public enum PersonaGroups {
     static let order = ["三国", "西游", "水浒", "红楼", "RulaiGPT", "assistants"]
 
-    public static func label(_ p: Persona) -> String {
-        if p.id.lowercased().contains("rulai") || p.name.hasPrefix("RulaiGPT") { return "RulaiGPT" }
-        switch p.group {
-        case "sanguo": return "三国"
-        case "xiyou": return "西游"
-        case "shuihu": return "水浒"
-        case "honglou": return "红楼"
-        case "assistants": return "assistants"
-        default: return p.group
-        }
-    }
+    public static func label(_ p: Persona) -> String { p.groupTitle }
 
     /// Personas matching `filter` (name, id, group label, book, speaker name; case-insensitive),
     /// in display order: by group, then as the library sorted them.

@@ -10,17 +10,17 @@ enum StatusLine {
         case .loading(let f, _): parts.append("\(s.modelName) · loading \(Int(f * 100))%")
         case .failed: parts.append("\(s.modelName) · not loaded")
         }
-        if let p = s.persona { parts.append(p.name + " · " + PersonaGroups.label(p)) }
-        let active = s.adapters.filter { $0.enabled && $0.isReady }
-        parts.append(active.isEmpty ? "no adapter" : active.map { "\($0.name)×\(Format.number($0.scale))" }.joined(separator: " "))
+        if let p = s.persona { parts.append(HistoryPane.title(p)) }
+        let active = s.adapters.filter { $0.enabled }
+        parts.append(active.isEmpty ? "no adapter" : active.map { "\($0.name)×\(Format.number(Double($0.multiplier)))" }.joined(separator: " "))
         if let g = s.generation {
             parts.append(g.tokensPerSecond.map { String(format: "%.1f tok/s", $0) } ?? "– tok/s")
             parts.append(g.firstTokenAt.map { "TTFT " + Format.seconds($0 - g.startedAt) } ?? "TTFT …")
             if let p = g.promptTokens, let c = g.contextLimit { parts.append("ctx \(p + g.tokens)/\(c)") }
-        } else if let st = s.lastStats {
-            parts.append(String(format: "%.1f tok/s", st.tokensPerSecond))
-            parts.append("TTFT " + Format.seconds(st.timeToFirstToken))
-            parts.append("ctx \(st.promptTokens + st.newTokens)/\(st.contextLimit)")
+        } else if let r = s.lastReply {
+            parts.append(String(format: "%.1f tok/s", r.tokensPerSecond))
+            if let t = r.timeToFirstText { parts.append("TTFT " + Format.seconds(t)) }
+            parts.append("ctx \(r.contextUsed)/\(r.contextLimit)")
         }
         return parts
     }

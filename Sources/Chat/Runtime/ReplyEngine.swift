@@ -1,0 +1,99 @@
+import Engine
+
+// The one seam between the conversation runtime and whatever produces tokens: a rendered prompt,
+// an adapter set and settings go in; text deltas and a finish come out. The local int8 engine
+// (LocalEngine) and the canned one (CannedEngine) implement it; a remote OpenAI-compatible engine
+// can later stand in without touching the conversation rules.
+
+/// What the status line and budget need to know about a loaded base.
+public struct EngineInfo: Sendable, Equatable {
+    /// Folder name of the base (or "fake").
+    public var name: String
+    /// "int8", "f32", or "canned".
+    public var precision: String
+    public var contextLength: Int
+    /// "ChatGLM-6B", "LLaMA", … (for notes).
+    public var family: String
+
+    public init(name: String, precision: String, contextLength: Int, family: String) {
+        self.name = name
+        self.precision = precision
+        self.contextLength = contextLength
+        self.family = family
+    }
+}
+
+/// An adapter as the engine applies it: its resolved folder and multiplier.
+public struct AdapterSetting: Sendable, Equatable {
+    public var path: String
+    public var scale: Float
+
+    public init(path: String, scale: Float) {
+        self.path = path
+        self.scale = scale
+    }
+}
+
+/// One generation.
+public struct EngineRequest: Sendable {
+    /// The prompt as token ids (the engine's tokenizer made them: prompts stay byte-exact).
+    public var promptIDs: [Int32]
+    /// generation_config.json < persona < user, with the turn's stop ids and strings; max_new_tokens set.
+    public var parameters: GenerationParameters
+    /// Who is speaking (logs, metrics, the canned engine's lines); never part of the prompt.
+    public var persona: String?
+    /// The prompt ends inside a reply being continued.
+    public var continuing: Bool
+
+    public init(promptIDs: [Int32], parameters: GenerationParameters, persona: String? = nil, continuing: Bool = false) {
+        self.promptIDs = promptIDs
+        self.parameters = parameters
+        self.persona = persona
+        self.continuing = continuing
+    }
+}
+
+/// How a generation ended.
+public struct EngineReply: Sendable {
+    /// Raw text (before the template's post-processing; stop strings already cut by the engine).
+    public var text: String
+    /// nil after a failure.
+    public var reason: FinishReason?
+    public var stats: GenerationStats?
+    public var tokens: [Int32]
+    /// A failure mid-reply: `text` is what came before it.
+    public var error: ChatError?
+
+    public init(text: String, reason: FinishReason?, stats: GenerationStats? = nil, tokens: [Int32] = [], error: ChatError? = nil) {
+        self.text = text
+        self.reason = reason
+        self.stats = stats
+        self.tokens = tokens
+        self.error = error
+    }
+}
+
+/// A loaded base model with its adapters, as the runtime drives it. Calls come from one thread
+/// at a time (the runtime's), except `cancel`, which may come from any thread.
+public protocol ReplyEngine: AnyObject, Sendable {
+    var info: EngineInfo { get }
+    /// Tokenizes rendered prompts for the budget and the request.
+    var tokenizer: any Tokenizer { get }
+    /// generation_config.json (and the EOS ids of config.json / the tokenizer).
+    var defaults: GenerationParameters { get }
+    /// Reads an adapter folder and checks it against this base; returns a one-line summary
+    /// ("24 modules, r 8"). Throws a one-line error naming the folder.
+    func prepareAdapter(_ path: String) throws(ChatError) -> String
+    /// The adapters applied from the next generation on (each prepared first), in order.
+    func setAdapters(_ list: [AdapterSetting]) throws(ChatError)
+    /// Runs one generation on the caller's thread, `onDelta` seeing text as it comes. A set
+    /// `cancelled` flag ends it before its next token (checked before the first one too).
+    func generate(_ request: EngineRequest, cancelled: CancellationFlag, onDelta: (String) -> Void) -> EngineReply
+    /// Makes the generation running now notice its flag at once (any thread).
+    func interrupt()
+}
+
+/// Loads bases. `progress` gets 0–1 and an estimate of the seconds left (nil while unknown).
+public protocol ModelHost: Sendable {
+    func load(_ path: String, progress: @escaping @Sendable (Double, Double?) -> Void) throws(ChatError) -> any ReplyEngine
+}
