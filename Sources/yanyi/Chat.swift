@@ -108,7 +108,7 @@ struct ChatCommand: ParsableCommand {
         let relay = NoticeRelay()
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         let host: any ModelHost = fake
-            ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000)
+            ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, standInRoot: modelsRoot)
             : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool, notice: { relay.send($0) })
         let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model), host: host,
                                         library: library, store: store, persona: initial)

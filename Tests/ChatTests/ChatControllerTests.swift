@@ -32,20 +32,20 @@ import Testing
         try c.set("seed", "11")
         try c.set("temperature", "2")
         let second = try c.retry()
-        let conv = c.session.conversation
+        let conv = c.conversation
         #expect(conv.alternatives(of: first.message!.id).map(\.id) == [first.message!.id, second.message!.id])
         #expect(conv.head!.id == second.message!.id && second.message!.parent == first.question!.id)
         #expect(second.message!.text != first.message!.text, "sampling at temperature 2 gave the greedy reply")
         let back = try c.swipe(-1)
-        #expect(back.index == 1 && back.count == 2 && c.session.conversation.head!.id == first.message!.id)
+        #expect(back.index == 1 && back.count == 2 && c.conversation.head!.id == first.message!.id)
         #expect(throws: ChatError.self) { try c.swipe(-1) }
         // The same seed retried gives the same reply: the settings really reach the sampler.
         try c.swipe(1)
         let third = try c.retry()
         #expect(third.message!.text == second.message!.text)
-        #expect(c.session.conversation.alternatives(of: first.message!.id).count == 3)
-        let (again, _) = try Runtime.store(dir).read(c.session.id)
-        #expect(again == c.session.conversation)
+        #expect(c.conversation.alternatives(of: first.message!.id).count == 3)
+        let (again, _) = try Runtime.store(dir).read(c.sessionID!)
+        #expect(again == c.conversation)
     }
 
     /// Edit and remove change only what is shown; the log keeps every version. Retry after the
@@ -57,25 +57,25 @@ import Testing
         let r = try c.send("曹操大军将至")
         #expect(r.question!.text == "曹操大军将至，玄德曰：")
         let edited = try c.editLast("“吾当亲往。”")
-        #expect(edited.id == r.message!.id && c.session.conversation.head!.text == "“吾当亲往。”")
+        #expect(edited.id == r.message!.id && c.conversation.head!.text == "“吾当亲往。”")
         let removed = try c.removeLast()
-        #expect(removed.id == r.message!.id && c.session.conversation.head!.id == r.question!.id)
+        #expect(removed.id == r.message!.id && c.conversation.head!.id == r.question!.id)
         let q = try c.editLast("孔明至")
         #expect(q.text == "孔明至，玄德曰：")
         #expect(throws: ChatError.self) { try c.continueLast() }   // the question has no reply yet
         let again = try c.retry()
-        #expect(again.message!.parent == r.question!.id && c.session.conversation.path.count == 2)
+        #expect(again.message!.parent == r.question!.id && c.conversation.path.count == 2)
         let ref = try Runtime.engineReply(persona: c.persona, adapters: ["adapters/chatglm-qkv=1.0"], prompt: again.promptIDs, maxNewTokens: 3)
         #expect(again.message!.text == ref.text && again.tokens == ref.tokens)
-        #expect(again.promptIDs == (try Runtime.promptIDs(for: again.message!, in: c.session.conversation, persona: c.persona)))
+        #expect(again.promptIDs == (try Runtime.promptIDs(for: again.message!, in: c.conversation, persona: c.persona)))
 
         let more = try c.continueLast()
-        let extended = c.session.conversation.head!
+        let extended = c.conversation.head!
         #expect(extended.id == again.message!.id && extended.text == again.message!.text + more.text)
         #expect(more.text.count > 0 && more.promptIDs.count > again.promptIDs.count)
-        let log = try String(contentsOfFile: Runtime.store(dir).path(c.session.id), encoding: .utf8)
+        let log = try String(contentsOfFile: Runtime.store(dir).path(c.sessionID!), encoding: .utf8)
         #expect(log.contains("\"type\":\"edit\"") && log.contains("\"type\":\"remove\""))
-        #expect(try Runtime.store(dir).read(c.session.id).conversation == c.session.conversation)
+        #expect(try Runtime.store(dir).read(c.sessionID!).conversation == c.conversation)
     }
 
     /// Cancelling mid-reply saves what came, marked partial; the session (and the engine's) is usable
@@ -98,7 +98,7 @@ import Testing
         #expect(!next.partial && next.message?.partial == nil)
         let ref = try Runtime.engineReply(persona: c.persona, adapters: ["adapters/llama-qv=1.0"], prompt: next.promptIDs, maxNewTokens: 10)
         #expect(next.tokens == ref.tokens)
-        let (read, _) = try Runtime.store(dir).read(c.session.id)
+        let (read, _) = try Runtime.store(dir).read(c.sessionID!)
         #expect(read.path.map(\.partial) == [nil, nil, true, nil, nil])
         #expect(TranscriptExport.markdown(read, names: ["runtime/llama-plain": "甲"]).contains("**甲**（未完）："))
     }
@@ -136,7 +136,7 @@ import Testing
         }
         #expect(n >= 2 && cut != nil)
         if let cut, cut.reason == .cancelled {
-            #expect(cut.partial == true && cut.tokens.count < 300 && c.session.conversation.head!.partial == true)
+            #expect(cut.partial == true && cut.tokens.count < 300 && c.conversation.head!.partial == true)
         } else {
             #expect(cut?.tokens.count == 300 && cut?.partial != true)
         }
@@ -151,9 +151,9 @@ import Testing
         await task.value
         var waited = 0
         while c.isBusy && waited < 1000 { try await Task.sleep(nanoseconds: 10_000_000); waited += 1 }
-        let last = c.session.conversation.head!
+        let last = c.conversation.head!
         #expect(!c.isBusy && last.role == .assistant)
-        #expect(last.partial == true || last.text.count > 0, "\(c.session.conversation.path.map { ($0.id, $0.text) })")
+        #expect(last.partial == true || last.text.count > 0, "\(c.conversation.path.map { ($0.id, $0.text) })")
         #expect(throws: Never.self) { _ = try c.send("宝玉笑道") }
     }
 
@@ -184,24 +184,23 @@ import Testing
         try c.switchPersona("runtime/llama-cute")
         _ = try c.send("孔明何在")
         let other = try Runtime.controller(dir, "runtime/baichuan-qa")
-        let notes = try other.resume(c.session.id)
+        let notes = try other.resume(c.sessionID!)
         #expect(notes.isEmpty && other.persona.id == "runtime/llama-cute")
-        #expect(other.session.conversation == c.session.conversation)
+        #expect(other.conversation == c.conversation)
         let shown = ScriptedChat(other, []).output
-        for m in c.session.conversation.path { #expect(shown.contains(m.text)) }
+        for m in c.conversation.path { #expect(shown.contains(m.text)) }
         let next = try other.send("曹操何在")
         #expect(next.message!.adapters == ["adapters/llama-all=0.5"] && next.message!.persona == "runtime/llama-cute")
 
         // A controller made on a resumed session takes the persona that session was using.
-        let onSession = try ChatController(options: .init(modelsRoot: Runtime.modelsRoot), library: Runtime.library,
-                                           store: Runtime.store(dir), persona: Runtime.persona("runtime/glm-cosplay"),
-                                           session: Runtime.store(dir).resume(c.session.id), pool: ThreadPool(threads: 1))
+        let onSession = try Runtime.controller(dir, "runtime/glm-cosplay")
+        _ = try onSession.resume(c.sessionID!)
         #expect(onSession.persona.id == "runtime/llama-cute")
 
         // With a model already loaded, resuming switches at once: the persona's adapters are active.
         let third = try Runtime.controller(dir, "runtime/baichuan-qa")
         _ = try third.send("问")
-        let loaded = try third.resume(c.session.id)
+        let loaded = try third.resume(c.sessionID!)
         #expect(loaded.contains("loaded models/llama-trained/safetensors (LlamaForCausalLM, int8)"), "\(loaded)")
         #expect(third.persona.id == "runtime/llama-cute" && third.adapters.map(\.label) == ["adapters/llama-all=0.5"])
     }

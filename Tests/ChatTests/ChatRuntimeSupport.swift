@@ -10,9 +10,12 @@ enum Runtime {
     static func persona(_ id: String) -> Persona { library.persona(id)! }
 
     /// One thread: the machine running the tests is small and shared.
+    static let host = LocalModelHost(pool: ThreadPool(threads: 1))
+
+    /// One thread: the machine running the tests is small and shared.
     static func controller(_ dir: TempDir, _ persona: String, clock: TestClock = TestClock()) throws -> ChatController {
-        try ChatController(options: .init(modelsRoot: modelsRoot), library: library, store: store(dir, clock: clock),
-                           persona: Self.persona(persona), pool: ThreadPool(threads: 1))
+        ChatController(options: .init(modelsRoot: modelsRoot), host: host, library: library, store: try store(dir, clock: clock),
+                       persona: Self.persona(persona), clock: { clock.now() })
     }
 
     static func store(_ dir: TempDir, clock: TestClock = TestClock()) throws -> SessionStore {

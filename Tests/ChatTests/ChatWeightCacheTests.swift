@@ -10,8 +10,8 @@ import Testing
         let notes = NoteList()
         let cache = WeightCache(directory: dir.path + "/weights") { notes.add($0) }
         func controller() throws -> ChatController {
-            try ChatController(options: .init(modelsRoot: Runtime.modelsRoot, weightCache: cache), library: Runtime.library,
-                               store: Runtime.store(dir), persona: Runtime.persona("runtime/llama-plain"), pool: ThreadPool(threads: 1))
+            ChatController(options: .init(modelsRoot: Runtime.modelsRoot), host: LocalModelHost(weightCache: cache, pool: ThreadPool(threads: 1)),
+                           library: Runtime.library, store: try Runtime.store(dir), persona: Runtime.persona("runtime/llama-plain"))
         }
         try controller().load()
         #expect(notes.take().contains { $0.contains("wrote") })
@@ -19,7 +19,7 @@ import Testing
         let second = try controller()
         try second.load()
         #expect(notes.take().isEmpty, "the entry was not used")
-        #expect(second.modelPath != nil)
+        #expect(second.enginePath != nil)
     }
 }
 

@@ -12,8 +12,8 @@ import Testing
 
     static func controller(_ dir: TempDir, _ id: String) throws -> ChatController {
         let p = try #require(library.persona(id))
-        return try ChatController(options: .init(modelsRoot: models), library: library, store: Runtime.store(dir),
-                                  persona: p, pool: ThreadPool(threads: 1))
+        return ChatController(options: .init(modelsRoot: models), host: Runtime.host, library: library, store: try Runtime.store(dir),
+                              persona: p)
     }
 
     @Test func everyShippedPersonaFindsItsFolders() {
@@ -36,7 +36,7 @@ import Testing
             #expect(!m.text.isEmpty && !m.text.contains("<end>") && !r.partial, "\(q): \(m.text)")
             #expect(m.template == "cutegpt" && m.adapters == ["adapters/cutegpt-style=1.0"])
         }
-        #expect(c.session.conversation.path.filter { $0.role == .assistant && $0.greeting != true }.count == 2)
+        #expect(c.conversation.path.filter { $0.role == .assistant && $0.greeting != true }.count == 2)
     }
 
     /// The plain assistant (no adapter, sampling) loads the LLaMA base and answers.

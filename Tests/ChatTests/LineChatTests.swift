@@ -36,7 +36,7 @@ import Testing
         #expect(out.contains("· loaded models/chatglm-trained/safetensors (ChatGLM-6B, int8)"))
         #expect(!out.contains("never read"))
 
-        let conv = c.session.conversation
+        let conv = c.conversation
         let replies = conv.path.filter { $0.role == .assistant && $0.greeting != true }
         #expect(replies.map { $0.persona! } == ["runtime/llama-plain", "runtime/llama-cute", "runtime/llama-cute",
                                                 "runtime/glm-cosplay", "runtime/baichuan-qa"])
@@ -71,7 +71,7 @@ import Testing
         #expect(lines.contains { $0.contains("\"persona\":\"runtime/glm-cosplay\"") && $0.contains("adapters/chatglm-qkv=1.0") })
 
         // Every action is in the session log: read back, it is the same conversation.
-        let (again, warnings) = try Runtime.store(dir).read(c.session.id)
+        let (again, warnings) = try Runtime.store(dir).read(c.sessionID!)
         #expect(warnings.isEmpty && again == conv && again.persona == "runtime/baichuan-qa")
     }
 
@@ -107,7 +107,7 @@ import Testing
         #expect(c.persona.id == "runtime/llama-plain")
         #expect(c.adapters.map(\.label) == ["adapters/llama-qv=1.0"])
         #expect(c.overrides.parameters.doSample == true && c.overrides.parameters.temperature == nil)
-        #expect(c.session.conversation.path.map(\.text) == ["请讲。"])
+        #expect(c.conversation.path.map(\.text) == ["请讲。"])
     }
 
     /// /set layers over the persona; /retry, /swipe, /edit, /undo, /continue, /new in one script.
@@ -138,7 +138,7 @@ import Testing
         #expect(out.contains("· alternative 1 of 2\n") && out.contains("· alternative 2 of 2\n"))
         #expect(out.contains("· edited m"))
         #expect(out.contains("· new conversation"))
-        let first = try Runtime.store(dir).list().sessions.first { $0.id != c.session.id }!
+        let first = try Runtime.store(dir).list().sessions.first { $0.id != c.sessionID! }!
         let (conv, _) = try Runtime.store(dir).read(first.id)
         // removing a reply that has an alternative shows the alternative: both undos hit replies
         #expect(out.contains("· removed m4: 分久必合\n· removed m3: "))
@@ -147,6 +147,6 @@ import Testing
         #expect(conv.children(of: q.id).isEmpty && conv.messages.filter { $0.parent == q.id }.count == 2)
         #expect(conv.messages.count == 4 && out.contains("甲（续）："), "/continue extends m3 in place: \(conv.messages.map(\.text))")
         #expect(conv.messages.contains { $0.text == "分久必合" })
-        #expect(c.session.conversation.path.map(\.text) == ["请讲。"])
+        #expect(c.conversation.path.map(\.text) == ["请讲。"])
     }
 }

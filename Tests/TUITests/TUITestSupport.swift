@@ -30,15 +30,10 @@ enum Fx {
         template: "plain", model: "llama-demo")
     static let all = [helper, rulai, caocao, liubei, wukong]
 
-    /// A state with the model ready, 刘备 chosen and the startup notices expired.
-    static func ready(columns: Int = 100, rows: Int = 30, persona: Persona = liubei) -> State {
-        var s = State(size: TerminalSize(rows: rows, columns: columns), personas: all, persona: persona, modelName: "test",
-                      modelsRoot: "/m")
-        s = run(s, [.tick(1000), .choosePersona(persona.id),
-                    .backend(.loaded(ModelInfo(name: "glm-demo", precision: "int8", contextLength: 2048))),
-                    .backend(.adapterLoaded(path: "/m/" + persona.adapters.first.map(\.path).orEmpty, AdapterInfo(summary: "28 modules, r 8"))),
-                    .tick(1100)]).0
-        return s
+    /// A runtime over the canned engine with every call inline: keys in, the screen and the
+    /// conversation runtime's state out. The model is ready, 刘备 chosen, startup notices expired.
+    static func harness(columns: Int = 100, rows: Int = 30, persona: Persona = liubei, store dir: TempDir? = nil) -> Harness {
+        Harness(columns: columns, rows: rows, persona: persona, dir: dir ?? TempDir())
     }
 
     /// Runs messages through update; the last state and every effect in order.
@@ -53,29 +48,71 @@ enum Fx {
         return (s, all)
     }
 
-    static func type(_ text: String) -> [Msg] { text.map { .key(.char($0)) } }
-
-    /// The request of the last `.generate` effect.
-    static func request(_ fx: [Effect]) -> GenerationRequest? {
-        for e in fx.reversed() { if case .generate(let r) = e { return r } }
-        return nil
-    }
-
-    /// Streams `tokens` for the current generation and finishes it.
-    static func reply(_ s: State, _ tokens: [String], finish: Bool = true) -> (State, [Effect]) {
-        guard let id = s.generation?.id else { return (s, []) }
-        var msgs: [Msg] = [.backend(.started(id: id, promptTokens: 20, contextLimit: 2048, dropped: 0))]
-        for (i, t) in tokens.enumerated() { msgs += [.tick(s.now + Double(i + 1) * 0.1), .backend(.token(id: id, text: t))] }
-        if finish {
-            msgs.append(.backend(.finished(id: id, reply: tokens.joined(), stats: GenerationStats(
-                promptTokens: 20, newTokens: tokens.count, timeToFirstToken: 0.1, tokensPerSecond: 10, contextLimit: 2048), cancelled: false)))
-        }
-        return run(s, msgs)
-    }
+    static func type(_ text: String) -> [Key] { text.map { .char($0) } }
 
     /// Rows `range` of the rendered screen.
     static func rows(_ s: State, _ range: ClosedRange<Int>) -> [String] {
         Array(view(s).lines[range])
+    }
+}
+
+/// A terminal that shows nothing (the harness reads the view itself).
+final class NullTerminal: Terminal {
+    var size = TerminalSize(rows: 30, columns: 100)
+    func start() throws(TerminalError) {}
+    func stop() {}
+    func readKeys(timeout: Double, wakeFD: Int32) -> [Key] { [] }
+    func present(_ buffer: CellBuffer, theme: Theme) {}
+}
+
+/// The TUI's runtime on the canned engine, every runtime call run inline on the test's thread.
+final class Harness {
+    let dir: TempDir
+    let store: SessionStore
+    let controller: ChatController
+    let runtime: Runtime
+    /// The time messages carry (advanced by `tick`).
+    var now = 1000.0
+
+    init(columns: Int, rows: Int, persona: Persona, dir: TempDir, host: CannedModelHost = CannedModelHost(tokenDelay: 0, loadSeconds: 0, standInRoot: "/m")) {
+        self.dir = dir
+        store = try! SessionStore(directory: dir.path + "/sessions")
+        controller = ChatController(options: .init(modelsRoot: "/m"), host: host, library: PersonaLibrary(personas: Fx.all),
+                                    store: store, persona: persona, clock: { Date(timeIntervalSince1970: 1_800_000_000) })
+        var s = State(size: TerminalSize(rows: rows, columns: columns), personas: Fx.all, persona: persona, modelName: "test")
+        s.themes = [Theme.builtIn]
+        runtime = Runtime(state: s, terminal: NullTerminal(), controller: controller, inline: true)
+        runtime.start(initial: [.tick(now)])
+        runtime.pump()
+        tick(10)
+    }
+
+    var state: State { runtime.state }
+    var screen: String { view(state).text }
+    var lines: [String] { view(state).lines }
+    var engine: CannedEngine? { controller.engine as? CannedEngine }
+
+    /// Keys, each followed by what the runtime reported.
+    @discardableResult
+    func keys(_ ks: [Key]) -> Harness {
+        for k in ks {
+            runtime.dispatch(.key(k))
+            runtime.pump()
+        }
+        return self
+    }
+
+    func type(_ text: String) -> Harness { keys(Fx.type(text)) }
+    func send(_ text: String) -> Harness { keys(Fx.type(text) + [.enter]) }
+
+    func tick(_ seconds: Double) {
+        now += seconds
+        runtime.dispatch(.tick(now))
+    }
+
+    func dispatch(_ m: Msg) {
+        runtime.dispatch(m)
+        runtime.pump()
     }
 }
 

@@ -9,11 +9,15 @@ public struct CannedModelHost: ModelHost {
     public var loadSeconds: Double
     /// Paths whose load fails (tests of the failure path), with the reason.
     public var failing: [String: String]
+    /// Adapter folders under this one that are not installed load as stand-ins (the shipped
+    /// personas run without their adapters); anywhere else a missing folder is an error.
+    public var standInRoot: String?
 
-    public init(tokenDelay: Double = 0.03, loadSeconds: Double = 0.5, failing: [String: String] = [:]) {
+    public init(tokenDelay: Double = 0.03, loadSeconds: Double = 0.5, failing: [String: String] = [:], standInRoot: String? = nil) {
         self.tokenDelay = tokenDelay
         self.loadSeconds = loadSeconds
         self.failing = failing
+        self.standInRoot = standInRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     }
 
     public func load(_ path: String, progress: @escaping @Sendable (Double, Double?) -> Void) throws(ChatError) -> any ReplyEngine {
@@ -23,7 +27,7 @@ public struct CannedModelHost: ModelHost {
             progress(Double(i) / Double(steps), loadSeconds * Double(steps - i) / Double(steps))
         }
         if let why = failing[path] { throw ChatError(path, why) }
-        return CannedEngine(name: "fake", tokenDelay: tokenDelay)
+        return CannedEngine(name: "fake", tokenDelay: tokenDelay, standInRoot: standInRoot)
     }
 }
 
@@ -37,19 +41,24 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
     /// Every request, in order (tests read the prompts).
     public private(set) var requests: [EngineRequest] = []
 
-    public init(name: String = "fake", contextLength: Int = 2048, tokenDelay: Double = 0) {
+    let standInRoot: String?
+
+    public init(name: String = "fake", contextLength: Int = 2048, tokenDelay: Double = 0, standInRoot: String? = nil) {
         info = EngineInfo(name: name, precision: "canned", contextLength: contextLength, family: "canned")
         self.tokenDelay = tokenDelay
+        self.standInRoot = standInRoot
     }
 
     /// The adapter list last set.
     public var adapters: [AdapterSetting] { lock.withLock { applied } }
 
-    /// Folders that exist are really read (a bad one fails as it would); a missing folder is a
-    /// stand-in, so personas whose adapters are not installed still run.
+    /// Folders that exist are really read (a bad one fails as it would).
     public func prepareAdapter(_ path: String) throws(ChatError) -> String {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return "stand-in (not installed)" }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            if let root = standInRoot, path.hasPrefix(root + "/") { return "stand-in (not installed)" }
+            throw ChatError(path, "no such adapter folder")
+        }
         guard isDir.boolValue else { throw ChatError(path, "not a folder (an adapter is a folder with adapter_config.json)") }
         do {
             let a = try LoRAAdapter(folder: path)

@@ -189,7 +189,7 @@ extension ChatController {
         var m = message(.assistant, text, parent: parent)
         m.template = persona.template
         let labels = adapters.filter { $0.enabled && $0.multiplier != 0 }.map(\.label)
-        m.adapters = labels.isEmpty ? nil : labels
+        m.adapters = labels
         m.partial = partial ? true : nil
         return m
     }

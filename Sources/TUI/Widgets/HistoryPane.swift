@@ -57,6 +57,7 @@ enum HistoryPane {
                 default: break
                 }
             }
+            if m.role == .user { text = Rules.typedText(m, persona: m.persona.flatMap { id in s.personas.first { $0.id == id } }) }
             append(message: m, index: i, text: text, alternatives: alternatives.count, position: position,
                    streaming: streaming, s, width: width, bodyWidth: bodyWidth, into: &out)
         }

@@ -49,8 +49,6 @@ enum SessionListView {
             buf.put("no saved sessions yet (n: new session)", x: inner.x, y: inner.y, style: Style(.muted))
             return
         }
-        let date = DateFormatter()
-        date.dateFormat = "MM-dd HH:mm"
         let index = min(list.index, list.sessions.count - 1)
         let first = max(0, min(index - inner.height + 1, list.sessions.count - inner.height))
         for (row, i) in (first..<list.sessions.count).prefix(inner.height).enumerated() {
@@ -62,10 +60,11 @@ enum SessionListView {
             let who = s.persona.flatMap { id in personas.first { $0.id == id }?.name } ?? s.persona ?? "–"
             var x = inner.x
             x += buf.put(s.id == current ? "● " : "  ", x: x, y: y, style: Style(.accent, bg: bg))
-            x += buf.put(TextLayout.fit(s.title, width: max(inner.width - 44, 10)) + " ", x: x, y: y, style: Style(.foreground, bg: bg, bold: selected))
+            x += buf.put(TextLayout.fit(s.id, width: 18) + " ", x: x, y: y, style: Style(.muted, bg: bg))
+            x += buf.put(TextLayout.fit(s.title, width: max(inner.width - 70, 10)) + " ", x: x, y: y, style: Style(.foreground, bg: bg, bold: selected))
             x += buf.put(TextLayout.fit(who, width: 10) + " ", x: x, y: y, style: Style(.assistant, bg: bg))
             x += buf.put(TextLayout.fit("\(s.messageCount) msgs", width: 8) + " ", x: x, y: y, style: Style(.muted, bg: bg))
-            x += buf.put(date.string(from: Date(timeIntervalSince1970: s.updated)) + " ", x: x, y: y, style: Style(.muted, bg: bg))
+            x += buf.put(SessionSummary.dateText(s.updated) + " ", x: x, y: y, style: Style(.muted, bg: bg))
             if s.origin != nil { buf.put("⑂", x: x, y: y, style: Style(.accent, bg: bg), limit: inner.right) }
         }
     }

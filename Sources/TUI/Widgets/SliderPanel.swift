@@ -100,12 +100,13 @@ public struct SliderSpec: Sendable {
         }
     }
 
-    /// Where the bar's end is, 0–1.
+    /// Where the bar's end is, 0–1 (a value beyond the range, from a persona file, fills it).
     func fraction(_ s: State) -> Double {
         let r = range(s)
-        guard let v = value(s) else { return 0 }
-        if logScale { return log2(max(v, r.lowerBound) / r.lowerBound) / log2(r.upperBound / r.lowerBound) }
-        return (v - r.lowerBound) / (r.upperBound - r.lowerBound)
+        guard let v = value(s), r.upperBound > r.lowerBound else { return 0 }
+        let f = logScale ? log2(max(v, r.lowerBound) / r.lowerBound) / log2(r.upperBound / r.lowerBound)
+                         : (v - r.lowerBound) / (r.upperBound - r.lowerBound)
+        return f.isFinite ? min(max(f, 0), 1) : 0
     }
 
     func text(_ s: State) -> String {
