@@ -231,10 +231,10 @@ enum Readable {
 
     /// `p` chosen on theme `t`, its greeting shown, the model loaded.
     static func state(_ t: Theme, _ p: Persona, among personas: [Persona]) -> State {
-        let s = State(size: TerminalSize(rows: 40, columns: 110), personas: personas, persona: nil, theme: t, themes: [t],
-                      modelName: "test", modelsRoot: "/m")
-        return Fx.run(s, [.tick(1000), .choosePersona(p.id),
-                          .backend(.loaded(ModelInfo(name: "glm-demo", precision: "int8", contextLength: 2048))), .tick(1100)]).0
+        var s = State(size: TerminalSize(rows: 40, columns: 110), personas: personas, persona: p, theme: t, themes: [t], modelName: "test")
+        for e in Rules.greetingEvents(p, in: s.conversation, now: 1000) { s.conversation.apply(e) }
+        return Fx.run(s, [.tick(1000), .loaded(EngineInfo(name: "glm-demo", precision: "int8", contextLength: 2048, family: "ChatGLM-6B")),
+                          .tick(1100)]).0
     }
 
     static let places = ["header line", "history heading", "history heading, highlighted", "picker row", "picker row, highlighted"]
