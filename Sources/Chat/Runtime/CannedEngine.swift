@@ -38,8 +38,9 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
     public let defaults = GenerationParameters()
     private let lock = NSLock()
     private var applied: [AdapterSetting] = []
-    /// Every request, in order (tests read the prompts).
+    /// Every request, in order, with the adapters it ran under (tests read them).
     public private(set) var requests: [EngineRequest] = []
+    public private(set) var adapterLog: [[AdapterSetting]] = []
 
     let standInRoot: String?
 
@@ -101,7 +102,10 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
     }
 
     public func generate(_ request: EngineRequest, cancelled: CancellationFlag, onDelta: (String) -> Void) -> EngineReply {
-        lock.withLock { requests.append(request) }
+        lock.withLock {
+            requests.append(request)
+            adapterLog.append(applied)
+        }
         let t0 = Measure.now()
         var stats = GenerationStats()
         stats.promptTokens = request.promptIDs.count
