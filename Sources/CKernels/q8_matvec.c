@@ -139,8 +139,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void tile512(
         CK_UNROLL
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     // Blocks of 32 (the default) with whole blocks: the same arithmetic as the general loop below,
-    // without its per-block bookkeeping, which at B = 32 bounded the kernel by compute (one core,
-    // data in cache: 12.9 GB/s at B = 32 against 18.2 at B = 64 before this path).
+    // without its per-block bookkeeping, which at B = 32 bounds the kernel by compute (BENCHMARKS.md).
     const size_t full = block == 32 ? cols / 32 : 0;
     for (size_t b = 0; b < full; b++) {
         const size_t i = b * 32;
@@ -216,9 +215,8 @@ void ck_q8_matvec_avx512(const int8_t *restrict q, const float *restrict scales,
 }
 
 // Prefill tile: MR weight rows x NT tokens = 20 accumulators + 4 converted weight vectors + 4
-// scales + one x vector: 29 of the 32 zmm registers, no spills. (Measured on a Xeon with
-// AVX-512, 4096x4096, n = 120, best of 8: 4x5 ~90 GFLOP/s/core, 4x6 ~88 (spills one register),
-// 4x4 ~84, 3x8 ~74, 2x12 ~57.)
+// scales + one x vector: 29 of the 32 zmm registers, no spills. The fastest of the tile shapes
+// measured (4x6 spills a register; BENCHMARKS.md).
 #define CK_MM512_MR 4
 #define CK_MM512_NT 5
 #define CK_TILE512_CASE(T) case T: tile512(qr, sr, xt, yt + r, cols, block, ldy, CK_MM512_MR, T); break;

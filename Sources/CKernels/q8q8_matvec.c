@@ -122,9 +122,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q
 // lo + 1. Per span of 512 bytes (16 blocks; the last may be shorter, its scales loaded under a
 // mask) a row's 16 scales are multiplied by x's 16 once, and each chunk picks its two products
 // with one permute (the same products in the same order as q8q8_rows512: bit-identical). The next
-// rows' scales are prefetched with their codes: that is what gained (25 projections of a Baichuan
-// layer from DRAM, 2 threads, against the prefetching streaming read: 89% -> 93%; the permute
-// alone changed nothing; without reading scales at all, 95%).
+// rows' scales are prefetched with their codes: that is what makes this path faster than
+// q8q8_rows512; the permute alone changes nothing (BENCHMARKS.md).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512_b32(
     const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
     float *restrict y, size_t cols, const int R, const int8_t *ahead) {

@@ -14,8 +14,9 @@ public enum KVPrecision: String, Sendable {
 /// keys, values: [layers][kvHeads][capacity - sharedCount][headDim] of `precision` (keys after
 /// rotary embedding) for positions sharedCount..<capacity.
 /// Head-major, so that one head's attention streams its positions contiguously: position-major
-/// rows put each head's 256 bytes a whole kvDim row apart, a stride the prefetchers do not follow
-/// (decode at 640 tokens of context spent ~4× the KV cache's bandwidth cost in attention).
+/// rows put each head's 256 bytes a whole kvDim row apart, a stride the prefetchers do not follow,
+/// and long-context decode then spends several times the cache's bandwidth cost in attention
+/// (BENCHMARKS.md).
 /// Positions 0..<sharedCount may instead be read from another cache (`sharing`): the beams of a
 /// search all read the one copy of the prompt's keys/values and own only their generated positions.
 public final class KVCache: @unchecked Sendable {

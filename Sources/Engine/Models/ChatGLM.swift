@@ -11,8 +11,8 @@ import Foundation
 /// position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
 /// context, 1 for <sop>, 2, 3, … after. Prefix-LM mask: the context (everything before <sop>)
 /// attends bidirectionally, <sop> and later tokens causally.
-public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
-    public struct Shape: Sendable {
+public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendable {
+    public struct Shape: DecoderShape {
         public var dim: Int              // hidden_size
         public var layers: Int           // num_layers
         public var heads: Int
@@ -21,6 +21,7 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         public var context: Int          // max_sequence_length
         public var eps: Float
         public var headDim: Int { dim / heads }
+        public var kvDim: Int { dim }
     }
 
     struct Layer: Sendable {
@@ -44,9 +45,6 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
     let head: Projection
     let pool: ThreadPool
     public let lora = LoRAStack()
-
-    public var vocabSize: Int { shape.vocab }
-    public var contextLength: Int { shape.context }
 
     init(shape: Shape, precision: Precision, ids: (sop: Int32, mask: Int32, gmask: Int32), embed: EmbeddingTable,
          layers: [Layer], finalNorm: ([Float], [Float]), head: Projection, pool: ThreadPool) {
@@ -106,25 +104,14 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
                             head: head, pool: pool)
     }
 
-    public var weightBytes: Int {
-        var b = embed.byteSize + head.byteSize + (finalNormW.count + finalNormB.count) * 4
-        for l in layers {
-            b += (l.inputNormW.count * 4) * 4 + l.qkv.byteSize + l.dense.byteSize + l.up.byteSize + l.down.byteSize
-        }
-        return b
+    var projections: [Projection] { layers.flatMap { [$0.qkv, $0.dense, $0.up, $0.down] } }
+
+    var vectors: [[Float]] {
+        [finalNormW, finalNormB] + layers.flatMap { [$0.inputNormW, $0.inputNormB, $0.postNormW, $0.postNormB] }
     }
 
-    public var bytesPerToken: Int { weightBytes - embed.byteSize }
-
-    public var projectionShapes: [String: (rows: Int, cols: Int)] {
-        var out: [String: (rows: Int, cols: Int)] = [:]
-        for l in layers { for p in [l.qkv, l.dense, l.up, l.down] { out[p.name] = (p.rows, p.cols) } }
-        return out
-    }
-
-    public func makeSession(capacity: Int?) -> ModelSession {
-        ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.dim, headDim: shape.headDim, precision: precision.kvCache))
+    func finalNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        Ops.layernorm(x, finalNormW, finalNormB, out, n: shape.dim, eps: shape.eps)
     }
 
     /// Position and block-position ids, and how far each token sees, for a whole sequence.
@@ -152,47 +139,27 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
         return Positions(position: pos, block: block, contextLength: ctx)
     }
 
-    public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
-        guard !tokens.isEmpty else { throw ModelError("no tokens to run") }
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= shape.vocab }) {
-            throw ModelError("token id \(bad) is outside the vocabulary of \(shape.vocab)")
-        }
-        let seq = session.tokens + tokens
-        guard seq.count <= session.capacity else {
-            throw ModelError("sequence of \(seq.count) tokens exceeds the context of \(session.capacity)")
-        }
-        // Keys/values cached under another adapter set are stale: restore a snapshot of the new set
-        // where one exists. Context tokens see each other both ways, so a snapshot's keys/values
-        // hold only when its context (everything before <sop>) is the same.
-        let sop = sopID
-        let rerun = session.align(tokens, signature: lora.signature) { cached, sequence in
-            guard let c = cached.firstIndex(of: sop), sequence.firstIndex(of: sop) == c else { return 0 }
-            let common = commonPrefix(cached, sequence)
-            return common > c ? common : 0
-        }
-        let p = try positions(seq)
-        // New context invalidates cached context: run it all again.
-        var todo = rerun
-        if session.count > 0 && session.count < p.contextLength {
-            todo = session.tokens + todo
-            session.reset()
-        }
-        let out = try run(todo, start: session.count, p, session: session, logits: logits)
-        return logits == .all && todo.count > tokens.count ? Array(out.suffix(tokens.count * shape.vocab)) : out
+    /// A snapshot's keys/values hold only where its context (everything before <sop>) is the
+    /// same: context tokens see each other both ways.
+    func reusable(_ cached: [Int32], _ sequence: [Int32]) -> Int {
+        guard let c = cached.firstIndex(of: sopID), sequence.firstIndex(of: sopID) == c else { return 0 }
+        let common = commonPrefix(cached, sequence)
+        return common > c ? common : 0
     }
 
-    private func run(_ tokens: [Int32], start: Int, _ p: Positions, session: ModelSession,
-                     logits: LogitsWanted) throws(ModelError) -> [Float] {
+    /// New context invalidates cached context (it attended to the context as it was): all of it
+    /// runs again.
+    func invalidates(cached count: Int, _ p: Positions) -> Bool { count < p.contextLength }
+
+    /// x [n, dim]: the tokens at cache positions start..<start+n; p holds their position and block ids.
+    func forwardLayers(_ x: Scratch, n: Int, start: Int, _ p: Positions, cache: KVCache) {
         let s = shape
-        let n = tokens.count
         let hd = s.headDim
-        let x = Scratch(n * s.dim), a = Scratch(n * s.dim), att = Scratch(n * s.dim), y = Scratch(n * s.dim)
+        let a = Scratch(n * s.dim), att = Scratch(n * s.dim), y = Scratch(n * s.dim)
         let qkv = Scratch(n * 3 * s.dim), hb = Scratch(n * s.inner)
         let total = start + n
-        defer { for b in [x, a, att, y, qkv, hb] { b.free() } }
+        defer { for b in [a, att, y, qkv, hb] { b.free() } }
 
-        for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
-        let cache = session.cache
         let scale = 1 / Float(hd).squareRoot()
         let alpha = self.alpha
         // 2-D rotary: one table for the position ids, one for the block position ids.
@@ -236,15 +203,5 @@ public final class ChatGLMModel: LanguageModel, @unchecked Sendable {
             layer.down(hb.buffer, n: n, y.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }
         }
-        session.tokens += tokens
-
-        let rows = logits == .all ? n : 1
-        let first = n - rows
-        for i in 0..<rows {
-            Ops.layernorm(x.buffer + (first + i) * s.dim, finalNormW, finalNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
-        }
-        var out = [Float](repeating: 0, count: rows * s.vocab)
-        out.withUnsafeMutableBufferPointer { head(a.buffer, n: rows, $0.baseAddress!, pool: pool, lora: lora) }
-        return out
     }
 }

@@ -9,7 +9,8 @@ public protocol LanguageModel: AnyObject, Sendable {
     var precision: Precision { get }
     /// Bytes of weights held in memory (quantized linears + float embeddings, norms, biases).
     var weightBytes: Int { get }
-    /// Bytes of linear weights one decoded token streams from memory (what bounds decode speed).
+    /// Bytes of weights one decoded token streams from memory: all but the embedding table, whose
+    /// rows are looked up (what bounds decode speed).
     var bytesPerToken: Int { get }
     /// A new empty sequence whose KV cache holds `capacity` tokens (default: the context length).
     func makeSession(capacity: Int?) -> ModelSession

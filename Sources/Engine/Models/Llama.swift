@@ -4,9 +4,10 @@ import Foundation
 /// variant whose q/k/v projections are one fused `W_pack` (see Baichuan.swift). Per layer:
 ///   h = x + o_proj(attn(rmsnorm(x)))          RoPE rotate-half over head_dim, theta = rope_theta
 ///   x = h + down(silu(gate(n)) * up(n)), n = rmsnorm(h)
-/// then rmsnorm and lm_head. GQA: kv heads may be fewer than query heads.
-public final class LlamaModel: LanguageModel, @unchecked Sendable {
-    public struct Shape: Sendable {
+/// then rmsnorm and lm_head (Forward.swift runs those and the rest that every architecture shares).
+/// GQA: kv heads may be fewer than query heads.
+public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable {
+    public struct Shape: DecoderShape {
         public var dim: Int              // hidden_size
         public var layers: Int
         public var heads: Int
@@ -45,9 +46,6 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     let head: Projection             // lm_head [vocab, dim]
     let pool: ThreadPool
     public let lora = LoRAStack()
-
-    public var vocabSize: Int { shape.vocab }
-    public var contextLength: Int { shape.context }
 
     init(family: ModelFamily, shape: Shape, precision: Precision, embed: EmbeddingTable, layers: [Layer],
          norm: [Float], head: Projection, pool: ThreadPool) {
@@ -105,63 +103,29 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                           norm: try w.vector("model.norm.weight", count: s.dim), head: head, pool: pool)
     }
 
-    public var weightBytes: Int {
-        var b = embed.byteSize + head.byteSize + norm.count * 4
-        for l in layers {
-            b += (l.attnNorm.count + l.mlpNorm.count) * 4 + l.o.byteSize + l.gate.byteSize + l.up.byteSize + l.down.byteSize
+    var projections: [Projection] {
+        layers.flatMap { l -> [Projection] in
             switch l.qkv {
-            case .separate(let q, let k, let v): b += q.byteSize + k.byteSize + v.byteSize
-            case .fused(let p): b += p.byteSize
+            case .separate(let q, let k, let v): return [q, k, v, l.o, l.gate, l.up, l.down]
+            case .fused(let p): return [p, l.o, l.gate, l.up, l.down]
             }
         }
-        return b
     }
 
-    public var bytesPerToken: Int { weightBytes - embed.byteSize - norm.count * 4 }
+    var vectors: [[Float]] { [norm] + layers.flatMap { [$0.attnNorm, $0.mlpNorm] } }
 
-    public var projectionShapes: [String: (rows: Int, cols: Int)] {
-        var out: [String: (rows: Int, cols: Int)] = [:]
-        for l in layers {
-            var ps = [l.o, l.gate, l.up, l.down]
-            switch l.qkv {
-            case .separate(let q, let k, let v): ps += [q, k, v]
-            case .fused(let p): ps.append(p)
-            }
-            for p in ps { out[p.name] = (p.rows, p.cols) }
-        }
-        return out
+    func finalNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        norm.withUnsafeBufferPointer { w in Ops.rmsnorm(x, w.baseAddress!, out, n: shape.dim, eps: shape.eps) }
     }
 
-    public func makeSession(capacity: Int?) -> ModelSession {
-        ModelSession(cache: KVCache(layers: shape.layers, capacity: min(capacity ?? shape.context, shape.context),
-                                    kvDim: shape.kvDim, headDim: shape.headDim, precision: precision.kvCache))
-    }
-
-    public func forward(_ tokens: [Int32], session: ModelSession, logits: LogitsWanted) throws(ModelError) -> [Float] {
+    /// x [n, dim]: the tokens at cache positions start..<start+n, each at its own index.
+    func forwardLayers(_ x: Scratch, n: Int, start: Int, _: Void, cache: KVCache) {
         let s = shape
-        let n = tokens.count
-        let start = session.count
-        guard n > 0 else { throw ModelError("no tokens to run") }
-        guard start + n <= session.capacity else {
-            throw ModelError("sequence of \(start + n) tokens exceeds the context of \(session.capacity)")
-        }
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= s.vocab }) {
-            throw ModelError("token id \(bad) is outside the vocabulary of \(s.vocab)")
-        }
-        // Keys/values cached under another adapter set are stale: restore a snapshot of the new set
-        // where one exists, run the rest again.
-        let run = session.align(tokens, signature: lora.signature, reusable: commonPrefix)
-        if run.count > n {
-            let out = try forward(run, session: session, logits: logits)
-            return logits == .all ? Array(out.suffix(n * s.vocab)) : out
-        }
         let qkvDim = s.dim + 2 * s.kvDim
-        let x = Scratch(n * s.dim), xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
+        let xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
         let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
-        defer { for b in [x, xb, xb2, qkv, hb, hb2] { b.free() } }
+        defer { for b in [xb, xb2, qkv, hb, hb2] { b.free() } }
 
-        for i in 0..<n { embed.lookup(Int(tokens[i]), into: x.buffer + i * s.dim) }
-        let cache = session.cache
         let scale = 1 / Float(s.headDim).squareRoot()
         let rope = Ops.RopeTable(positions: Array(start..<(start + n)), dims: s.headDim, theta: s.theta)
 
@@ -222,17 +186,5 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             layer.down(hb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)
             for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
         }
-        session.tokens += tokens
-
-        let rows = logits == .all ? n : 1
-        let first = n - rows
-        norm.withUnsafeBufferPointer { w in
-            for i in 0..<rows {
-                Ops.rmsnorm(x.buffer + (first + i) * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps)
-            }
-        }
-        var out = [Float](repeating: 0, count: rows * s.vocab)
-        out.withUnsafeMutableBufferPointer { head(xb.buffer, n: rows, $0.baseAddress!, pool: pool, lora: lora) }
-        return out
     }
 }

@@ -3,10 +3,9 @@
 //   scales (rows, nb)   fp32, nb = ceil(cols / block), the last block of a row short if need be
 // Per block: scale = max|w| / 127, q = rint(w * 127 / max|w|) (CKernels.h has the exact rule).
 // Separate q and scales arrays rather than llama.cpp's interleaved Q8_0 blocks (fp32 scale + 32
-// codes = 36 bytes): the interleaved layout measured no faster for decode (11008x4096 from DRAM,
-// one thread: separate 9.7-9.9 GB/s, interleaved 8.2-10.0 GB/s, identical results), since the
-// prefetchers follow both streams; and plain arrays keep the SIMD loads aligned, any block size
-// possible, and a thread's row range a pair of pointer offsets.
+// codes = 36 bytes): interleaving streams no faster for decode, since the prefetchers follow both
+// streams (BENCHMARKS.md, "Kernel and layout measurements"); and plain arrays keep the SIMD loads
+// aligned, any block size possible, and a thread's row range a pair of pointer offsets.
 import CKernels
 import COpenBLAS
 
@@ -26,7 +25,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// to int8 first (`ck_q8_quantize_act` + `ck_q8q8_matvec`, VNNI where the CPU has it).
     public enum Activations: Sendable { case f32, int8 }
     /// What `matvec(_:_:pool:)` uses. int8 where the CPU has VNNI: with the next rows prefetched it
-    /// streams faster from DRAM (11008x4096, 2 threads: 29.5 vs 22.9 GB/s, QuantBenchmarkTests), and
+    /// streams faster from DRAM (QuantBenchmarkTests; BENCHMARKS.md has the figures), and
     /// prefill's VNNI GEMM quantizes activations by the same rule. It adds its own rounding
     /// (relative RMS error 7.9e-3 instead of 5.4e-3 at B = 32, 1.3e-2 instead of 5.5e-3 with
     /// outlier features); elsewhere fp32, which the AVX2 kernels read as fast.
@@ -98,8 +97,8 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// (r.count × cols bytes) and scales (r.count × blocksPerRow fp32) as `withUnsafeStorage`
     /// gives them, or returns false (then nil). Rows are split across `pool` when one is given.
     /// Into memory of its own, not borrowed from a mapping: decode streams weights from anonymous
-    /// huge-page memory at 28-30 GB/s on the 2-core Xeon, from the page cache's scattered 4 KiB
-    /// pages of the weight cache file at 22-27 GB/s (decode 3.3 → 3.6 tok/s at 7B).
+    /// huge-page memory faster than from the page cache's scattered 4 KiB pages of the weight-cache
+    /// file (~8% at 7B; BENCHMARKS.md).
     public init?(rows: Int, cols: Int, block: Int, pool: ThreadPool?,
                  fill: (Range<Int>, UnsafeMutableRawBufferPointer, UnsafeMutableRawBufferPointer) -> Bool) {
         precondition(rows >= 0 && cols > 0 && block > 0 && block % 32 == 0, "Int8Matrix: bad shape \(rows)x\(cols) block \(block)")
@@ -187,11 +186,10 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
 
     /// How prefill multiplies: the int8 tile kernel (`ck_q8_matmul`: each weight block converted
     /// in registers once per 5 tokens; rows bit-identical to matvec), or tiles of 256 rows
-    /// dequantized to fp32 and multiplied by `cblas_sgemm`. Measured on a Xeon with AVX-512, one
-    /// core, 4096x4096: the int8 kernel runs at ~90 GFLOP/s for any n; dequantize + sgemm at
-    /// 38 / 83 / 101 / 127 / 136 GFLOP/s for n = 16 / 64 / 96 / 256 / 512 with OpenBLAS's AVX-512
-    /// (SkylakeX) kernels, but ~30 GFLOP/s with its Haswell-or-older kernels, which is what
-    /// OpenBLAS 0.3.21 picks on CPUs it does not know. `.automatic` takes BLAS only where it wins.
+    /// dequantized to fp32 and multiplied by `cblas_sgemm`. The int8 kernel runs at one speed for
+    /// any n; dequantize + sgemm overtakes it from ~96 tokens, and only with OpenBLAS's AVX-512
+    /// (SkylakeX) kernels: its Haswell-or-older ones, which OpenBLAS 0.3.21 picks on CPUs it does
+    /// not know, never do (BENCHMARKS.md). `.automatic` takes BLAS only where it wins.
     /// `.vnniGEMM`: activations quantized to int8 per block too (`ck_q8q8_act_rows`) and
     /// multiplied with AVX-512 VNNI (`ck_q8q8_matmul`, 4 int8 products per lane per instruction).
     public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM }
