@@ -103,6 +103,8 @@ struct Eval: ParsableCommand {
                 obj["kl_p99"] = s.p99KL
                 obj["kl_max"] = s.maxKL
                 obj["same_top"] = s.sameTopFraction
+                obj["same_top_decisive"] = s.sameTopDecisiveFraction
+                obj["decisive_positions"] = s.decisive
             }
             let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data()
             print(String(decoding: d, as: UTF8.self))
@@ -115,6 +117,8 @@ struct Eval: ParsableCommand {
             print(String(format: "KL(%@ ‖ %@)  mean %.6f  p99 %.6f  max %.6f", against.rawValue,
                          options.precision.rawValue, s.meanKL, s.p99KL, s.maxKL))
             print(String(format: "same top token  %.2f%%", 100 * s.sameTopFraction))
+            print(String(format: "same top, decisive  %.2f%% of %d positions (reference top-2 margin ≥ %.2f)",
+                         100 * s.sameTopDecisiveFraction, s.decisive, LogitStats.decisiveMargin))
         }
     }
 }

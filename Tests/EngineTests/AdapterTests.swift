@@ -101,7 +101,10 @@ import Testing
         }
         ids.removeAll()
         #expect(stats.meanKL <= 1e-3, "\(adapter): mean KL \(stats.meanKL)")
-        #expect(stats.sameTopFraction >= 0.97, "\(adapter): same top \(stats.sameTop)/\(stats.positions)")
+        // Judged where the reference is decisive: near-ties flip with the CPU's kernel path.
+        #expect(stats.decisive >= stats.positions / 4, "\(adapter): only \(stats.decisive) decisive positions")
+        #expect(stats.sameTopDecisiveFraction >= 0.99,
+                "\(adapter): same top \(stats.sameTopDecisive)/\(stats.decisive) decisive positions (all: \(stats.sameTop)/\(stats.positions))")
     }
 
     /// No adapter, or an adapter at multiplier 0, is the int8 base bit for bit.

@@ -55,6 +55,7 @@ import Testing
         }
         print("int8 \(model): mean KL \(stats.meanKL), p99 KL \(stats.p99KL), same top \(stats.sameTop)/\(stats.positions), ppl \(stats.perplexityRef) -> \(stats.perplexity)")
         #expect(stats.meanKL <= 1e-3, "\(model): mean KL \(stats.meanKL)")
-        #expect(stats.sameTopFraction >= 0.98, "\(model): same top \(stats.sameTop)/\(stats.positions)")
+        #expect(stats.sameTopDecisiveFraction >= 0.99,
+                "\(model): same top \(stats.sameTopDecisive)/\(stats.decisive) decisive positions (all: \(stats.sameTop)/\(stats.positions))")
     }
 }

@@ -7,6 +7,12 @@ public struct LogitStats: Sendable {
     public private(set) var kl: [Double] = []          // per position KL(ref ‖ test), nats
     public private(set) var sameTop = 0
     public private(set) var positions = 0
+    /// Positions where the reference's top token leads the second by at least `decisiveMargin`
+    /// in probability, and how many of them the test agrees on. A near-tie flips on rounding
+    /// alone (the order of a sum differs between CPUs' kernels); these must not.
+    public private(set) var decisive = 0
+    public private(set) var sameTopDecisive = 0
+    public static let decisiveMargin = 0.05
     public private(set) var nllRef = 0.0                // Σ -log p_ref(next)
     public private(set) var nllTest = 0.0
     public private(set) var scored = 0                  // positions with a known next token
@@ -29,7 +35,17 @@ public struct LogitStats: Sendable {
         for i in lr.indices { d += exp(lr[i]) * (lr[i] - lt[i]) }
         kl.append(max(d, 0))
         positions += 1
-        if lr.indices.max(by: { lr[$0] < lr[$1] }) == lt.indices.max(by: { lt[$0] < lt[$1] }) { sameTop += 1 }
+        let top = lr.indices.max(by: { lr[$0] < lr[$1] })
+        let agree = top == lt.indices.max(by: { lt[$0] < lt[$1] })
+        if agree { sameTop += 1 }
+        if let top {
+            var second = -Double.infinity
+            for i in lr.indices where i != top { second = max(second, lr[i]) }
+            if exp(lr[top]) - exp(second) >= Self.decisiveMargin {
+                decisive += 1
+                if agree { sameTopDecisive += 1 }
+            }
+        }
         if let next, Int(next) < lr.count {
             nllRef -= lr[Int(next)]
             nllTest -= lt[Int(next)]
@@ -53,6 +69,8 @@ public struct LogitStats: Sendable {
     }
     public var maxKL: Double { kl.max() ?? 0 }
     public var sameTopFraction: Double { positions == 0 ? 0 : Double(sameTop) / Double(positions) }
+    /// Agreement where the reference is decisive (1 when no position is).
+    public var sameTopDecisiveFraction: Double { decisive == 0 ? 1 : Double(sameTopDecisive) / Double(decisive) }
     public var perplexityRef: Double { scored == 0 ? .nan : exp(nllRef / Double(scored)) }
     public var perplexity: Double { scored == 0 ? .nan : exp(nllTest / Double(scored)) }
 }

@@ -1,0 +1,98 @@
+import Engine
+import Foundation
+import Testing
+@testable import Chat
+
+/// The conversation runtime on the canned engine: the rules every front end gets.
+@Suite struct RuntimeRulesTests {
+    static let library = PersonaLibrary.load(from: ChatFixtures.repo.appendingPathComponent("Personas").path)
+
+    static func controller(_ dir: TempDir, _ persona: String = "sanguo/liubei", tokenDelay: Double = 0) throws -> ChatController {
+        ChatController(options: .init(modelsRoot: "/m"), host: CannedModelHost(tokenDelay: tokenDelay, loadSeconds: 0, standInRoot: "/m"),
+                       library: library, store: try Runtime.store(dir), persona: try #require(library.persona(persona)))
+    }
+
+    /// A reply stopped mid-way is saved as partial, without the space the next token would have
+    /// followed; a stop before any text saves nothing.
+    @Test func aStoppedReplyKeepsWhatWasSaid() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir, "assistants/plain")
+        var pieces = 0
+        let r = try c.send("hello") { d in
+            pieces += 1
+            if pieces >= 3 && d == " " { c.cancel() }
+        }
+        #expect(r.partial && r.reason == .cancelled)
+        let m = try #require(r.message)
+        #expect(m.partial == true && !m.text.isEmpty && m.text.last?.isWhitespace == false, "\(m.text)")
+        let saved = try Runtime.store(dir).read(c.sessionID!).conversation
+        #expect(saved.message(m.id)?.text == m.text)
+    }
+
+    /// Cancel from another thread stops within a token.
+    @Test func cancelFromAnotherThreadStopsWithinAToken() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir, "assistants/plain", tokenDelay: 0.02)
+        let started = CancellationFlag()
+        DispatchQueue.global().async {
+            while !started.isCancelled { Thread.sleep(forTimeInterval: 0.005) }
+            c.cancel()
+        }
+        var after = 0
+        let r = try c.send("hello") { _ in
+            if started.isCancelled { after += 1 }
+            started.cancel()
+        }
+        #expect(r.partial && after <= 2, "\(after) pieces after the cancel")
+    }
+
+    /// Resuming: an unknown id is an error (never a new conversation); a persona that is gone is
+    /// said with what replies instead; the user's settings stay.
+    @Test func resumeSaysWhatIsMissing() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir)
+        #expect(throws: ChatError.self) { try c.resume("nosuchid") }
+        _ = try c.send("主公")
+        let id = c.sessionID!
+        try c.set("temperature", "0.7")
+        let other = PersonaLibrary(personas: Self.library.personas.filter { $0.id != "sanguo/liubei" })
+        let d = ChatController(options: .init(modelsRoot: "/m"), host: CannedModelHost(loadSeconds: 0, standInRoot: "/m"), library: other,
+                               store: try Runtime.store(dir), persona: other.persona("sanguo/caocao")!)
+        let notes = try d.resume(id)
+        #expect(notes.contains { $0.contains("sanguo/liubei") && $0.contains("曹操") }, "\(notes)")
+        try c.newSession()
+        _ = try c.resume(id)
+        #expect(c.overrides.parameters.temperature == 0.7 && c.resolvedSettings.first { $0.key == "temperature" }?.layer == .user)
+    }
+
+    /// Settings inherit through every layer: what the persona leaves unset comes from the model
+    /// (generation_config.json) or transformers' default, never from a front end's guess.
+    @Test func unsetValuesInherit() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir, "assistants/rulai")   // sets no top-k
+        try c.load()
+        let s = Dictionary(uniqueKeysWithValues: c.resolvedSettings.map { ($0.key, $0) })
+        #expect(s["top_k"]?.value == "50" && s["top_k"]?.layer == .builtIn)
+        try c.set("top_p", "0.5")
+        #expect(c.overrides.entries.map(\.key) == ["top_p"])
+        _ = try c.send("问")
+        let p = try #require((c.engine as? CannedEngine)?.requests.last?.parameters)
+        #expect(p.topK == nil && p.topP == 0.5, "top-k left to the layers below")
+    }
+
+    /// A persona switch before anything was said starts over with the new greeting; after, it is
+    /// noted in the conversation and never enters a prompt.
+    @Test func personaSwitchRules() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir)
+        try c.switchPersona("sanguo/zhugeliang")
+        #expect(c.conversation.path.count == 1 && c.conversation.path[0].persona == "sanguo/zhugeliang" && c.sessionID == nil)
+        _ = try c.send("主公")
+        try c.switchPersona("sanguo/caocao")
+        let note = try #require(c.conversation.head)
+        #expect(note.role == .system && note.text.contains("曹操"))
+        _ = try c.send("丞相")
+        let prompt = ScalarTokenizer().decode((c.engine as! CannedEngine).requests.last!.promptIDs, skipSpecialTokens: false)
+        #expect(!prompt.contains("换成"), "\(prompt)")
+    }
+}
