@@ -156,7 +156,7 @@ def fake_scenario(args, data):
         check(True, "the reply starts streaming")
         results["streaming"] = summary(latency(t, args.samples, streaming=True))
         s = t.wait_all(["然后可图中原也", "输入 · Enter", "tok/s │ TTFT", "ctx 89/2048"], 60)
-        check("曹操大军将至，如之奈何？玄德曰：" in s, "the question is shown with the cosplay handover", s)
+        check("曹操大军将至，如之奈何？" in s and "玄德曰：" not in s, "the question is shown as typed (the hand-over is the prompt's)", s)
         check(True, "status line shows tok/s, TTFT and context")
         if args.out:
             with open(os.path.join(args.out, "screen-sanguo.txt"), "w") as f:
@@ -177,7 +177,7 @@ def fake_scenario(args, data):
         def temperature(screen):
             for l in screen.split("\n"):
                 if "temperature" in l:
-                    return float(l.split("│")[-2].split()[-1])
+                    return float(l.split("│")[-2].split()[-1].rstrip("•"))
             raise Failure("no temperature row:\n" + screen)
         before = temperature(t.screen())
         t.keys("Tab", "Tab", "Down", "Down", "Down", "Right", "Right")
@@ -223,7 +223,7 @@ def fake_scenario(args, data):
         t.text("先生以为如何？")
         t.keys("Enter")
         s = t.wait(lambda s: s.count("然后可图中原也") >= 2 and "输入 · Enter" in s, "second reply", 60)
-        check("先生以为如何？孔明曰：" in s, "the new persona's handover is used", s)
+        check("先生以为如何？" in s and "孔明曰：" not in s, "the second question is shown as typed", s)
         t.keys("C-q")
         s = t.wait_text("EXIT=0")
         check(True, "yanyi exits with status 0")

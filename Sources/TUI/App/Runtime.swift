@@ -187,7 +187,10 @@ public final class Runtime {
                 q.post(.notice("adapter \(a.label): \(a.summary)"))
             }
         case .unloadAdapter(let path):
-            background { c throws(ChatError) in try c.unloadAdapter(path); q.post(.notice("unloaded \(path)")) }
+            background { c throws(ChatError) in
+                try c.unloadAdapter(path)
+                q.post(.notice("unloaded \(path.split(separator: "/").last.map(String.init) ?? path)"))
+            }
         case .scaleAdapter(let path, let scale): background { c throws(ChatError) in try c.scaleAdapter(path, scale) }
         case .enableAdapter(let path, let on): background { c throws(ChatError) in try c.enableAdapter(path, on) }
         case .swipe(let step, let id): background { c throws(ChatError) in _ = try c.swipe(step, at: id) }

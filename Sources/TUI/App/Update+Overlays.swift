@@ -122,8 +122,9 @@ enum RuntimeUpdate {
             if let sel = s.selected { s.selected = c.path.isEmpty ? nil : min(sel, c.path.count - 1) }
             if s.focus == .history, s.generation == nil { s.selected = c.path.isEmpty ? nil : c.path.count - 1 }
         case .adapters(let list):
+            let added = list.count > s.adapters.count && list.dropLast().map(\.path) == s.adapters.map(\.path)
             s.adapters = list
-            s.adapterIndex = min(s.adapterIndex, max(list.count - 1, 0))
+            s.adapterIndex = added ? list.count - 1 : min(s.adapterIndex, max(list.count - 1, 0))   // a new one is selected
         case .persona(let p):
             s.persona = p
         case .settings(let list):
