@@ -49,31 +49,31 @@ public final class EventQueue: @unchecked Sendable {
 /// to the session's log and fsynced before the next.
 public final class SessionKeeper {
     public let store: SessionStore?
-    private var log: SessionLog?
+    private var session: Session?
 
     public init(store: SessionStore?) { self.store = store }
 
     /// `conversation` is the state after the events were applied.
     func record(_ events: [SessionEvent], conversation: Conversation) throws(ChatError) -> Msg? {
         guard let store else { return nil }
-        if let log {
-            for e in events { try log.append(e) }
+        if let session {
+            for e in events { try session.record(e) }
             return nil
         }
         guard conversation.messages.contains(where: { $0.role == .user }) else { return nil }
         let session = try store.create(persona: conversation.persona, title: conversation.title)
-        log = session.log
-        for m in conversation.messages { try session.log.append(.message(m)) }
-        if conversation.persona != session.conversation.persona, let p = conversation.persona { try session.log.append(.persona(p)) }
+        self.session = session
+        for m in conversation.messages { try session.record(.message(m)) }
+        if conversation.persona != session.conversation.persona, let p = conversation.persona { try session.record(.persona(p)) }
         return .sessionCreated(id: session.id)
     }
 
-    func close() { log = nil }
+    func close() { session = nil }
 
     func resume(_ id: String) throws(ChatError) -> Msg {
         guard let store else { throw ChatError("", "sessions are not being saved (no sessions folder)") }
         let session = try store.resume(id)
-        log = session.log
+        self.session = session
         return .sessionOpened(session.conversation, warnings: session.warnings)
     }
 
@@ -81,11 +81,11 @@ public final class SessionKeeper {
         guard let store else { throw ChatError("", "sessions are not being saved (no sessions folder)") }
         var at = message
         if at.isEmpty {
-            guard let head = try store.read(id).conversation.head else { throw ChatError(store.path(id), "has no messages to branch from") }
+            guard let head = try store.read(id).conversation.head else { throw ChatError("", "session '\(id)' has no messages to branch from") }
             at = head.id
         }
         let session = try store.branch(id, at: at)
-        log = session.log
+        self.session = session
         return .sessionOpened(session.conversation, warnings: [])
     }
 
