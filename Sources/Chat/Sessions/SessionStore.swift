@@ -351,17 +351,20 @@ public final class SessionStore: Sendable {
         let q = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !q.isEmpty else { throw ChatError("", "nothing to search for") }
         // LIKE's own wildcards in the query: ask for a superset, keep the exact matches below.
-        let wild = q.contains("%") || q.contains("_")
+        // The trigram index cannot answer a LIKE with fewer than 3 characters (SQLite 3.40
+        // then returns nothing at all): those scan with instr.
+        let short = fullTextSearch && q.unicodeScalars.count < 3
+        let wild = !short && (q.contains("%") || q.contains("_"))
         let cols = SessionSchema.SessionRow.columns.split(separator: ",").map { "x." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         let rows = try read("cannot search") { db in
             try Row.fetchAll(db, sql: """
                 SELECT s.message_id AS hit_message, s.text AS hit_text, \(cols)
                 FROM search s JOIN sessions x ON x.id = s.session_id
                 LEFT JOIN messages m ON s.message_id <> '' AND m.session_id = s.session_id AND m.id = s.message_id
-                WHERE s.text LIKE ? AND (s.message_id = '' OR m.removed = 0)
+                WHERE \(short ? "instr(lower(s.text), lower(?)) > 0" : "s.text LIKE ?") AND (s.message_id = '' OR m.removed = 0)
                 ORDER BY x.updated DESC, x.id DESC, s.message_id <> '', m.seq
                 \(wild ? "" : "LIMIT \(max(0, limit))")
-                """, arguments: ["%\(q)%"])
+                """, arguments: [short ? q : "%\(q)%"])
         }
         var hits: [SessionSearchHit] = []
         for r in rows where hits.count < limit {

@@ -53,36 +53,26 @@ public enum TranscriptExport {
     /// Alternatives become swipes; a system note gets `extra.type = "narrator"`, how SillyTavern
     /// marks a message spoken by no one.
     public static func sillyTavern(_ c: Conversation, names: [String: String] = [:], userName: String = "你") -> String {
-        struct Header: Encodable {
-            let user_name: String
-            let character_name: String
-            let create_date: String
-            let chat_metadata: [String: String] = [:]
-        }
-        struct Line: Encodable {
-            let name: String
-            let is_user: Bool
-            let is_system = false
-            let send_date: String
-            let mes: String
-            let swipes: [String]
-            let swipe_id: Int
-            let extra: [String: String]
-        }
         let e = JSONEncoder()
-        e.outputFormatting = [.withoutEscapingSlashes]
-        func json(_ v: some Encodable) -> String { String(decoding: (try? e.encode(v)) ?? Data("{}".utf8), as: UTF8.self) }
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        func json(_ v: some Encodable) -> String { String(decoding: (try? e.encode(v)) ?? Data("null".utf8), as: UTF8.self) }
+        // Keys in SillyTavern's own order (JSONEncoder keeps none); values encoded one by one.
+        func object(_ pairs: KeyValuePairs<String, String>) -> String {
+            "{" + pairs.map { json($0.key) + ":" + $0.value }.joined(separator: ",") + "}"
+        }
         func persona(_ p: String?) -> String { p.map { names[$0] ?? $0 } ?? "助手" }
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let character = persona(c.persona ?? c.path.last { $0.role == .assistant }?.persona)
-        var out = json(Header(user_name: userName, character_name: character, create_date: humanized(c.created))) + "\n"
+        var out = object(["user_name": json(userName), "character_name": json(character),
+                          "create_date": json(humanized(c.created)), "chat_metadata": "{}"]) + "\n"
         for m in c.path {
             let alts = c.alternatives(of: m.id)
             let name = m.role == .user ? userName : m.role == .system ? "系统" : persona(m.persona)
-            out += json(Line(name: name, is_user: m.role == .user, send_date: iso.string(from: Date(timeIntervalSince1970: m.time)),
-                             mes: m.text, swipes: alts.map(\.text), swipe_id: alts.firstIndex { $0.id == m.id } ?? 0,
-                             extra: m.role == .system ? ["type": "narrator"] : [:])) + "\n"
+            out += object(["name": json(name), "is_user": json(m.role == .user), "is_system": "false",
+                           "send_date": json(iso.string(from: Date(timeIntervalSince1970: m.time))), "mes": json(m.text),
+                           "swipes": json(alts.map(\.text)), "swipe_id": json(alts.firstIndex { $0.id == m.id } ?? 0),
+                           "extra": m.role == .system ? json(["type": "narrator"]) : "{}"]) + "\n"
         }
         return out
     }
