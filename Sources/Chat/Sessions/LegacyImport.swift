@@ -18,7 +18,8 @@ enum LegacyImport {
 
     enum Parsed {
         case blank
-        case event(SessionEvent)
+        /// With the names of fields the format does not have (a damaged key reads as one).
+        case event(SessionEvent, unknownFields: [String])
         case bad(String)
     }
 
@@ -35,15 +36,15 @@ enum LegacyImport {
             plan.notices.append("\(file):\(i + 1): \(why)")
             plan.rejected.append(Data(lines[i]))
         }
-        let headerAt = parsed.firstIndex { if case .event(.header) = $0 { true } else { false } }
+        let headerAt = parsed.firstIndex { if case .event(.header, _) = $0 { true } else { false } }
         var conv: Conversation
-        if let headerAt, case .event(.header(let h)) = parsed[headerAt], !h.id.isEmpty {
+        if let headerAt, case .event(.header(let h), _) = parsed[headerAt], !h.id.isEmpty {
             conv = Conversation(id: h.id, title: h.title, created: h.created, persona: h.persona, origin: h.origin)
         } else {
-            let messages = parsed.compactMap { if case .event(.message(let m)) = $0 { m } else { nil } }
-            if headerAt == nil && messages.isEmpty && !parsed.contains(where: { if case .event = $0 { true } else { false } }) {
+            let messages = parsed.compactMap { if case .event(.message(let m), _) = $0 { m } else { nil } }
+            if headerAt == nil && !parsed.contains(where: { if case .event = $0 { true } else { false } }) {
                 for (i, p) in parsed.enumerated() { if case .bad(let why) = p { reject(i, why) } }
-                if plan.notices.isEmpty && !data.isEmpty { plan.notices.append("\(file): no events in the file; nothing to import") }
+                if plan.notices.isEmpty { plan.notices.append("\(file): \(data.isEmpty ? "empty" : "no events in the file"); nothing to import") }
                 return plan
             }
             conv = Conversation(id: fallbackID, title: fallbackID, created: messages.first?.time ?? fallbackTime,
@@ -53,53 +54,52 @@ enum LegacyImport {
 
         var firstLine: [String: Int] = [:]
         var seen: [String] = []
-        var last: String? = nil   // the message accepted last: where an orphan goes
         var moved: [String: String?] = [:]   // a parent that is not there → where its children went
         var latest = conv.created
         for (i, p) in parsed.enumerated() {
-            switch p {
-            case .blank:
+            guard case .event(let e, let unknownFields) = p else {
+                if case .bad(let why) = p { reject(i, why) }
                 continue
-            case .bad(let why):
-                reject(i, why)
-                continue
-            case .event(let e):
-                if let headerAt, i <= headerAt {
-                    if i < headerAt { reject(i, "comes before the session header (line \(headerAt + 1))") }
-                    continue
-                }
-                switch e {
-                case .header:
-                    reject(i, "a second session header")
-                case .message(var m):
-                    seen.append(m.id)
-                    if m.id.isEmpty { reject(i, "a message with an empty id"); continue }
-                    if let first = firstLine[m.id] { reject(i, "duplicate message id '\(m.id)' (first on line \(first))"); continue }
-                    if m.parent == m.id { reject(i, "message '\(m.id)' is its own parent"); continue }
-                    if let parent = m.parent, conv.message(parent) == nil {
-                        // Its parent's line was damaged, or comes later (a cycle): keep the
-                        // message, under the one accepted before it, and say so.
-                        let to: String? = moved[parent] ?? last
-                        moved[parent] = to
-                        reject(i, "message '\(m.id)' has an unknown parent '\(parent)' (a damaged or later line); imported under "
-                               + (to.map { "'\($0)'" } ?? "the first level") + " instead")
-                        m.parent = to
-                    }
-                    conv.apply(.message(m))
-                    firstLine[m.id] = i + 1
-                    last = m.id
-                    latest = max(latest, m.time)
-                case .select(let id), .remove(let id):
-                    guard conv.message(id) != nil else { reject(i, "no message '\(id)'"); continue }
-                    conv.apply(e)
-                case .edit(let id, _):
-                    guard let old = conv.message(id) else { reject(i, "no message '\(id)'"); continue }
-                    plan.history.append(.init(message: id, text: old.text, replaced: latest))
-                    conv.apply(e)
-                case .rename, .persona:
-                    conv.apply(e)
-                }
             }
+            if let headerAt, i <= headerAt {
+                if i < headerAt { reject(i, "comes before the session header (line \(headerAt + 1))") }
+                continue
+            }
+            // A line that imports with a repair is still reported and kept aside, once.
+            var notes = unknownFields.isEmpty ? [] : ["unknown field\(unknownFields.count == 1 ? "" : "s") "
+                                                      + unknownFields.map { "'\($0)'" }.joined(separator: ", ") + " ignored"]
+            switch e {
+            case .header:
+                reject(i, "a second session header")
+                continue
+            case .message(var m):
+                seen.append(m.id)
+                if m.id.isEmpty { reject(i, "a message with an empty id"); continue }
+                if let first = firstLine[m.id] { reject(i, "duplicate message id '\(m.id)' (first on line \(first))"); continue }
+                if m.parent == m.id { reject(i, "message '\(m.id)' is its own parent"); continue }
+                if let parent = m.parent, conv.message(parent) == nil {
+                    // Its parent's line was damaged, or comes later (a cycle): keep the message
+                    // where the old app put a new one, the end of the shown path, and say so.
+                    let to: String? = moved[parent] ?? conv.head?.id
+                    moved[parent] = to
+                    notes.append("message '\(m.id)' has an unknown parent '\(parent)' (a damaged or later line); imported under "
+                                 + (to.map { "'\($0)'" } ?? "the first level") + " instead")
+                    m.parent = to
+                }
+                conv.apply(.message(m))
+                firstLine[m.id] = i + 1
+                latest = max(latest, m.time)
+            case .select(let id), .remove(let id):
+                guard conv.message(id) != nil else { reject(i, "no message '\(id)'"); continue }
+                conv.apply(e)
+            case .edit(let id, _):
+                guard let old = conv.message(id) else { reject(i, "no message '\(id)'"); continue }
+                plan.history.append(.init(message: id, text: old.text, replaced: latest))
+                conv.apply(e)
+            case .rename, .persona:
+                conv.apply(e)
+            }
+            if !notes.isEmpty { reject(i, notes.joined(separator: "; ")) }
         }
         conv.reserve(seen)
         plan.conversation = conv
@@ -111,13 +111,39 @@ enum LegacyImport {
         let incomplete = lastAndTorn ? " (an incomplete last line, written when the program stopped)" : ""
         if let at = firstInvalidUTF8(line) { return .bad("invalid UTF-8 at byte \(at + 1)\(incomplete)") }
         do {
-            return .event(try JSONDecoder().decode(SessionEvent.self, from: Data(line)))
+            let data = Data(line)
+            let event = try JSONDecoder().decode(SessionEvent.self, from: data)
+            return .event(event, unknownFields: unknownFields(data, event))
         } catch let e as DecodingError {
             if lastAndTorn { return .bad("incomplete last line (\(line.count) bytes, written when the program stopped)") }
             return .bad(describe(e))
         } catch {
             return .bad("unreadable (\(error))")
         }
+    }
+
+    /// Fields (dotted) that no event of this type has: JSONDecoder skips them, so a damaged key
+    /// would otherwise drop its value without a word.
+    static func unknownFields(_ data: Data, _ event: SessionEvent) -> [String] {
+        guard let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [] }
+        let known: Set<String>
+        switch event {
+        case .header: known = ["type", "v", "id", "title", "created", "persona", "origin"]
+        case .message: known = ["type", "message"]
+        case .select, .remove: known = ["type", "id"]
+        case .rename: known = ["type", "title"]
+        case .persona: known = ["type", "persona"]
+        case .edit: known = ["type", "id", "text"]
+        }
+        var out = top.keys.filter { !known.contains($0) }.sorted()
+        if case .message = event, let m = top["message"] as? [String: Any] {
+            let fields: Set<String> = ["id", "parent", "role", "text", "persona", "time", "template", "adapters", "greeting", "partial"]
+            out += m.keys.filter { !fields.contains($0) }.sorted().map { "message." + $0 }
+        }
+        if case .header = event, let o = top["origin"] as? [String: Any] {
+            out += o.keys.filter { $0 != "session" && $0 != "message" }.sorted().map { "origin." + $0 }
+        }
+        return out
     }
 
     /// Offset of the first byte that is not part of valid UTF-8, or nil.
@@ -194,12 +220,13 @@ extension SessionStore {
     }
 
     /// Imports one legacy file and remembers it; the new session's id and the notices.
-    func importLegacyFile(_ file: String, size: Int64, mtime: Double) -> (session: String?, notices: [String]) {
+    /// Damaged lines go to `rejectedFolder` (default: `rejected/` beside the database).
+    func importLegacyFile(_ file: String, size: Int64, mtime: Double, rejectedFolder: String? = nil) -> (session: String?, notices: [String]) {
         let name = (file as NSString).lastPathComponent
         guard let data = FileManager.default.contents(atPath: file) else { return (nil, ["\(file): cannot read; not imported"]) }
         var plan = LegacyImport.plan(data, file: file, fallbackID: String(name.dropLast(".jsonl".count)), fallbackTime: mtime)
         if !plan.rejected.isEmpty {
-            let folder = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("rejected")
+            let folder = rejectedFolder ?? ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("rejected")
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 try Self.append(plan.rejected, to: (folder as NSString).appendingPathComponent(name))

@@ -227,6 +227,28 @@ enum SessionSchema {
 
         static let columns = "id, title, created, persona, origin_session, origin_message, updated, shown, crc"
 
+        /// Changes only what `event` changes (another writer may have renamed the session since
+        /// `after` was read), plus the shown count; whether the row was still there. A row that
+        /// cannot be read is written whole from `after`.
+        static func change(_ id: String, to after: Conversation, by event: SessionEvent, _ db: Database) throws -> Bool {
+            guard let raw = try Row.fetchOne(db, sql: "SELECT \(columns) FROM sessions WHERE id = ?", arguments: [id]) else { return false }
+            guard var row = decode(raw).row else { return try SessionRow(after).update(db) }
+            switch event {
+            case .header(let h):
+                (row.title, row.created, row.persona, row.origin) = (h.title, h.created, h.persona, h.origin)
+            case .message(let m):
+                row.updated = max(row.updated, m.time)
+            case .rename(let t):
+                row.title = t
+            case .persona(let p):
+                row.persona = p
+            case .select, .edit, .remove:
+                break
+            }
+            row.shown = after.path.count
+            return try row.update(db)
+        }
+
         /// The row, or why it cannot be read. A row that reads but fails its checksum comes
         /// back with `damaged` set.
         static func decode(_ row: Row) -> (row: SessionRow?, damaged: String?) {

@@ -134,10 +134,11 @@ public final class SessionStore: Sendable {
     static func connect(_ path: String) throws(OpenFailure) -> DatabaseQueue {
         var config = Configuration()
         config.foreignKeysEnabled = true
-        config.journalMode = path == memory ? .default : .wal
         config.busyMode = .timeout(5)   // another yanyi writing: wait for it, don't fail
         config.label = "sessions"
         config.prepareDatabase { db in
+            // WAL set here, not by GRDB's journalMode option: that one also lowers synchronous to NORMAL.
+            if path != memory { try db.execute(sql: "PRAGMA journal_mode = WAL") }
             try db.execute(sql: "PRAGMA synchronous = FULL")   // a commit survives power loss, not only a crash
             try db.execute(sql: "PRAGMA cell_size_check = ON")  // damaged pages fail early instead of misreading
         }
@@ -418,7 +419,7 @@ public final class Session: @unchecked Sendable {
         after.apply(event)
         let (id, seq, now) = (before.id, nextSeq, store.clock().timeIntervalSince1970)
         try store.write("cannot save session '\(id)'") { db in
-            guard try SessionSchema.SessionRow(after).update(db) else {
+            guard try SessionSchema.SessionRow.change(id, to: after, by: event, db) else {
                 throw ChatError(store.path, "session '\(id)' is no longer in the database (deleted elsewhere?)")
             }
             switch event {
