@@ -171,6 +171,59 @@ enum LegacySample {
         #expect(s1.conversation.messages.count == 5, "a failed write changes nothing in memory")
     }
 
+    /// Markdown and JSONL as before; SillyTavern's chat file (a header line, then one line per
+    /// shown message with its alternatives as swipes); writes that fail are errors.
+    @Test func exportsAndWrites() throws {
+        let dir = try TempDir()
+        let st = try store(dir)
+        let s = try st.create(persona: "sanguo/liubei", title: "桃园")
+        let m1 = try s.add(.user, "玄德曰：")
+        let m2 = try s.add(.assistant, "“吾乃中山靖王之后。”")
+        _ = try s.add(.user, "关公曰：")
+        let alt = try s.addAlternative(to: m2.id, text: "“备虽不才。”\n“愿往。”")
+        try s.add(.system, "（张飞至）")
+        let c = try st.read(s.id).conversation
+        let names = ["sanguo/liubei": "刘备"]
+
+        let md = TranscriptExport.markdown(c, names: names)
+        #expect(md.hasPrefix("# 桃园\n") && md.contains("**刘备**（2/2）：\n\n> “备虽不才。”\n> “愿往。”") && md.contains("**你**："))
+        let jl = TranscriptExport.jsonl(c).split(separator: "\n")
+        #expect(jl.count == 3)
+        let first = try JSONDecoder().decode(Message.self, from: Data(jl[0].utf8))
+        #expect(first.role == .user && first.text == m1.text && first.parent == nil)
+
+        let st1 = TranscriptExport.sillyTavern(c, names: names, userName: "玄德公").split(separator: "\n").map(String.init)
+        #expect(st1.count == 4)
+        #expect(st1[0] == #"{"user_name":"玄德公","character_name":"刘备","create_date":"2023-11-14 @22h 13m 21s 00ms","chat_metadata":{}}"#)
+        func object(_ line: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let q = try object(st1[1])
+        #expect(q["name"] as? String == "玄德公" && q["is_user"] as? Bool == true && q["is_system"] as? Bool == false)
+        #expect(q["mes"] as? String == m1.text && q["swipes"] as? [String] == [m1.text] && q["swipe_id"] as? Int == 0)
+        #expect(q["send_date"] as? String == "2023-11-14T22:13:22.000Z")
+        let a = try object(st1[2])
+        #expect(a["name"] as? String == "刘备" && a["is_user"] as? Bool == false && a["mes"] as? String == alt.text)
+        #expect(a["swipes"] as? [String] == [m2.text, alt.text] && a["swipe_id"] as? Int == 1)
+        #expect((a["extra"] as? [String: Any])?.isEmpty == true)
+        let note = try object(st1[3])
+        #expect(note["name"] as? String == "系统" && (note["extra"] as? [String: String]) == ["type": "narrator"])
+        #expect(st1[1].hasPrefix(#"{"name":"玄德公","is_user":true,"is_system":false,"send_date":"#), "SillyTavern's key order")
+
+        let out = dir.file("t.jsonl")
+        try TranscriptExport.write(TranscriptExport.sillyTavern(c), to: out)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == TranscriptExport.sillyTavern(c))
+        try TranscriptExport.write("短", to: out)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "短", "an existing file is replaced, not appended to")
+        #expect(throws: ChatError.self) { try TranscriptExport.write(md, to: "/dev/full") }
+        #expect(throws: ChatError.self) { try TranscriptExport.write(md, to: dir.file("no/such/folder/t.md")) }
+        do {
+            try TranscriptExport.write(md, to: "/dev/full")
+        } catch {
+            #expect(error.description == "/dev/full: write failed (No space left on device)")
+        }
+    }
+
     /// Debian's libsqlite3 has FTS5 with the trigram tokenizer: search uses the index (checked
     /// in the plan), finds Chinese substrings of any length, titles, Latin letters in either
     /// case, and the current text of an edited message; removed messages and deleted sessions

@@ -31,6 +31,12 @@ public struct SessionSearchHit: Sendable, Equatable {
     public var session: SessionSummary
     public var message: String?
     public var snippet: String
+
+    public init(session: SessionSummary, message: String?, snippet: String) {
+        self.session = session
+        self.message = message
+        self.snippet = snippet
+    }
 }
 
 /// Every session in one SQLite database (WAL, `synchronous = FULL`, foreign keys on): a change
