@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries (Debian: libncursesw5-dev, libopenblas-dev, libsentencepiece-dev).
@@ -29,7 +30,8 @@ let package = Package(
         // Stateless C hot loops: ck_<op>_ref + SIMD twins + one dispatcher.
         .target(name: "CKernels", cSettings: releaseC),
         .target(name: "Engine", dependencies: ["CKernels", "COpenBLAS", "CSentencePieceShim"]),
-        .target(name: "Chat", dependencies: ["Engine", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Chat", dependencies: ["Engine", .product(name: "Yams", package: "Yams"),
+                                            .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "TUI", dependencies: ["Chat", "CNcursesw"]),
         .executableTarget(name: "yanyi", dependencies: [
             "TUI", "Chat", "Engine",

@@ -23,7 +23,7 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Theme name: a file in Themes/ without .yaml (dark, light, high-contrast, ink).")
     var theme: String = "dark"
 
-    @Option(help: "Where sessions are saved (default $XDG_DATA_HOME/yanyi/sessions or ~/.local/share/yanyi/sessions).")
+    @Option(help: "Folder holding sessions.sqlite (default $XDG_DATA_HOME/yanyi, else ~/.local/share/yanyi); *.jsonl sessions in it are imported once.")
     var sessions: String?
 
     @Option(help: "Personas folder (default $YANYI_PERSONAS, else Personas/ beside the executable or in the package).")
@@ -97,14 +97,10 @@ struct ChatCommand: ParsableCommand {
             if plain { FileHandle.standardError.write(Data("warning: \(text)\n".utf8)) } else { startup.append(.failed(text)) }
         }
 
-        let sessionsDir = sessions ?? DataFolders.sessions(env)
         guard let initial else { fail("no personas in \(personasDir ?? "Personas/") (give --personas DIR)") }
-        let store: SessionStore
-        do {
-            store = try SessionStore(directory: sessionsDir)
-        } catch {
-            fail(error.description)
-        }
+        let (database, legacy) = DataFolders.sessionDatabase(env, folder: sessions)
+        let (store, storeNotices) = SessionStore.open(database: database, importingFrom: legacy)
+        startup += storeNotices.map { .failed($0) }
         let relay = NoticeRelay()
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         let host: any ModelHost = fake
@@ -121,6 +117,7 @@ struct ChatCommand: ParsableCommand {
             }
         }
         if plain {
+            for n in storeNotices { FileHandle.standardError.write(Data("warning: \(n)\n".utf8)) }
             for case .notice(let n) in startup { print("· " + n) }
             runPlainChat(controller)
         }
@@ -157,11 +154,5 @@ enum DataFolders {
         }
         let cwd = (fm.currentDirectoryPath as NSString).appendingPathComponent(name)
         return fm.fileExists(atPath: cwd) ? cwd : nil
-    }
-
-    /// $XDG_DATA_HOME/yanyi/sessions, else ~/.local/share/yanyi/sessions.
-    static func sessions(_ env: [String: String]) -> String {
-        if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/yanyi/sessions" }
-        return (env["HOME"] ?? NSHomeDirectory()) + "/.local/share/yanyi/sessions"
     }
 }

@@ -48,7 +48,7 @@ import Testing
         #expect(again == c.conversation)
     }
 
-    /// Edit and remove change only what is shown; the log keeps every version. Retry after the
+    /// Edit and remove change only what is shown; the database keeps every version. Retry after the
     /// reply was removed answers the question again; continue extends a reply in place.
     @Test func editUndoRetryContinue() throws {
         let dir = try TempDir()
@@ -73,8 +73,11 @@ import Testing
         let extended = c.conversation.head!
         #expect(extended.id == again.message!.id && extended.text == again.message!.text + more.text)
         #expect(more.text.count > 0 && more.promptIDs.count > again.promptIDs.count)
-        let log = try String(contentsOfFile: Runtime.store(dir).path(c.sessionID!), encoding: .utf8)
-        #expect(log.contains("\"type\":\"edit\"") && log.contains("\"type\":\"remove\""))
+        // Every version is kept: the text the edit replaced, and the removed reply's row.
+        let store = try Runtime.store(dir)
+        #expect(try store.textHistory(c.sessionID!, message: r.message!.id) == [r.message!.text])
+        #expect(try store.textHistory(c.sessionID!, message: extended.id) == [again.message!.text])
+        #expect(try store.read(c.sessionID!).conversation.message(r.message!.id)?.text == "“吾当亲往。”")
         #expect(try Runtime.store(dir).read(c.sessionID!).conversation == c.conversation)
     }
 

@@ -21,5 +21,6 @@ grep -q '· loaded models/chatglm-trained/safetensors (ChatGLM-6B, int8)' "$tmp/
 grep -q '· adapter adapters/chatglm-qkv=1.0' "$tmp/out.txt" || fail "cosplay adapter missing"
 for who in '**甲**' '**乙**' '**刘备**' '**你**'; do grep -qF "$who" "$tmp/t.md" || fail "transcript lacks $who"; done
 [ "$(grep -c '^\*\*你\*\*' "$tmp/t.md")" -eq 4 ] || fail "transcript should hold 4 user messages"
-ls "$tmp/sessions"/*.jsonl > /dev/null || fail "no session saved"
+[ -f "$tmp/sessions/sessions.sqlite" ] || fail "no sessions database"
+"$yanyi" sessions search '主公安在' --sessions "$tmp/sessions" | grep -q '主公安在' || fail "the session was not saved (or not found)"
 echo "plain_chat: all checks passed"

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -227,11 +228,13 @@ def fake_scenario(args, data):
         t.keys("C-q")
         s = t.wait_text("EXIT=0")
         check(True, "yanyi exits with status 0")
-        sessions = os.listdir(os.path.join(data, "yanyi", "sessions"))
-        check(len(sessions) == 1 and sessions[0].endswith(".jsonl"), "the session was saved")
-        with open(os.path.join(data, "yanyi", "sessions", sessions[0])) as f:
-            lines = [json.loads(l) for l in f if l.strip()]
-        texts = [l["message"]["text"] for l in lines if l["type"] == "message"]
+        # The sessions database: $XDG_DATA_HOME/yanyi/sessions.sqlite.
+        db = os.path.join(data, "yanyi", "sessions.sqlite")
+        check(os.path.exists(db), "the sessions database was made")
+        with sqlite3.connect(db) as conn:
+            sessions = conn.execute("SELECT id FROM sessions").fetchall()
+            texts = [r[0] for r in conn.execute("SELECT text FROM messages")]
+        check(len(sessions) == 1, "the session was saved")
         check(any("然后可图中原也" in x for x in texts) and "先生以为如何？孔明曰：" in texts, "saved messages include both exchanges")
     finally:
         t.close()
