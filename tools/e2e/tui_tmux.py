@@ -215,7 +215,9 @@ def fake_scenario(args, data):
 
         # Help lists keys; any key closes it.
         t.keys("F1")
-        t.wait_all(["Help · 帮助", "Ctrl-R", "swipe", "Adapters (F4)", "Pickers and lists"])
+        t.wait_all(["Help · 帮助", "Ctrl-R", "alternative", "Adapters (F4)"])
+        t.keys("PageDown")
+        t.wait_all(["Help · 帮助", "Pickers and lists"])
         check(True, "help lists the keys")
         t.keys("Escape")
         t.wait(lambda s: "Help · 帮助" not in s, "help closed")
