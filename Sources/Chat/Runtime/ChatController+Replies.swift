@@ -108,44 +108,44 @@ extension ChatController {
     // MARK: - Turns
 
     private func sendTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
-        let utterance = persona.userUtterance(typed)
-        let plan = try makePlan(history: conversation.utterances(includeGreetings: persona.history.includeGreeting), utterance: utterance)
-        if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled {
+        if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled
+            && !typed.pythonStripped.isEmpty {
             try record([.rename(Rules.title(from: typed))])
         }
-        let question = message(.user, utterance, parent: conversation.head?.id)
+        return try ask(typed, replacing: nil, t0, onDelta)
+    }
+
+    /// The last question in other words: a new alternative of it (same parent), answered.
+    private func reaskTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        let (old, _) = try Rules.lastExchange(conversation, "edit")
+        return try ask(typed, replacing: old, t0, onDelta)
+    }
+
+    /// Records `typed` as a question after the shown path (or beside `old`) and answers it.
+    private func ask(_ typed: String, replacing old: Message?, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
+        let utterance = persona.userUtterance(typed)
+        let history = conversation.utterances(upTo: old?.id, includeGreetings: persona.history.includeGreeting)
+        let plan = try makePlan(history: history, utterance: utterance)
+        let question = message(.user, utterance, parent: old.map { $0.parent } ?? conversation.head?.id)
         try record([.message(question)])
-        var out = try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
-            [.message(reply(text, parent: question.id, partial: partial))]
-        }
+        var out = try answer(question, plan: plan, t0, onDelta)
         out.question = question
         return out
     }
 
+    /// Another reply to the last question beside the old one (same parent, shown): the old one
+    /// stays as an alternative.
     private func retryTurn(_ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
         let (question, _) = try Rules.lastExchange(conversation, "retry")
         let history = conversation.utterances(upTo: question.id, includeGreetings: persona.history.includeGreeting)
-        let plan = try makePlan(history: history, utterance: question.text)
-        // A new reply beside the old one (same parent, shown): the old one stays as an alternative.
-        return try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
-            [.message(reply(text, parent: question.id, partial: partial))]
-        }
+        return try answer(question, plan: try makePlan(history: history, utterance: question.text), t0, onDelta)
     }
 
-    private func reaskTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
-        let (old, _) = try Rules.lastExchange(conversation, "edit")
-        let utterance = persona.userUtterance(typed)
-        let history = conversation.utterances(upTo: old.id, includeGreetings: persona.history.includeGreeting)
-        let plan = try makePlan(history: history, utterance: utterance)
-        let question = message(.user, utterance, parent: old.parent)
-        try record([.message(question)])
-        var out = try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
+    private func answer(_ question: Message, plan: TurnPlan, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        try run(plan.fitted.tokenIDs, plan: plan, continuing: false, t0, onDelta) { text, _, partial in
             [.message(reply(text, parent: question.id, partial: partial))]
         }
-        out.question = question
-        return out
     }
 
     /// More of the last reply: the prompt that produced it, the reply so far, and on. The reply is
