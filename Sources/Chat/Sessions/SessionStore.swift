@@ -1,7 +1,9 @@
 import Foundation
 import GRDB
 
-/// A summary line for the session list.
+/// Every session in one SQLite database (WAL, `synchronous = FULL`, foreign keys on): a change
+/// is committed before the call that makes it returns. The file is the caller's choice (the CLI
+/// picks it); nothing here reads the environment. Ids are keys, never paths.
 public final class SessionStore: Sendable {
     /// The database file (":memory:" when nothing is saved).
     public let path: String
