@@ -32,7 +32,7 @@ public final class LineChat {
           /reask TEXT               ask the last question again in other words (the old one stays: /swipe)
           /undo                     remove the last message
           /swipe next|prev          show another alternative of the last message
-          /save [markdown|jsonl] PATH   export the conversation
+          /save [markdown|jsonl|sillytavern] PATH   export the conversation (sillytavern: its chat JSONL)
           /new                      start a new conversation
           /branch                   a new saved conversation from here (the old one stays)
           /sessions                 list saved conversations;  /resume ID  opens one
@@ -212,18 +212,23 @@ public final class LineChat {
     private func saveCommand(_ args: String) throws(ChatError) {
         var words = args.split(separator: " ", maxSplits: 1).map(String.init)
         var format = ""
-        if let f = words.first, f == "markdown" || f == "md" || f == "jsonl" {
+        if let f = words.first, ["markdown", "md", "jsonl", "sillytavern"].contains(f) {
             format = f
             words.removeFirst()
         }
         guard let path = words.first?.pythonStripped, !path.isEmpty else {
-            throw ChatError("", "usage: /save [markdown|jsonl] PATH")
+            throw ChatError("", "usage: /save [markdown|jsonl|sillytavern] PATH")
         }
         if format.isEmpty { format = path.hasSuffix(".jsonl") ? "jsonl" : "markdown" }
         let c = controller.conversation
         var names: [String: String] = [:]
         for p in controller.library.personas { names[p.id] = p.name }
-        let text = format == "jsonl" ? TranscriptExport.jsonl(c) : TranscriptExport.markdown(c, names: names, userName: userName)
+        let text: String
+        switch format {
+        case "jsonl": text = TranscriptExport.jsonl(c)
+        case "sillytavern": text = TranscriptExport.sillyTavern(c, names: names, userName: userName)
+        default: text = TranscriptExport.markdown(c, names: names, userName: userName)
+        }
         try TranscriptExport.write(text, to: path)
         note("saved \(c.path.count) messages to \(path)")
     }

@@ -38,9 +38,6 @@ public struct SessionSearchHit: Sendable, Equatable {
     }
 }
 
-/// Every session in one SQLite database (WAL, `synchronous = FULL`, foreign keys on): a change
-/// is committed before the call that makes it returns. The file is the caller's choice (the CLI
-/// picks it); nothing here reads the environment. Ids are keys, never paths.
 
 extension SessionSummary {
     /// `yyyy-MM-dd HH:mm`, local time: how every session list shows a date.
