@@ -94,4 +94,19 @@ import Testing
         let prompt = ScalarTokenizer().decode((c.engine as! CannedEngine).requests.last!.promptIDs, skipSpecialTokens: false)
         #expect(!prompt.contains("换成"), "\(prompt)")
     }
+
+    /// The adapter dialog: folders are found under the models root and named relative to it;
+    /// one that does not load is said and never joins the list.
+    @Test func adaptersResolveAgainstTheModelsRoot() throws {
+        let dir = try TempDir()
+        let root = ChatFixtures.fixtures.path
+        let c = ChatController(options: .init(modelsRoot: root), host: CannedModelHost(loadSeconds: 0),
+                               library: Self.library, store: try Runtime.store(dir), persona: Self.library.persona("assistants/plain")!)
+        #expect(c.availableAdapters().contains("adapters/llama-qv") && c.availableAdapters().contains("adapters/chatglm-qkv"))
+        let a = try c.loadAdapter("adapters/llama-qv=0.5")
+        #expect(a.summary.hasPrefix("8 modules") && c.adapters.map(\.label) == ["adapters/llama-qv=0.5"])
+        #expect((c.engine as? CannedEngine)?.adapters == [AdapterSetting(path: root + "/adapters/llama-qv", scale: 0.5)])
+        #expect(throws: ChatError.self) { try c.loadAdapter("adapters/not-there") }
+        #expect(c.adapters.count == 1)
+    }
 }

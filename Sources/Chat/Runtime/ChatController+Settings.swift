@@ -5,7 +5,8 @@ import Engine
 extension ChatController {
     /// `/set KEY VALUE` (`default` clears). The whole layered setting is checked now, so a value
     /// the engine would refuse is refused here and the old one stays. Returns a warning when the
-    /// next prompt would leave history out because of it. Any thread, any time: the next reply uses it.
+    /// next prompt would leave history out because of it. Allowed while a reply runs (the next
+    /// reply uses it); front ends call it from the thread that makes their other calls.
     @discardableResult
     public func set(_ key: String, _ value: String) throws(ChatError) -> String? {
         var o = overrides

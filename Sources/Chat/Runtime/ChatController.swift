@@ -7,8 +7,8 @@ import Foundation
 ///
 /// Calls run on the caller's thread and throw one-line `ChatError`s; nothing is recorded by an
 /// action that fails before its reply starts, and a reply cut short is saved as partial. One
-/// call at a time: a second one while a call runs is refused, except `cancel()` and `set`, which
-/// any thread may call at any time.
+/// call at a time: a second one while a call runs is refused, except `cancel()`, which any
+/// thread may call at any time, and `set`, which a reply in progress does not block.
 public final class ChatController: @unchecked Sendable {
     public struct Options: Sendable {
         /// Folder persona `model` and `adapters` paths are relative to (the repository's `Models/`).

@@ -46,8 +46,9 @@ public final class EventQueue: @unchecked Sendable {
 
 /// The loop: keys and runtime events become Msgs, `update` runs, effects go to the conversation
 /// runtime, the view is drawn and the terminal sends what changed. The loop is one thread (the
-/// caller's); runtime calls that may take long (loading, replies, adapters) run in order on a
-/// worker, while cancel and settings go straight through.
+/// caller's); every runtime call runs in order on one worker (so the runtime's state has one
+/// writer), except cancel, which goes straight through, and the session list, which reads only
+/// the database.
 public final class Runtime {
     public private(set) var state: State
     let terminal: any Terminal
@@ -93,7 +94,8 @@ public final class Runtime {
 
     static func end(_ o: ReplyOutcome) -> ReplyEnd {
         ReplyEnd(partial: o.partial, saved: o.message != nil, error: o.error?.description,
-                 tokensPerSecond: o.stats?.tokensPerSecond ?? 0, timeToFirstText: o.timeToFirstText,
+                 tokensPerSecond: o.stats?.tokensPerSecond ?? 0,
+                 timeToFirstText: o.timeToFirstText ?? o.stats?.timeToFirstToken,   // no text: the engine's first (end) token
                  promptTokens: o.promptIDs.count, newTokens: o.stats?.generatedTokens ?? o.tokens.count)
     }
 
@@ -175,11 +177,15 @@ public final class Runtime {
         case .switchPersona(let id):
             background { c throws(ChatError) in for n in try c.switchPersona(id) { q.post(.notice(n)) } }
         case .set(let key, let value):
-            do {
-                if let warning = try controller.set(key, value) { dispatch(.notice(warning)) }
-            } catch {
-                dispatch(.settings(controller.resolvedSettings))
-                dispatch(.failed(error.description))
+            // On the worker like every call that reads the runtime's state: the slider already
+            // shows the value; a refusal puts the resolved one back.
+            background { c throws(ChatError) in
+                do throws(ChatError) {
+                    if let warning = try c.set(key, value) { q.post(.notice(warning)) }
+                } catch {
+                    q.post(.settings(c.resolvedSettings))
+                    throw error
+                }
             }
         case .loadAdapter(let spec):
             background { c throws(ChatError) in
