@@ -94,7 +94,8 @@ public struct CharacterCard: Sendable, Equatable {
     /// The persona this card describes. With `extensions.yanyi` the persona is validated like a
     /// YAML file (errors name `data.extensions.yanyi.<field>`); without, it becomes a plain-
     /// template persona whose preamble is the card's system prompt and character description.
-    public func persona(id defaultID: String, file: String) throws(ChatError) -> Persona {
+    /// `group`: the group when the card names none (the folder a card file is in); else `cards`.
+    public func persona(id defaultID: String, file: String, group: String? = nil) throws(ChatError) -> Persona {
         let prefix = spec == .v1 ? "" : "data."
         let d = data
         let greetings = ([d["first_mes"]?.string ?? ""] + (d["alternate_greetings"]?.array?.compactMap(\.string) ?? []))
@@ -124,7 +125,9 @@ public struct CharacterCard: Sendable, Equatable {
                 throw ChatError(file, field: extPrefix + "." + key, "belongs in the card's own fields, not in extensions.yanyi")
             }
             for (k, v) in yanyi.sorted(by: { $0.key < $1.key }) { fields.append((Node(k), Self.node(v))) }
+            if let group, yanyi["group"] == nil { fields.append(("group", Node(group, .implicit, .doubleQuoted))) }
         } else {
+            if let group { fields.append(("group", Node(group, .implicit, .doubleQuoted))) }
             fields.append(("template", "plain"))
             fields.append(("model", "llama-demo"))
             let preamble = plainPreamble

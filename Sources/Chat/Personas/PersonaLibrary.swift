@@ -1,7 +1,8 @@
 import Foundation
 
-/// Every persona under a `Personas/` folder (`<group>/<id>.yaml`), and one error per file that
-/// failed; a broken file never stops the others from loading.
+/// Every persona under a `Personas/` folder (`<group>/<id>.yaml`, and character cards
+/// `<group>/<id>.png|json`), and one error per file that failed; a broken file never stops the
+/// others from loading.
 public struct PersonaLibrary: Sendable {
     public var personas: [Persona]
     public var errors: [ChatError]
@@ -21,11 +22,15 @@ public struct PersonaLibrary: Sendable {
         let groups = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         let base = root.hasSuffix("/") ? root : root + "/"
         for group in groups where isDirectory(base + group) {
-            let files = ((try? fm.contentsOfDirectory(atPath: base + group)) ?? [])
-                .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+            let files = ((try? fm.contentsOfDirectory(atPath: base + group)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
             for f in files {
+                let ext = (f as NSString).pathExtension.lowercased()
                 do {
-                    lib.personas.append(try PersonaFile.load(base + group + "/" + f))
+                    if ext == "yaml" || ext == "yml" {
+                        lib.personas.append(try PersonaFile.load(base + group + "/" + f))
+                    } else if CardFiles.extensions.contains(ext) {
+                        lib.personas.append(try CardFiles.persona(base + group + "/" + f, group: group))
+                    }
                 } catch {
                     lib.errors.append(error)
                 }

@@ -89,10 +89,15 @@ public enum TranscriptExport {
     /// Writes `text` to `path` (created or truncated) and fsyncs it; any failure on the way
     /// (a full disk: `/dev/full`) is the error, never a silent success.
     public static func write(_ text: String, to path: String) throws(ChatError) {
+        try write(Data(text.utf8), to: path)
+    }
+
+    /// The same for bytes (cards, images).
+    public static func write(_ data: Data, to path: String) throws(ChatError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ChatError(path, "cannot open for writing (\(String(cString: strerror(errno))))") }
         do {
-            try writeAll(fd, Array(text.utf8), path: path)
+            try writeAll(fd, [UInt8](data), path: path)
         } catch {
             close(fd)
             throw error
