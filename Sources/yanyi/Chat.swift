@@ -106,7 +106,7 @@ struct ChatCommand: ParsableCommand {
         let host: any ModelHost = fake
             ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, standInRoot: modelsRoot)
             : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool, notice: { relay.send($0) })
-        let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model), host: host,
+        let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model, personasRoot: personasDir), host: host,
                                         library: library, store: store, persona: initial)
         relay.controller = controller
         if let resume {

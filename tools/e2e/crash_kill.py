@@ -97,8 +97,10 @@ def main():
                     sys.exit("FAIL run %d: %d questions acknowledged and no database" % (run, len(acked)))
                 continue
             with sqlite3.connect(db) as conn:
-                texts = set(r[0] for r in conn.execute("SELECT text FROM messages"))
                 ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+                # Killed while the first start was making the schema: no tables yet, nothing said.
+                made = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
+                texts = set(r[0] for r in conn.execute("SELECT text FROM messages")) if made else set()
             if ok != "ok":
                 sys.exit("FAIL run %d: integrity_check says %s" % (run, ok))
             lost = [q for q in acked if q not in texts]

@@ -194,6 +194,17 @@ extension ChatController {
         }
     }
 
+    /// Imports a character card file into the personas folder (`CardFiles.importCard`); the
+    /// persona can be chosen at once.
+    @discardableResult
+    public func importCard(_ path: String, as target: String? = nil) throws(ChatError) -> Persona {
+        guard let root = options.personasRoot else { throw ChatError("", "no personas folder to import cards into") }
+        let (p, _) = try CardFiles.importCard(path, into: root, as: target, taken: Set(library.personas.map(\.id)))
+        library.personas.append(p)
+        emit(.personas(library.personas))
+        return p
+    }
+
     func uniqueByName(_ name: String) -> Persona? {
         let hits = library.personas.filter { $0.name == name }
         return hits.count == 1 ? hits[0] : nil

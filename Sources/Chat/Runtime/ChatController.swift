@@ -17,11 +17,14 @@ public final class ChatController: @unchecked Sendable {
         public var defaultMaxNewTokens: Int
         /// A base the user named (`--model`): every persona runs on it.
         public var pinnedModel: String?
+        /// Where imported character cards go (nil: importing is refused).
+        public var personasRoot: String?
 
-        public init(modelsRoot: String, defaultMaxNewTokens: Int = 256, pinnedModel: String? = nil) {
+        public init(modelsRoot: String, defaultMaxNewTokens: Int = 256, pinnedModel: String? = nil, personasRoot: String? = nil) {
             self.modelsRoot = modelsRoot
             self.defaultMaxNewTokens = defaultMaxNewTokens
             self.pinnedModel = pinnedModel
+            self.personasRoot = personasRoot
         }
     }
 
@@ -44,7 +47,7 @@ public final class ChatController: @unchecked Sendable {
 
     public let options: Options
     public let host: any ModelHost
-    public let library: PersonaLibrary
+    public internal(set) var library: PersonaLibrary
     public let store: SessionStore
     let clock: @Sendable () -> Date
     /// Where events go (set by the front end before its first call).
@@ -172,6 +175,8 @@ public enum RuntimeEvent: Sendable {
     case adapters([ChatController.ActiveAdapter])
     /// The persona that replies changed.
     case persona(Persona)
+    /// The personas to choose from changed (a card was imported).
+    case personas([Persona])
     /// A settings value changed (user layer or a layer below it).
     case settings
     /// A reply's prompt is built: its tokens, the model's context, history left out to fit.

@@ -17,7 +17,7 @@ public enum Keymap {
         // Adapters
         case adapterPrevious, adapterNext, loadAdapter, unloadAdapter, toggleAdapter
         // Lists and pickers
-        case listUp, listDown, listPageUp, listPageDown, choose, close
+        case listUp, listDown, listPageUp, listPageDown, choose, close, importCard, exportCard
     }
 
     public struct Entry: Equatable, Sendable {
@@ -117,6 +117,8 @@ public enum Keymap {
         e([.escape], .close, "close"),
         e([.char("n")], .newSession, "sessions: new conversation"),
         e([.char("b")], .branch, "sessions: branch the highlighted one"),
+        e([.ctrl("o")], .importCard, "personas: import a character card (PNG / JSON)"),
+        e([.ctrl("e")], .exportCard, "personas: export the highlighted one as a card"),
     ])
 
     /// What the help overlay shows, in order.

@@ -82,6 +82,7 @@ public final class Runtime {
             case .conversation(let conv, let id): q.post(.conversation(conv, session: id))
             case .adapters(let list): q.post(.adapters(list))
             case .persona(let p): q.post(.persona(p))
+            case .personas(let list): q.post(.personas(list))
             case .settings: q.post(.settings(c.resolvedSettings))
             case .replyStarted(let p, let ctx, let dropped): q.post(.replyStarted(promptTokens: p, contextLength: ctx, dropped: dropped))
             case .delta(let t): q.post(.delta(t))
@@ -203,6 +204,17 @@ public final class Runtime {
         case .newSession: background { c throws(ChatError) in try c.newSession() }
         case .resumeSession(let id): background { c throws(ChatError) in _ = try c.resume(id) }
         case .branch(let id, let at): background { c throws(ChatError) in _ = try c.branch(id, at: at) }
+        case .importCard(let path):
+            background { c throws(ChatError) in
+                let p = try c.importCard(path)
+                q.post(.notice("imported \(p.id) (\(p.name)): F2 to choose it"))
+            }
+        case .exportCard(let id, let path):
+            background { c throws(ChatError) in
+                guard let p = c.library.persona(id) else { throw ChatError("", "no persona '\(id)'") }
+                try CardFiles.export(p, format: path.lowercased().hasSuffix(".json") ? "json" : "png", to: path)
+                q.post(.notice("exported \(id) to \(path)"))
+            }
         case .listSessions:
             let (list, errors) = controller.store.list()
             dispatch(.sessionsListed(list, errors: errors.map(\.description)))

@@ -92,6 +92,8 @@ public enum Overlay: Equatable, Sendable {
     case adapterPath(InputEditor, pick: Int?)
     /// Typing an exact value for a setting.
     case settingValue(key: String, InputEditor)
+    /// A card file to import (`exporting` nil) or the file to export persona `exporting` to.
+    case cardFile(InputEditor, exporting: String?)
 }
 
 public enum ModelStatus: Equatable, Sendable {
@@ -172,6 +174,7 @@ public enum Msg: Equatable, Sendable {
     case conversation(Conversation, session: String?)
     case adapters([ChatController.ActiveAdapter])
     case persona(Persona)
+    case personas([Persona])
     case settings([ResolvedSetting])
     case replyStarted(promptTokens: Int, contextLength: Int, dropped: Int)
     case delta(String)
@@ -220,6 +223,8 @@ public enum Effect: Equatable, Sendable {
     case newSession
     case listSessions
     case resumeSession(String)
+    case importCard(String)
+    case exportCard(String, to: String)
     case branch(String?, at: String?)
     case quit
 }

@@ -26,6 +26,16 @@ enum OverlayUpdate {
                 s.overlay = nil
                 if picker.index < list.count { choose(&s, list[picker.index], &fx) }
                 return
+            case .importCard:
+                s.overlay = .cardFile(InputEditor(), exporting: nil)
+                return
+            case .exportCard:
+                guard picker.index < list.count else { return }
+                let p = list[picker.index]
+                var e = InputEditor()
+                e.set(p.id.replacingOccurrences(of: "/", with: "-") + ".png")
+                s.overlay = .cardFile(e, exporting: p.id)
+                return
             default:
                 // Every other key edits the filter (n and b are letters here).
                 var e = InputEditor()
@@ -79,6 +89,19 @@ enum OverlayUpdate {
                 TextField.apply(k, to: &editor, multiline: false)
             }
             s.overlay = .adapterPath(editor, pick: pick)
+        case .cardFile(var editor, let exporting):
+            switch k {
+            case .escape: s.overlay = nil; return
+            case .enter:
+                s.overlay = nil
+                let path = editor.string.trimmingCharacters(in: .whitespaces)
+                guard !path.isEmpty else { return }
+                fx.append(exporting.map { .exportCard($0, to: path) } ?? .importCard(path))
+                return
+            default:
+                TextField.apply(k, to: &editor, multiline: false)
+            }
+            s.overlay = .cardFile(editor, exporting: exporting)
         case .settingValue(let key, var editor):
             switch k {
             case .escape: s.overlay = nil; return
@@ -127,6 +150,8 @@ enum RuntimeUpdate {
             s.adapterIndex = added ? list.count - 1 : min(s.adapterIndex, max(list.count - 1, 0))   // a new one is selected
         case .persona(let p):
             s.persona = p
+        case .personas(let list):
+            s.personas = list
         case .settings(let list):
             s.settings = list
         case .replyStarted(let promptTokens, let contextLength, let dropped):

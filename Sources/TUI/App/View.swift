@@ -82,6 +82,12 @@ public enum View {
             PromptBox.render(title: "Load adapter · 加载 LoRA", editor: editor,
                              hint: "folder (relative to Models/) · ↑↓ pick · Tab copy · Enter load · Esc cancel", into: &buf,
                              area: Frame.centred(in: body, width: 80, height: 4 + rows), choices: s.availableAdapters, pick: pick)
+        case .cardFile(let editor, let exporting):
+            PromptBox.render(title: exporting.map { "Export \($0) as a card · 导出角色卡" } ?? "Import a character card · 导入角色卡",
+                             editor: editor,
+                             hint: exporting == nil ? "a PNG or JSON card (V1–V3) · Enter import · Esc cancel"
+                                                    : "a .png (chara + ccv3) or .json (V3) file · Enter export · Esc cancel",
+                             into: &buf, area: Frame.centred(in: body, width: 80, height: 4))
         case .settingValue(let key, let editor):
             PromptBox.render(title: "Set \(key)", editor: editor, hint: "Enter set · empty or 'default': back to the layers below · Esc cancel",
                              into: &buf, area: Frame.centred(in: body, width: 80, height: 4))

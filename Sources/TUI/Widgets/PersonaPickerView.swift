@@ -1,4 +1,5 @@
 import Chat
+import Foundation
 
 /// How personas are grouped on screen: the four novels, RulaiGPT apart from the other
 /// assistants (it is its own seed system), then anything else (imported cards) by folder.
@@ -18,6 +19,13 @@ public enum PersonaGroups {
         return matched.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
 
+    /// A card's creator notes on one line (nil for YAML personas and cards without notes).
+    static func creatorNotes(_ p: Persona) -> String? {
+        let data = p.card?["data"] ?? p.card
+        guard let notes = (data?["creator_notes"] ?? data?["creatorcomment"])?.string?.trimmingCharacters(in: .whitespacesAndNewlines), !notes.isEmpty else { return nil }
+        return "✎ " + notes.replacingOccurrences(of: "\n", with: " ")
+    }
+
     /// "sanguo-cosplay×1.0, …" or "no adapters".
     public static func adapters(_ p: Persona) -> String {
         p.adapters.isEmpty ? "no adapters" : p.adapters.map { ref in
@@ -30,7 +38,7 @@ public enum PersonaGroups {
 /// each with its bound adapters.
 enum PersonaPickerView {
     static func render(_ picker: PersonaPicker, personas: [Persona], current: String?, into buf: inout CellBuffer, area: Rect) {
-        let box = Frame.draw(into: &buf, area: area, title: "Persona · 人物 (type to filter, Enter choose, Esc close)")
+        let box = Frame.draw(into: &buf, area: area, title: "Persona · 人物 (type to filter, Enter choose, Ctrl-O import card, Ctrl-E export, Esc close)")
         var y = box.y
         let filterStyle = Style(.foreground)
         buf.put("filter: ", x: box.x, y: y, style: Style(.muted))
@@ -68,7 +76,10 @@ enum PersonaPickerView {
                 x += buf.put(mark, x: x, y: y, style: style.on(selected ? .selection : .background))
                 x += buf.put(name, x: x, y: y, style: Style(paint: p.accent.flatMap(Paint.init) ?? .role(.assistant), bg: selected ? .role(.selection) : .role(.background), bold: selected))
                 x += buf.put(" " + TextLayout.fit(p.id, width: 22) + " ", x: x, y: y, style: Style(.muted, bg: selected ? .selection : .background))
-                buf.put(PersonaGroups.adapters(p), x: x, y: y, style: Style(.accent, bg: selected ? .selection : .background), limit: box.right)
+                x += buf.put(PersonaGroups.adapters(p), x: x, y: y, style: Style(.accent, bg: selected ? .selection : .background), limit: box.right)
+                if let notes = PersonaGroups.creatorNotes(p), x + 4 < box.right {
+                    buf.put("  " + notes, x: x, y: y, style: Style(.muted, bg: selected ? .selection : .background), limit: box.right)
+                }
             } else {
                 buf.put(row.text, x: box.x, y: y, style: Style(.primary, bold: true), limit: box.right)
             }
@@ -76,3 +87,4 @@ enum PersonaPickerView {
         }
     }
 }
+
