@@ -77,7 +77,8 @@ final class Harness {
     init(columns: Int, rows: Int, persona: Persona, dir: TempDir, host: CannedModelHost = CannedModelHost(tokenDelay: 0, loadSeconds: 0, standInRoot: "/m")) {
         self.dir = dir
         store = try! SessionStore(directory: dir.path + "/sessions", clock: { Date(timeIntervalSince1970: 1_800_000_000) })
-        controller = ChatController(options: .init(modelsRoot: "/m"), host: host, library: PersonaLibrary(personas: Fx.all),
+        controller = ChatController(options: .init(modelsRoot: "/m", personasRoot: dir.path + "/Personas"), host: host,
+                                    library: PersonaLibrary(personas: Fx.all),
                                     store: store, persona: persona, clock: { Date(timeIntervalSince1970: 1_800_000_000) })
         var s = State(size: TerminalSize(rows: rows, columns: columns), personas: Fx.all, persona: persona, modelName: "test")
         s.themes = [Theme.builtIn]

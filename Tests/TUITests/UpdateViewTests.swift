@@ -226,4 +226,25 @@ import Testing
             #expect(b.rows == h.state.size.rows && b.columns == h.state.size.columns)
         }
     }
+
+    /// A card imported by path in the picker joins the list and can be chosen; the highlighted
+    /// persona exports as a card file.
+    @Test func cardsImportAndExportFromThePicker() throws {
+        let h = Fx.harness(columns: 120, rows: 40)
+        h.keys([.f(2), .ctrl("o")])
+        _ = h.type(Fx.path("Tests/Fixtures/chat/cards/v1.json")).keys([.enter])
+        #expect(h.state.personas.contains { $0.id == "cards/v1" }, "\(h.state.notice?.text ?? "")")
+        #expect(FileManager.default.fileExists(atPath: h.dir.path + "/Personas/cards/v1.json"))
+        h.keys([.f(2)])
+        _ = h.type("貂蝉")
+        #expect(h.screen.contains("cards/v1"))
+        let out = h.dir.path + "/diaochan.png"
+        h.keys([.ctrl("e"), .ctrl("u")])
+        _ = h.type(out).keys([.enter])
+        let (card, png) = try CharacterCard.read(out)
+        #expect(card.name == "貂蝉" && png != nil)
+        h.keys([.f(2)])
+        _ = h.type("貂蝉").keys([.enter])
+        #expect(h.controller.persona.id == "cards/v1" && h.state.persona?.id == "cards/v1")
+    }
 }
