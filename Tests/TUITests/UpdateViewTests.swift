@@ -247,4 +247,28 @@ import Testing
         _ = h.type("貂蝉").keys([.enter])
         #expect(h.controller.persona.id == "cards/v1" && h.state.persona?.id == "cards/v1")
     }
+
+    /// The session list searches what was said, renames and deletes (d twice).
+    @Test func sessionListSearchesRenamesAndDeletes() {
+        let h = Fx.harness(columns: 120, rows: 40).send("荆州之事")
+        let first = h.controller.sessionID!
+        h.keys([.ctrl("n")])
+        _ = h.send("赤壁鏖兵")
+        let second = h.controller.sessionID!
+        h.keys([.f(3), .char("/")])
+        _ = h.type("赤壁").keys([.enter])   // only the second question says it (the canned replies do not)
+        guard case .sessions(let found) = h.state.overlay else { Issue.record("no list"); return }
+        #expect(found.sessions.map(\.id) == [second] && found.query == "赤壁")
+        h.keys([.char("r"), .ctrl("u")])
+        _ = h.type("赤壁之战").keys([.enter])
+        #expect(h.controller.store.list().sessions.first { $0.id == second }?.title == "赤壁之战")
+        #expect(h.state.conversation.title == "赤壁之战", "the open conversation's title follows")
+        h.keys([.char("/"), .enter])   // an empty search lists every session again
+        guard case .sessions(let all) = h.state.overlay else { Issue.record("no list"); return }
+        let at = all.sessions.firstIndex { $0.id == first }!
+        h.keys(Array(repeating: .down, count: at) + [.char("d")])
+        #expect(h.controller.store.list().sessions.count == 2, "one d only asks")
+        h.keys([.char("d")])
+        #expect(h.controller.store.list().sessions.map(\.id) == [second] && h.controller.sessionID == second)
+    }
 }

@@ -70,6 +70,30 @@ extension ChatController {
         }
     }
 
+    /// Renames session `id` (default: the open one; before anything is saved, the draft).
+    public func renameSession(_ title: String, id: String? = nil) throws(ChatError) {
+        let t = title.pythonStripped
+        guard !t.isEmpty else { throw ChatError("", "a title cannot be empty") }
+        try exclusive { () throws(ChatError) in
+            if id == nil || id == session?.id {
+                try record([.rename(t)])
+            } else {
+                try store.rename(id!, to: t)
+            }
+        }
+    }
+
+    /// Deletes a saved session; deleting the open one starts a new conversation.
+    public func deleteSession(_ id: String) throws(ChatError) {
+        try exclusive { () throws(ChatError) in
+            try store.delete(id)
+            if id == session?.id {
+                startDraft()
+                emitConversation()
+            }
+        }
+    }
+
     func open(_ s: Session) throws(ChatError) -> [String] {
         var notes = s.warnings
         if let pid = s.conversation.persona, pid != persona.id {

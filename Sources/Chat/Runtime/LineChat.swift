@@ -36,6 +36,8 @@ public final class LineChat {
           /new                      start a new conversation
           /branch                   a new saved conversation from here (the old one stays)
           /sessions                 list saved conversations;  /resume ID  opens one
+          /search TEXT              find saved conversations by what was said
+          /rename TITLE             rename this conversation;  /delete ID  deletes a saved one
           /help                     this list
           /quit                     leave
         """
@@ -85,6 +87,18 @@ public final class LineChat {
                 for n in try controller.branch() { note(n) }
                 note("branched into \(controller.sessionID ?? "?")")
             case "sessions": listSessions()
+            case "search":
+                guard !rest.isEmpty else { throw ChatError("", "usage: /search TEXT") }
+                let hits = try controller.store.search(rest)
+                if hits.isEmpty { note("nothing found") }
+                for h in hits { say("  \(h.session.id)  \(h.message ?? "title")  \(h.snippet)") }
+            case "rename":
+                try controller.renameSession(rest)
+                note("renamed: \(controller.conversation.title)")
+            case "delete":
+                guard !rest.isEmpty else { throw ChatError("", "usage: /delete ID (/sessions lists them)") }
+                try controller.deleteSession(rest)
+                note("deleted \(rest)")
             case "resume":
                 guard !rest.isEmpty else { throw ChatError("", "usage: /resume ID (/sessions lists them)") }
                 for n in try controller.resume(rest) { note(n) }

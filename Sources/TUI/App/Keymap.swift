@@ -18,6 +18,7 @@ public enum Keymap {
         case adapterPrevious, adapterNext, loadAdapter, unloadAdapter, toggleAdapter
         // Lists and pickers
         case listUp, listDown, listPageUp, listPageDown, choose, close, importCard, exportCard
+        case searchSessions, renameSession, deleteSession
     }
 
     public struct Entry: Equatable, Sendable {
@@ -117,6 +118,9 @@ public enum Keymap {
         e([.escape], .close, "close"),
         e([.char("n")], .newSession, "sessions: new conversation"),
         e([.char("b")], .branch, "sessions: branch the highlighted one"),
+        e([.char("/")], .searchSessions, "sessions: search what was said"),
+        e([.char("r")], .renameSession, "sessions: rename the highlighted one"),
+        e([.char("d")], .deleteSession, "sessions: delete the highlighted one (press d again)"),
         e([.ctrl("o")], .importCard, "personas: import a character card (PNG / JSON)"),
         e([.ctrl("e")], .exportCard, "personas: export the highlighted one as a card"),
     ])

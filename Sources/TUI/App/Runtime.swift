@@ -218,6 +218,27 @@ public final class Runtime {
         case .listSessions:
             let (list, errors) = controller.store.list()
             dispatch(.sessionsListed(list, errors: errors.map(\.description)))
+        case .searchSessions(let text):
+            do {
+                var seen = Set<String>()
+                let hits = try controller.store.search(text).map(\.session).filter { seen.insert($0.id).inserted }
+                dispatch(.sessionsListed(hits, errors: [], query: text))
+            } catch {
+                dispatch(.sessionsListed([], errors: [error.description], query: text))
+            }
+        case .renameSession(let id, let title):
+            background { c throws(ChatError) in
+                try c.renameSession(title, id: id)
+                let (list, errors) = c.store.list()
+                q.post(.sessionsListed(list, errors: errors.map(\.description)))
+            }
+        case .deleteSession(let id):
+            background { c throws(ChatError) in
+                try c.deleteSession(id)
+                let (list, errors) = c.store.list()
+                q.post(.sessionsListed(list, errors: errors.map(\.description)))
+                q.post(.notice("deleted \(id)"))
+            }
         case .quit: break
         }
     }

@@ -161,6 +161,19 @@ public struct SessionList: Equatable, Sendable {
     public var sessions: [SessionSummary] = []
     public var index = 0
     public var loading = true
+    /// The search that narrowed the list (nil: every session).
+    public var query: String?
+    /// `d` was pressed on this session: a second `d` deletes it.
+    public var confirmDelete: String?
+    /// Typing a search (`/`) or a new title (`r`) at the bottom of the list.
+    public var editing: Field?
+
+    public enum Field: Equatable, Sendable {
+        case search(InputEditor)
+        case rename(id: String, InputEditor)
+    }
+
+    public init() {}
 }
 
 public enum Msg: Equatable, Sendable {
@@ -182,7 +195,7 @@ public enum Msg: Equatable, Sendable {
     /// The reply could not start (nothing was recorded).
     case replyFailed(String)
     case notice(String)
-    case sessionsListed([SessionSummary], errors: [String])
+    case sessionsListed([SessionSummary], errors: [String], query: String? = nil)
     /// An effect failed: one line.
     case failed(String)
 }
@@ -222,6 +235,9 @@ public enum Effect: Equatable, Sendable {
     case swipe(Int, at: String?)
     case newSession
     case listSessions
+    case searchSessions(String)
+    case renameSession(String, String)
+    case deleteSession(String)
     case resumeSession(String)
     case importCard(String)
     case exportCard(String, to: String)

@@ -47,7 +47,31 @@ enum OverlayUpdate {
             }
             s.overlay = .personas(picker)
         case .sessions(var list):
-            switch Keymap.action(k, in: Keymap.lists) {
+            if let field = list.editing {
+                sessionField(&s, &list, field, k, &fx)
+                return
+            }
+            let highlighted = list.index < list.sessions.count ? list.sessions[list.index].id : nil
+            let action = Keymap.action(k, in: Keymap.lists)
+            if action != .deleteSession { list.confirmDelete = nil }
+            switch action {
+            case .searchSessions:
+                list.editing = .search(InputEditor())
+            case .renameSession:
+                guard let id = highlighted else { return }
+                var e = InputEditor()
+                e.set(list.sessions[list.index].title)
+                list.editing = .rename(id: id, e)
+            case .deleteSession:
+                guard let id = highlighted else { return }
+                if list.confirmDelete == id {
+                    list.confirmDelete = nil
+                    list.loading = true
+                    fx.append(.deleteSession(id))
+                } else {
+                    list.confirmDelete = id
+                    Updater.note(&s, "press d again to delete \(id) for good")
+                }
             case .close: s.overlay = nil; return
             case .listUp: list.index = max(list.index - 1, 0)
             case .listDown: list.index = min(list.index + 1, max(list.sessions.count - 1, 0))
@@ -115,6 +139,39 @@ enum OverlayUpdate {
             }
             s.overlay = .settingValue(key: key, editor)
         }
+    }
+
+    /// The search or title line at the bottom of the session list.
+    static func sessionField(_ s: inout State, _ list: inout SessionList, _ field: SessionList.Field, _ k: Key, _ fx: inout [Effect]) {
+        var e: InputEditor
+        switch field {
+        case .search(let x): e = x
+        case .rename(_, let x): e = x
+        }
+        switch k {
+        case .escape:
+            list.editing = nil
+        case .enter:
+            list.editing = nil
+            let text = e.string.trimmingCharacters(in: .whitespaces)
+            switch field {
+            case .search:
+                list.loading = true
+                list.index = 0
+                fx.append(text.isEmpty ? .listSessions : .searchSessions(text))
+            case .rename(let id, _):
+                guard !text.isEmpty else { break }
+                list.loading = true
+                fx.append(.renameSession(id, text))
+            }
+        default:
+            TextField.apply(k, to: &e, multiline: false)
+            switch field {
+            case .search: list.editing = .search(e)
+            case .rename(let id, _): list.editing = .rename(id: id, e)
+            }
+        }
+        s.overlay = .sessions(list)
     }
 
     static func choose(_ s: inout State, _ p: Persona, _ fx: inout [Effect]) {
@@ -189,9 +246,10 @@ enum RuntimeUpdate {
             Updater.note(&s, why, error: true)
         case .notice(let text):
             Updater.note(&s, text)
-        case .sessionsListed(let list, let errors):
+        case .sessionsListed(let list, let errors, let query):
             if case .sessions(var l) = s.overlay {
                 l.sessions = list
+                l.query = query
                 l.loading = false
                 l.index = min(l.index, max(list.count - 1, 0))
                 s.overlay = .sessions(l)

@@ -39,8 +39,20 @@ enum HelpOverlay {
 /// F3: saved sessions, newest first; Enter resumes, n starts a new one, b branches.
 enum SessionListView {
     static func render(_ list: SessionList, personas: [Persona], current: String, into buf: inout CellBuffer, area: Rect) {
-        let inner = Frame.draw(into: &buf, area: area, title: "Sessions · 会话 — Enter resume · n new · b branch · Esc close")
-        guard inner.height > 0 else { return }
+        let frame = Frame.draw(into: &buf, area: area, title: "Sessions · 会话 — Enter resume · n new · b branch · / search · r rename · d delete · Esc")
+        guard frame.height > 1 else { return }
+        // The bottom line: the field being typed, else the search that narrowed the list.
+        var inner = frame
+        inner.height -= 1
+        let bottom = frame.y + frame.height - 1
+        switch list.editing {
+        case .search(let e):
+            buf.put("search: " + e.string + "▏", x: frame.x, y: bottom, style: Style(.foreground), limit: frame.right)
+        case .rename(let id, let e):
+            buf.put("title of \(id): " + e.string + "▏", x: frame.x, y: bottom, style: Style(.foreground), limit: frame.right)
+        case nil:
+            if let q = list.query { buf.put("found for “\(q)” (/ to search again, / then Enter for all)", x: frame.x, y: bottom, style: Style(.muted), limit: frame.right) }
+        }
         if list.loading {
             buf.put("reading…", x: inner.x, y: inner.y, style: Style(.muted))
             return
@@ -59,7 +71,8 @@ enum SessionListView {
             if selected { buf.fill(Rect(x: inner.x, y: y, width: inner.width, height: 1), style: Style(.foreground, bg: bg)) }
             let who = s.persona.flatMap { id in personas.first { $0.id == id }?.name } ?? s.persona ?? "–"
             var x = inner.x
-            x += buf.put(s.id == current ? "● " : "  ", x: x, y: y, style: Style(.accent, bg: bg))
+            x += buf.put(s.id == current ? "● " : list.confirmDelete == s.id ? "✗ " : "  ", x: x, y: y,
+                         style: Style(list.confirmDelete == s.id ? .error : .accent, bg: bg))
             x += buf.put(TextLayout.fit(s.id, width: 18) + " ", x: x, y: y, style: Style(.muted, bg: bg))
             x += buf.put(TextLayout.fit(s.title, width: max(inner.width - 70, 10)) + " ", x: x, y: y, style: Style(.foreground, bg: bg, bold: selected))
             x += buf.put(TextLayout.fit(who, width: 10) + " ", x: x, y: y, style: Style(.assistant, bg: bg))
