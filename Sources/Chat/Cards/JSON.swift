@@ -49,6 +49,15 @@ public enum JSON: Sendable, Equatable, Codable {
     public var object: [String: JSON]? { if case .object(let o) = self { o } else { nil } }
     public var string: String? { if case .string(let s) = self { s } else { nil } }
     public var array: [JSON]? { if case .array(let a) = self { a } else { nil } }
+    /// A whole number (also one written as 4.0).
+    public var int: Int? {
+        switch self {
+        case .int(let i): i
+        case .double(let d): d == d.rounded() && abs(d) < 1e15 ? Int(d) : nil
+        default: nil
+        }
+    }
+    public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
 
     public subscript(key: String) -> JSON? { object?[key] }
 }
