@@ -132,4 +132,18 @@ import Testing
         #expect(throws: ChatError.self) { try Lorebook.worldInfo(Data("[]".utf8), file: "bad.json") }
         #expect(throws: ChatError.self) { try Lorebook.characterBook(try JSON.parse(Data(#"{"entries":3}"#.utf8)), file: "c.json") }
     }
+
+    /// The shipped lorebooks: 三国 (people, places, factions, events; ≥ 60 entries) and 红楼; the
+    /// library does not take them for personas.
+    @Test func shippedLorebooks() throws {
+        let root = ChatFixtures.repo.appendingPathComponent("Personas").path
+        let sanguo = try PersonaLibrary.lorebook("sanguo", in: root)
+        let honglou = try PersonaLibrary.lorebook("honglou", in: root)
+        #expect(sanguo.entries.count >= 60 && honglou.entries.count >= 20)
+        #expect(PersonaLibrary.load(from: root).errors.isEmpty)
+        let hits = LoreScanner().scan([sanguo], messages: ["玄德公，云长已至荆州。"], tokens: Self.chars)
+        #expect(Set(hits.all.map(\.comment)) == ["刘备", "关羽", "荆州"], "\(hits.all.map(\.comment))")
+        let hong = LoreScanner().scan([honglou], messages: ["宝玉往潇湘馆去了"], tokens: Self.chars)
+        #expect(Set(hong.all.map(\.comment)) == ["贾宝玉", "潇湘馆"])
+    }
 }

@@ -21,7 +21,7 @@ public struct PersonaLibrary: Sendable {
         var lib = PersonaLibrary()
         let groups = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         let base = root.hasSuffix("/") ? root : root + "/"
-        for group in groups where isDirectory(base + group) {
+        for group in groups where isDirectory(base + group) && group != loreFolder {
             let files = ((try? fm.contentsOfDirectory(atPath: base + group)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
             for f in files {
                 let ext = (f as NSString).pathExtension.lowercased()
@@ -49,6 +49,16 @@ public struct PersonaLibrary: Sendable {
     }
 
     public func persona(_ id: String) -> Persona? { personas.first { $0.id == id } }
+
+    /// `Personas/lore/`: lorebooks (SillyTavern world-info JSON), not personas.
+    public static let loreFolder = "lore"
+
+    /// The lorebook `lore/<name>.json` under `root`.
+    public static func lorebook(_ name: String, in root: String) throws(ChatError) -> Lorebook {
+        let path = ((root as NSString).appendingPathComponent(loreFolder) as NSString).appendingPathComponent(name + ".json")
+        guard let data = FileManager.default.contents(atPath: path) else { throw ChatError(path, "no such lorebook") }
+        return try Lorebook.worldInfo(data, file: path)
+    }
 
     /// Groups in the order they first appear.
     public var groups: [String] {
