@@ -109,4 +109,36 @@ import Testing
         #expect(throws: ChatError.self) { try c.loadAdapter("adapters/not-there") }
         #expect(c.adapters.count == 1)
     }
+
+    /// A scene: the speaker is the one the user names (by name or the novel's name for them),
+    /// else the next in turn; /next lets one speak unasked. Each reply is its speaker's, with its
+    /// adapters; the cast is saved, resumed and branched with the conversation.
+    @Test func scenesPickTheSpeakerAndKeepTheirAdapters() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir)
+        try c.setScene(["sanguo/liubei", "sanguo/guanyu", "xiyou/sunwukong"])
+        #expect(c.cast.map(\.name) == ["刘备", "关羽", "孙悟空"] && c.conversation.head?.text == "场景：刘备、关羽、孙悟空")
+        _ = try c.send("云长何在？")                 // named by the novel's name: 关羽
+        _ = try c.send("好")                         // turn order: after 关羽, 孙悟空
+        _ = try c.reply(.next(nil))                  // and round again: 刘备
+        _ = try c.reply(.next("关羽"))
+        let replies = c.conversation.path.filter { $0.role == .assistant && $0.greeting != true }
+        #expect(replies.map(\.persona) == ["sanguo/guanyu", "xiyou/sunwukong", "sanguo/liubei", "sanguo/guanyu"])
+        for r in replies {
+            let p = Self.library.persona(r.persona!)!
+            #expect(r.adapters == p.adapters.map { "\($0.path)=\(formatScale(Float($0.scale)))" }, "\(r.persona!): \(r.adapters ?? [])")
+        }
+        let questions = c.conversation.path.filter { $0.role == .user }.map(\.text)
+        #expect(questions == ["云长何在？云长曰：", "好，行者道：", "玄德曰：", "云长曰："], "\(questions)")
+        #expect(throws: ChatError.self) { try c.reply(.next("曹操")) }
+        let id = c.sessionID!
+        let other = try Self.controller(dir)
+        _ = try other.resume(id)
+        #expect(other.cast.map(\.id) == ["sanguo/liubei", "sanguo/guanyu", "xiyou/sunwukong"])
+        _ = try other.branch()
+        #expect(other.conversation.cast == c.conversation.cast && other.sessionID != id)
+        try c.setScene([])
+        #expect(c.cast.isEmpty && c.conversation.head?.text == "场景结束")
+        #expect(throws: ChatError.self) { try c.setScene(["sanguo/liubei"]) }
+    }
 }

@@ -205,6 +205,30 @@ extension ChatController {
         return p
     }
 
+    /// A scene: several personas in one conversation, each replying with its own template,
+    /// base, adapters and scales; who speaks is `Rules.nextSpeaker` (or `.next(name)`). Noted in
+    /// the conversation and saved with it. Fewer than two ends the scene.
+    public func setScene(_ ids: [String]) throws(ChatError) {
+        var cast: [Persona] = []
+        for id in ids {
+            guard let p = library.persona(id) ?? uniqueByName(id) else { throw ChatError("", "no persona \(id.quotedForError) (/personas lists them)") }
+            if !cast.contains(where: { $0.id == p.id }) { cast.append(p) }
+        }
+        guard cast.isEmpty || cast.count >= 2 else { throw ChatError("", "a scene needs two personas or more") }
+        try exclusive { () throws(ChatError) in
+            if let first = cast.first, !cast.contains(where: { $0.id == persona.id }) {
+                for n in try activate(first) { emit(.notice(n)) }
+                emit(.persona(first))
+                emit(.settings)
+                try record([.persona(first.id)])
+            }
+            try record(Rules.sceneEvents(cast, in: conversation, now: clock().timeIntervalSince1970))
+        }
+    }
+
+    /// The scene's personas, in turn order (empty outside a scene).
+    public var cast: [Persona] { conversation.cast.compactMap { library.persona($0) } }
+
     func uniqueByName(_ name: String) -> Persona? {
         let hits = library.personas.filter { $0.name == name }
         return hits.count == 1 ? hits[0] : nil

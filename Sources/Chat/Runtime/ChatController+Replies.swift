@@ -9,6 +9,9 @@ public enum ReplyAction: Sendable, Equatable {
     case continueReply
     /// Replaces the last question with this text (a new alternative of it) and answers it.
     case reask(String)
+    /// In a scene: the named cast member (or the next in turn) speaks, with no words from the
+    /// user (the question is only the hand-over to the speaker).
+    case next(String?)
 }
 
 /// How a reply went.
@@ -59,6 +62,7 @@ extension ChatController {
             case .retry: out = try retryTurn(t0, onDelta)
             case .continueReply: out = try continueTurn(t0, onDelta)
             case .reask(let text): out = try reaskTurn(text, t0, onDelta)
+            case .next(let who): out = try nextTurn(who, t0, onDelta)
             }
             emit(.replyFinished(out))
             return out
@@ -108,6 +112,7 @@ extension ChatController {
     // MARK: - Turns
 
     private func sendTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        try chooseSpeaker(typed: typed, named: nil)
         if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled
             && !typed.pythonStripped.isEmpty {
             try record([.rename(Rules.title(from: typed))])
@@ -121,9 +126,39 @@ extension ChatController {
         return try ask(typed, replacing: old, t0, onDelta)
     }
 
+    private func nextTurn(_ who: String?, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        guard !conversation.cast.isEmpty else { throw ChatError("", "no scene: start one with several personas first") }
+        try chooseSpeaker(typed: "", named: who)
+        guard persona.template == "glm-cosplay", persona.speaker != nil else {
+            throw ChatError("", "\(persona.name) needs something said to answer (its template has no hand-over)")
+        }
+        return try ask("", replacing: nil, t0, onDelta, allowEmpty: true)
+    }
+
+    /// In a scene, makes the speaker the persona that replies (its base, adapters and scales).
+    func chooseSpeaker(typed: String, named who: String?) throws(ChatError) {
+        let cast = conversation.cast.compactMap { library.persona($0) }
+        guard !cast.isEmpty else { return }
+        let speaker: Persona
+        if let who, !who.isEmpty {
+            guard let p = cast.first(where: { $0.id == who || $0.name == who || $0.speaker?.name == who }) else {
+                throw ChatError("", "\(who.quotedForError) is not in the scene (\(cast.map(\.name).joined(separator: "、")))")
+            }
+            speaker = p
+        } else {
+            speaker = Rules.nextSpeaker(cast, typed: typed, in: conversation) ?? persona
+        }
+        guard speaker.id != persona.id else { return }
+        for n in try activate(speaker) { emit(.notice(n)) }
+        emit(.persona(speaker))
+        emit(.settings)
+        try record([.persona(speaker.id)])
+    }
+
     /// Records `typed` as a question after the shown path (or beside `old`) and answers it.
-    private func ask(_ typed: String, replacing old: Message?, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
-        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
+    private func ask(_ typed: String, replacing old: Message?, _ t0: Double, _ onDelta: (String) -> Void,
+                     allowEmpty: Bool = false) throws(ChatError) -> ReplyOutcome {
+        guard allowEmpty || !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
         let utterance = persona.userUtterance(typed)
         let history = conversation.utterances(upTo: old?.id, includeGreetings: persona.history.includeGreeting)
         let plan = try makePlan(history: history, utterance: utterance)

@@ -73,6 +73,29 @@ public enum Rules {
         return [.persona(p.id), .message(note)]
     }
 
+    /// Who speaks next in a scene: a cast member the user's words name (by name or by the name the
+    /// novel uses, 孔明 for 诸葛亮; the earliest mention wins), else the one after the last speaker
+    /// in turn order.
+    public static func nextSpeaker(_ cast: [Persona], typed: String, in c: Conversation) -> Persona? {
+        guard !cast.isEmpty else { return nil }
+        var best: (at: String.Index, p: Persona)?
+        for p in cast {
+            for name in [p.name, p.speaker?.name].compactMap({ $0 }) where !name.isEmpty {
+                if let r = typed.range(of: name), best == nil || r.lowerBound < best!.at { best = (r.lowerBound, p) }
+            }
+        }
+        if let best { return best.p }
+        let last = c.path.last { $0.role == .assistant && $0.greeting != true && cast.map(\.id).contains($0.persona ?? "") }
+        guard let lastID = last?.persona, let i = cast.firstIndex(where: { $0.id == lastID }) else { return cast[0] }
+        return cast[(i + 1) % cast.count]
+    }
+
+    /// The note a scene's start leaves in the conversation.
+    public static func sceneEvents(_ cast: [Persona], in c: Conversation, now: Double) -> [SessionEvent] {
+        let note = cast.isEmpty ? "场景结束" : "场景：" + cast.map(\.name).joined(separator: "、")
+        return [.cast(cast.map(\.id)), .message(Message(id: c.nextMessageID, parent: c.head?.id, role: .system, text: note, time: now))]
+    }
+
     /// A conversation's title from its first question.
     public static func title(from typed: String) -> String {
         let flat = typed.replacingOccurrences(of: "\n", with: " ").pythonStripped

@@ -21,6 +21,8 @@ public final class LineChat {
         Type a message to send it. Commands:
           /persona ID               switch persona (the next reply uses its template, model and adapters)
           /personas                 list personas
+          /scene ID ID …            a scene: these personas in one conversation (/scene off ends it)
+          /next [NAME]              in a scene: the next speaker (or NAME) speaks without your words
           /adapter load DIR[=S]     load an adapter (folder under the models root), multiplier S in 0–2
           /adapter unload DIR       unload an adapter
           /adapter scale DIR S      change an adapter's multiplier
@@ -75,6 +77,16 @@ public final class LineChat {
             case "help", "?": say(Self.help)
             case "persona": try personaCommand(rest)
             case "personas": listPersonas()
+            case "scene":
+                if rest.isEmpty {
+                    let cast = controller.cast
+                    note(cast.isEmpty ? "no scene" : "scene: " + cast.map { "\($0.name) (\($0.id))" }.joined(separator: ", "))
+                } else {
+                    try controller.setScene(rest == "off" ? [] : rest.split(separator: " ").map(String.init))
+                    let cast = controller.cast
+                    note(cast.isEmpty ? "scene ended" : "scene: " + cast.map(\.name).joined(separator: "、"))
+                }
+            case "next": replyCommand(.next(rest.isEmpty ? nil : rest))
             case "adapter": try adapterCommand(rest)
             case "adapters": listAdapters()
             case "set": try setCommand(rest)
@@ -134,17 +146,18 @@ public final class LineChat {
     // MARK: - Commands
 
     private func replyCommand(_ action: ReplyAction) {
-        let p = controller.persona
         var started = false
         do throws(ChatError) {
             let outcome = try controller.reply(action) { delta in
+                // Read here, not before: in a scene the runtime picks the speaker first.
+                let p = self.controller.persona
                 if !started {
                     write(action == .continueReply ? "\(p.name)（续）：" : "\(p.name)：")
                     started = true
                 }
                 write(delta)
             }
-            if !started { write("\(p.name)：") }
+            if !started { write("\(controller.persona.name)：") }
             write("\n")
             if let e = outcome.error { say("error: \(e.description)") }
             if outcome.partial { note(outcome.message == nil ? "cancelled before any text; nothing saved" : "cancelled: partial reply saved") }

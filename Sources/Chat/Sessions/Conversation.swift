@@ -51,6 +51,8 @@ public struct Conversation: Sendable, Equatable {
     public var persona: String?
     /// The session and message this one was branched from.
     public var origin: SessionEvent.Origin?
+    /// A scene's personas in turn order (empty: one persona speaks).
+    public var cast: [String] = []
     /// All messages in the order they were written.
     public private(set) var messages: [Message] = []
     private var index: [String: Int] = [:]
@@ -126,7 +128,7 @@ public struct Conversation: Sendable, Equatable {
     /// message.
     public func refusal(of event: SessionEvent) -> String? {
         switch event {
-        case .header, .rename, .persona:
+        case .header, .rename, .persona, .cast:
             return nil
         case .message(let m):
             if m.id.isEmpty { return "a message needs an id" }
@@ -164,6 +166,8 @@ public struct Conversation: Sendable, Equatable {
             title = t
         case .persona(let p):
             persona = p
+        case .cast(let ids):
+            cast = ids
         case .edit(let id, let text):
             messages[index[id]!].text = text
         case .remove(let id):

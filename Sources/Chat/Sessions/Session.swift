@@ -46,6 +46,8 @@ public final class Session: @unchecked Sendable {
                 try Self.rewrite(after.message(mid)!, session: id, removed: after.removed.contains(mid), db)
             case .remove(let mid):
                 try Self.rewrite(after.message(mid)!, session: id, removed: true, db)
+            case .cast(let ids):
+                try SessionSchema.writeCast(id, ids, db)
             case .header, .select, .rename, .persona:
                 break
             }

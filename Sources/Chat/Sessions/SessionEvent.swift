@@ -13,6 +13,8 @@ public enum SessionEvent: Sendable, Equatable {
     case edit(id: String, text: String)
     /// Hide a message and what follows it from the path (it stays in the log).
     case remove(String)
+    /// The personas of a scene, in turn order (empty: the scene ends).
+    case cast([String])
 
     public struct Origin: Sendable, Equatable, Codable {
         public var session: String
@@ -46,7 +48,7 @@ public enum SessionEvent: Sendable, Equatable {
 
 extension SessionEvent: Codable {
     private enum Keys: String, CodingKey {
-        case type, v, id, title, created, persona, origin, message, text
+        case type, v, id, title, created, persona, origin, message, text, personas
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,6 +66,7 @@ extension SessionEvent: Codable {
         case "persona": self = .persona(try c.decode(String.self, forKey: .persona))
         case "edit": self = .edit(id: try c.decode(String.self, forKey: .id), text: try c.decode(String.self, forKey: .text))
         case "remove": self = .remove(try c.decode(String.self, forKey: .id))
+        case "cast": self = .cast(try c.decode([String].self, forKey: .personas))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown event type '\(type)'")
         }
@@ -99,6 +102,9 @@ extension SessionEvent: Codable {
         case .remove(let id):
             try c.encode("remove", forKey: .type)
             try c.encode(id, forKey: .id)
+        case .cast(let ids):
+            try c.encode("cast", forKey: .type)
+            try c.encode(ids, forKey: .personas)
         }
     }
 

@@ -112,8 +112,38 @@ enum SessionSchema {
                 END;
                 """)
         }
+        // v2: a scene's cast, one row per session that has one.
+        m.registerMigration("v2-cast") { db in
+            try db.execute(sql: """
+                CREATE TABLE casts (
+                  session_id TEXT PRIMARY KEY NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                  personas TEXT NOT NULL,             -- JSON array of persona ids, in turn order
+                  crc INTEGER NOT NULL
+                )
+                """)
+        }
         return m
     }()
+
+    /// A scene's cast: written whole, an empty one deletes the row.
+    static func writeCast(_ session: String, _ ids: [String], _ db: Database) throws {
+        if ids.isEmpty {
+            try db.execute(sql: "DELETE FROM casts WHERE session_id = ?", arguments: [session])
+            return
+        }
+        let json = String(decoding: JSON.array(ids.map(JSON.string)).data(), as: UTF8.self)
+        try db.execute(sql: "INSERT OR REPLACE INTO casts (session_id, personas, crc) VALUES (?, ?, ?)",
+                       arguments: [session, json, crc([session, json])])
+    }
+
+    /// The cast of `session` ([] without one); a damaged row is a warning and no cast.
+    static func readCast(_ session: String, _ db: Database) throws -> (cast: [String], warning: String?) {
+        guard let r = try Row.fetchOne(db, sql: "SELECT personas, crc FROM casts WHERE session_id = ?", arguments: [session]) else { return ([], nil) }
+        guard let json = text(r, "personas"), let c = integer(r, "crc"), crc([session, json]) == c,
+              let ids = (try? JSON.parse(Data(json.utf8)))?.array?.compactMap(\.string)
+        else { return ([], "session '\(session)': its scene's cast fails its checksum (damaged); one persona speaks") }
+        return (ids, nil)
+    }
 
     /// Tables and columns the code reads: a damaged schema fails here at open, not mid-chat.
     static let probe = [
@@ -123,6 +153,7 @@ enum SessionSchema {
         "SELECT session_id, message_id, n, text, replaced, crc FROM message_history LIMIT 0",
         "SELECT file, size, mtime, imported, session_id, rejected FROM legacy_imports LIMIT 0",
         "SELECT session_id, message_id, text FROM search LIMIT 0",
+        "SELECT session_id, personas, crc FROM casts LIMIT 0",
     ]
 
     // MARK: Sessions
@@ -191,7 +222,7 @@ enum SessionSchema {
                 row.title = t
             case .persona(let p):
                 row.persona = p
-            case .select, .edit, .remove:
+            case .select, .edit, .remove, .cast:
                 break
             }
             row.shown = after.path.count
@@ -312,6 +343,7 @@ enum SessionSchema {
         for (parent, child) in c.selected.sorted(by: { $0.key < $1.key }) {
             try select(c.id, parent: parent, child: child, db)
         }
+        try writeCast(c.id, c.cast, db)
         for e in history { try addHistory(c.id, message: e.message, text: e.text, replaced: e.replaced, db) }
     }
 
@@ -359,6 +391,9 @@ enum SessionSchema {
             selected[p] = ch
         }
         warnings += c.restore(selected: selected, removed: removed).map { "session '\(id)': \($0)" }
+        let (cast, castWarning) = try readCast(id, db)
+        c.cast = cast
+        if let castWarning { warnings.append(castWarning) }
         for r in try Row.fetchAll(db, sql: "SELECT message_id, n, text, replaced, crc FROM message_history WHERE session_id = ?", arguments: [id]) {
             guard let m = text(r, "message_id"), let n = integer(r, "n"), let t = text(r, "text"), let at = real(r, "replaced"),
                   let crc = integer(r, "crc"), historyCRC(id, m, Int(clamping: n), t, at) == crc

@@ -300,6 +300,7 @@ public final class SessionStore: Sendable {
                 b.apply(.message(copy))
                 parent = copy.id
             }
+            b.cast = c.cast
             try SessionSchema.insert(b, db)
             return b
         }

@@ -6,6 +6,7 @@ public enum Keymap {
         // Anywhere
         case help, escape, focusNext, focusPrevious, personas, sessions, newSession, adapterPanel
         case retry, continueReply, editLast, swipePrevious, swipeNext, scrollUp, scrollDown, nextTheme, stopOrQuit, quit
+        case nextSpeaker
         // Input line
         case send, inputEarlier, inputLater, quitIfEmpty
         /// Handled by the text editor (cursor, delete, newline, paste).
@@ -18,7 +19,7 @@ public enum Keymap {
         case adapterPrevious, adapterNext, loadAdapter, unloadAdapter, toggleAdapter
         // Lists and pickers
         case listUp, listDown, listPageUp, listPageDown, choose, close, importCard, exportCard
-        case searchSessions, renameSession, deleteSession
+        case searchSessions, renameSession, deleteSession, markForScene
     }
 
     public struct Entry: Equatable, Sendable {
@@ -51,6 +52,7 @@ public enum Keymap {
         e([.pageUp], .scrollUp, "scroll the conversation up"),
         e([.pageDown], .scrollDown, "scroll the conversation down"),
         e([.f(8)], .nextTheme, "next theme"),
+        e([.f(9)], .nextSpeaker, "in a scene: the next speaker speaks"),
         e([.ctrl("c")], .stopOrQuit, "stop the reply; quit when none"),
         e([.ctrl("q")], .quit, "quit"),
     ])
@@ -121,6 +123,7 @@ public enum Keymap {
         e([.char("/")], .searchSessions, "sessions: search what was said"),
         e([.char("r")], .renameSession, "sessions: rename the highlighted one"),
         e([.char("d")], .deleteSession, "sessions: delete the highlighted one (press d again)"),
+        e([.ctrl("t")], .markForScene, "personas: mark for a scene (Enter with two or more starts it)"),
         e([.ctrl("o")], .importCard, "personas: import a character card (PNG / JSON)"),
         e([.ctrl("e")], .exportCard, "personas: export the highlighted one as a card"),
     ])

@@ -175,6 +175,8 @@ public final class Runtime {
         switch e {
         case .reply(let action): background(reply: true) { c throws(ChatError) in _ = try c.reply(action) }
         case .cancel: controller.cancel()
+        case .setScene(let ids):
+            background { c throws(ChatError) in try c.setScene(ids) }
         case .switchPersona(let id):
             background { c throws(ChatError) in for n in try c.switchPersona(id) { q.post(.notice(n)) } }
         case .set(let key, let value):

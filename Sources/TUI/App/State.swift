@@ -154,6 +154,8 @@ public struct ReplyFigures: Equatable, Sendable {
 public struct PersonaPicker: Equatable, Sendable {
     public var filter = ""
     public var index = 0
+    /// Marked for a scene (Space), in the order marked: the turn order.
+    public var marked: [String] = []
 }
 
 /// The session list: summaries read by the runtime, the highlighted row.
@@ -227,6 +229,7 @@ public enum Effect: Equatable, Sendable {
     case reply(ReplyAction)
     case cancel
     case switchPersona(String)
+    case setScene([String])
     case set(String, String)
     case loadAdapter(String)
     case unloadAdapter(String)

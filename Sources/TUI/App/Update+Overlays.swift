@@ -24,8 +24,17 @@ enum OverlayUpdate {
             case .listPageDown: picker.index = min(picker.index + 10, last)
             case .choose:
                 s.overlay = nil
-                if picker.index < list.count { choose(&s, list[picker.index], &fx) }
+                if picker.marked.count >= 2 {
+                    guard s.generation == nil else { Updater.note(&s, "a reply is still being written — Esc stops it"); return }
+                    fx.append(.setScene(picker.marked))
+                } else if picker.index < list.count {
+                    choose(&s, list[picker.index], &fx)
+                }
                 return
+            case .markForScene:
+                guard picker.index < list.count else { return }
+                let id = list[picker.index].id
+                if let i = picker.marked.firstIndex(of: id) { picker.marked.remove(at: i) } else { picker.marked.append(id) }
             case .importCard:
                 s.overlay = .cardFile(InputEditor(), exporting: nil)
                 return

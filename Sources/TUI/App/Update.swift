@@ -100,6 +100,10 @@ enum Updater {
                 s.theme = s.themes[(i + 1) % s.themes.count]
                 note(&s, "theme: \(s.theme.name)")
             }
+        case .nextSpeaker:
+            guard !s.conversation.cast.isEmpty else { note(&s, "no scene: mark personas in the picker (F2, Ctrl-T) first"); return }
+            guard Turns.canGenerate(&s) else { return }
+            Turns.start(&s, .reply, .next(nil), &fx)
         case .stopOrQuit:
             if s.generation != nil { stop(&s, &fx) } else { quit(&s, &fx) }
         case .quit: quit(&s, &fx)

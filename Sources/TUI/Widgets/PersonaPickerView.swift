@@ -38,7 +38,7 @@ public enum PersonaGroups {
 /// each with its bound adapters.
 enum PersonaPickerView {
     static func render(_ picker: PersonaPicker, personas: [Persona], current: String?, into buf: inout CellBuffer, area: Rect) {
-        let box = Frame.draw(into: &buf, area: area, title: "Persona · 人物 (type to filter, Enter choose, Ctrl-O import card, Ctrl-E export, Esc close)")
+        let box = Frame.draw(into: &buf, area: area, title: "Persona · 人物 (type to filter · Enter choose · Ctrl-T mark for a scene · Ctrl-O import card · Ctrl-E export · Esc)")
         var y = box.y
         let filterStyle = Style(.foreground)
         buf.put("filter: ", x: box.x, y: y, style: Style(.muted))
@@ -70,7 +70,7 @@ enum PersonaPickerView {
                 let selected = i == index
                 let style = selected ? Style(.foreground, bg: .selection, bold: true) : Style(.foreground)
                 if selected { buf.fill(Rect(x: box.x, y: y, width: box.width, height: 1), style: style) }
-                let mark = p.id == current ? "● " : "  "
+                let mark = picker.marked.firstIndex(of: p.id).map { "\($0 + 1)" + (p.id == current ? "●" : " ") } ?? (p.id == current ? "● " : "  ")
                 let name = TextLayout.fit(p.name, width: 12)
                 var x = box.x
                 x += buf.put(mark, x: x, y: y, style: style.on(selected ? .selection : .background))
