@@ -271,4 +271,24 @@ import Testing
         h.keys([.char("d")])
         #expect(h.controller.store.list().sessions.map(\.id) == [second] && h.controller.sessionID == second)
     }
+
+    /// A three-character scene from the picker: marked with Ctrl-T, started with Enter; a line
+    /// naming one gets that one's reply, F9 lets the next in turn speak.
+    @Test func aSceneFromThePicker() {
+        let h = Fx.harness(columns: 120, rows: 40)
+        h.keys([.f(2)])
+        for name in ["刘备", "曹操", "孙悟空"] {
+            h.keys([.ctrl("u")])
+            _ = h.type(name).keys([.ctrl("t")])
+        }
+        h.keys([.enter])
+        #expect(h.controller.cast.map(\.name) == ["刘备", "曹操", "孙悟空"], "\(h.state.notice?.text ?? "")")
+        _ = h.send("诸君以为如何？")   // nobody named, nobody spoke yet: the first in turn
+        _ = h.send("曹操以为如何？")   // named
+        h.keys([.f(9)])
+        let replies = h.controller.conversation.path.filter { $0.role == .assistant && $0.greeting != true }
+        #expect(replies.map(\.persona) == ["sanguo/liubei", "sanguo/caocao", "xiyou/sunwukong"], "\(replies.map(\.persona))")
+        #expect(h.controller.engine.flatMap { ($0 as? CannedEngine)?.adapterLog.last } == [AdapterSetting(path: "/m/adapters/classics-cosplay", scale: 0.8)])
+        #expect(h.screen.contains("场景：刘备、曹操、孙悟空"))
+    }
 }

@@ -243,6 +243,43 @@ def fake_scenario(args, data):
     return results
 
 
+def scene_scenario(args, data):
+    """A three-character 三国 scene: marked in the picker, a question naming one, F9 for the next."""
+    cmd = "%s chat --fake --fake-token-ms 5 --personas %s --themes %s" % (
+        shq(args.yanyi), shq(os.path.join(ROOT, "Personas")), shq(os.path.join(ROOT, "Themes")))
+    t = Tmux(120, 36, cmd, {"XDG_DATA_HOME": data})
+    try:
+        t.wait_all(["fake · canned", "与 刘备"], 30)
+        t.keys("F2")
+        t.wait_text("Persona · 人物")
+        for name in ["刘备", "关羽", "张飞"]:
+            t.keys("C-u")
+            t.text(name)
+            t.keys("C-t")
+        t.keys("Enter")
+        t.wait_text("场景：刘备、关羽、张飞")
+        check(True, "scene started from the picker")
+        t.text("云长何在？")
+        t.keys("Enter")
+        t.wait(lambda s: "关羽 · 三国" in s and "输入 · Enter" in s, "关羽 answers", 30)
+        t.keys("F9")
+        s = t.wait(lambda s: "张飞 · 三国" in s and "输入 · Enter" in s, "张飞 speaks next", 30)
+        check(True, "the named speaker answers, F9 gives the next in turn")
+        if args.out:
+            with open(os.path.join(args.out, "screen-scene.txt"), "w") as f:
+                f.write(s)
+        t.keys("C-q")
+        t.wait_text("EXIT=0")
+        with sqlite3.connect(os.path.join(data, "yanyi", "sessions.sqlite")) as conn:
+            rows = conn.execute("SELECT persona, adapters FROM messages WHERE role = 'assistant' AND greeting IS NOT 1 ORDER BY seq").fetchall()
+            cast = conn.execute("SELECT personas FROM casts").fetchall()
+        check([r[0] for r in rows] == ["sanguo/guanyu", "sanguo/zhangfei"], "replies saved with their speakers", str(rows))
+        check(all("sanguo-cosplay" in (r[1] or "") for r in rows), "each reply with its speaker's adapter", str(rows))
+        check(json.loads(cast[0][0]) == ["sanguo/liubei", "sanguo/guanyu", "sanguo/zhangfei"], "the cast is saved", str(cast))
+    finally:
+        t.close()
+
+
 def real_scenario(args, data):
     model = os.path.join(ROOT, "Tests/Fixtures/models/llama-trained/safetensors")
     cmd = "%s chat --model %s --persona assistants/plain --threads 1 --personas %s --themes %s" % (
@@ -278,6 +315,7 @@ def main():
     with tempfile.TemporaryDirectory() as data:
         try:
             results = fake_scenario(args, data)
+            scene_scenario(args, tempfile.mkdtemp(dir=data))
             if args.real:
                 real_scenario(args, tempfile.mkdtemp(dir=data))
         except Failure as e:
