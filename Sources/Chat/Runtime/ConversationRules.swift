@@ -62,7 +62,8 @@ public enum Rules {
         guard text.hasSuffix(handover) else { return text }
         text.removeLast(handover.count)
         if text.hasSuffix("，") { text.removeLast() }
-        return text
+        // A scene's turn given without words (/next): say whose it is.
+        return text.isEmpty ? "（请\(p.name)发言）" : text
     }
 
     /// A switch to `p` once something was said: noted in the conversation (the note never
