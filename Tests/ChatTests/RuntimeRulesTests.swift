@@ -8,7 +8,8 @@ import Testing
     static let library = PersonaLibrary.load(from: ChatFixtures.repo.appendingPathComponent("Personas").path)
 
     static func controller(_ dir: TempDir, _ persona: String = "sanguo/liubei", tokenDelay: Double = 0) throws -> ChatController {
-        ChatController(options: .init(modelsRoot: "/m"), host: CannedModelHost(tokenDelay: tokenDelay, loadSeconds: 0, standInRoot: "/m"),
+        ChatController(options: .init(modelsRoot: "/m", personasRoot: ChatFixtures.repo.appendingPathComponent("Personas").path),
+                       host: CannedModelHost(tokenDelay: tokenDelay, loadSeconds: 0, standInRoot: "/m"),
                        library: library, store: try Runtime.store(dir), persona: try #require(library.persona(persona)))
     }
 
@@ -140,5 +141,20 @@ import Testing
         try c.setScene([])
         #expect(c.cast.isEmpty && c.conversation.head?.text == "场景结束")
         #expect(throws: ChatError.self) { try c.setScene(["sanguo/liubei"]) }
+    }
+
+    /// The persona's lorebook: what the conversation names enters the prompt before it (and
+    /// the outcome says which entries); what it does not name stays out.
+    @Test func loreEntersThePromptWhenNamed() throws {
+        let dir = try TempDir()
+        let c = try Self.controller(dir, "sanguo/zhugeliang")
+        let r = try c.send("荆州危矣")
+        let prompt = ScalarTokenizer().decode((c.engine as! CannedEngine).requests.last!.promptIDs, skipSpecialTokens: false)
+        #expect(Set(r.lore) == ["荆州", "诸葛亮"], "\(r.lore)")                  // 孔明曰： hands the turn over
+        #expect(prompt.hasPrefix("荆州，九郡之地") || prompt.hasPrefix("诸葛亮，字孔明"), "\(prompt)")
+        #expect(prompt.contains("荆州，九郡之地") && !prompt.contains("赤壁，长江之畔"))
+        #expect(prompt.hasSuffix("荆州危矣，孔明曰："))
+        let r2 = try c.send("赤壁如何")
+        #expect(r2.lore.contains("赤壁") && !r2.lore.contains("长坂坡"))
     }
 }

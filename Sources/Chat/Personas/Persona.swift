@@ -21,6 +21,8 @@ public struct Persona: Sendable, Equatable {
     public var speaker: Speaker?
     /// Default scene for the first turn of a cosplay conversation.
     public var scene: String?
+    /// Lorebooks (names of `Personas/lore/<name>.json`) whose entries the prompt gets.
+    public var lore: [String] = []
     /// Base model folder, relative to the repository's `Models/`.
     public var model: String
     public var adapters: [AdapterRef]

@@ -7,7 +7,7 @@ import Yams
 public enum PersonaFile {
     static let topKeys = ["name", "group", "book", "description", "greeting", "greetings", "template",
                           "preamble", "speaker", "scene", "model", "adapters", "sampling", "stop", "history",
-                          "postprocess", "accent"]
+                          "postprocess", "accent", "lore"]
     static let samplingKeys = ["temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens",
                                "do_sample", "num_beams", "max_history"]
     /// Theme roles an accent may name instead of a colour.
@@ -148,16 +148,26 @@ public enum PersonaFile {
             }
         }
 
+        let lore = try r.strings("lore") ?? []
+        for (i, name) in lore.enumerated() where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+            throw r.error("lore[\(i)]", "must be a lorebook's name in Personas/lore/ (got \(name.quotedForError))")
+        }
+        if !lore.isEmpty && !tmpl.acceptsPreamble {
+            throw r.error("lore", "the \(template) template has no place before the conversation for a lorebook")
+        }
+
         let accent = try r.string("accent")
         if let a = accent, !isHexColour(a) && !themeRoles.contains(a) {
             throw r.error("accent", "must be #rrggbb or a theme role (\(themeRoles.joined(separator: ", "))), got \(a.quotedForError)")
         }
 
-        return Persona(id: "\(group)/\(id)", name: name, group: group, book: try r.string("book"),
-                       description: try r.string("description", allowEmpty: true) ?? "", greetings: greetings,
-                       template: template, preamble: preamble, speaker: speaker, scene: scene, model: model,
-                       adapters: adapters, sampling: sampling, stop: stop, history: history,
-                       chatGLMPostprocess: postprocess, accent: accent, source: file)
+        var p = Persona(id: "\(group)/\(id)", name: name, group: group, book: try r.string("book"),
+                        description: try r.string("description", allowEmpty: true) ?? "", greetings: greetings,
+                        template: template, preamble: preamble, speaker: speaker, scene: scene, model: model,
+                        adapters: adapters, sampling: sampling, stop: stop, history: history,
+                        chatGLMPostprocess: postprocess, accent: accent, source: file)
+        p.lore = lore
+        return p
     }
 
     static func isHexColour(_ s: String) -> Bool {

@@ -33,6 +33,8 @@ public struct ReplyOutcome: Sendable {
     public var stats: GenerationStats?
     /// Seconds from the action to the first text shown (prompt building and prefill included).
     public var timeToFirstText: Double?
+    /// Lorebook entries the prompt got (their comments).
+    public var lore: [String] = []
     /// History left out by max_history and to fit the context, oldest first.
     public var droppedByLimit: [Utterance]
     public var droppedForBudget: [Utterance]
@@ -209,9 +211,13 @@ extension ChatController {
     // MARK: - Engine
 
     /// The turn's plan under the persona with the user's max_new_tokens and max_history on top.
+    /// Lorebook entries that fire go into the persona's preamble for this turn (`turnLore` names them).
     func makePlan(history: [Utterance], utterance: String) throws(ChatError) -> TurnPlan {
         let e = engine!
-        return try TurnPlan(persona: planPersona, history: history, utterance: utterance, tokenizer: e.tokenizer,
+        let (p, fired) = withLore(planPersona, history: history, utterance: utterance)
+        turnLore = fired
+        if !fired.isEmpty { emit(.lore(fired)) }
+        return try TurnPlan(persona: p, history: history, utterance: utterance, tokenizer: e.tokenizer,
                             contextLength: e.info.contextLength, defaultMaxNewTokens: maxNewTokens)
     }
 
@@ -268,7 +274,7 @@ extension ChatController {
             }
         }
         return ReplyOutcome(message: saved, question: nil, text: text, reason: r.reason, partial: partial, error: r.error,
-                            stats: r.stats, timeToFirstText: firstAt.map { $0 - t0 },
+                            stats: r.stats, timeToFirstText: firstAt.map { $0 - t0 }, lore: turnLore,
                             droppedByLimit: plan.fitted.droppedByLimit, droppedForBudget: plan.fitted.droppedForBudget,
                             promptIDs: ids, tokens: r.tokens)
     }

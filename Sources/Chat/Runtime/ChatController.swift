@@ -71,6 +71,8 @@ public final class ChatController: @unchecked Sendable {
     var busy = false
     var cancelFlag = CancellationFlag()
     var settingsLayer = SamplingOverrides()
+    /// The lorebook entries the turn being built got.
+    var turnLore: [String] = []
 
     /// Starts on `persona` with a new conversation (its greetings shown, nothing saved yet).
     /// Loads no model: the first reply (or `load()`) does.
@@ -179,6 +181,8 @@ public enum RuntimeEvent: Sendable {
     case personas([Persona])
     /// A settings value changed (user layer or a layer below it).
     case settings
+    /// Lorebook entries this reply's prompt got (their comments).
+    case lore([String])
     /// A reply's prompt is built: its tokens, the model's context, history left out to fit.
     case replyStarted(promptTokens: Int, contextLength: Int, dropped: Int)
     case delta(String)

@@ -159,6 +159,7 @@ public final class LineChat {
             }
             if !started { write("\(controller.persona.name)：") }
             write("\n")
+            if !outcome.lore.isEmpty { note("世界书 · lore: " + outcome.lore.joined(separator: "、")) }
             if let e = outcome.error { say("error: \(e.description)") }
             if outcome.partial { note(outcome.message == nil ? "cancelled before any text; nothing saved" : "cancelled: partial reply saved") }
             if !outcome.droppedForBudget.isEmpty {

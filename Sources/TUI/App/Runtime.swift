@@ -88,6 +88,7 @@ public final class Runtime {
             case .delta(let t): q.post(.delta(t))
             case .replyFinished(let o): q.post(.replyFinished(Self.end(o)))
             case .notice(let t): q.post(.notice(t))
+            case .lore(let names): q.post(.notice("世界书 · lore: " + names.joined(separator: "、")))
             case .warning(let t): q.post(.failed(t))
             }
         }

@@ -224,7 +224,7 @@ enum RuntimeUpdate {
             guard s.generation != nil else { return }
             s.generation!.promptTokens = promptTokens
             s.generation!.contextLimit = contextLength
-            s.notice = nil
+            if s.notice?.text.hasPrefix("世界书") != true { s.notice = nil }   // what the lorebooks gave stays
             if dropped > 0 { Updater.note(&s, "\(dropped) older messages left out to fit the \(contextLength)-token context") }
         case .delta(let text):
             guard s.generation != nil else { return }
