@@ -340,9 +340,9 @@ enum LegacySample {
         #expect(notices.isEmpty && !st.isInMemory)
         let (migrations, tables) = try st.queue.read { db in
             (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"),
-             try ["sessions", "messages", "selections", "message_history", "legacy_imports", "search"].filter { try db.tableExists($0) })
+             try ["sessions", "messages", "selections", "message_history", "legacy_imports", "search", "casts"].filter { try db.tableExists($0) })
         }
-        #expect(migrations == ["v1"] && tables.count == 6)
+        #expect(migrations == ["v1", "v2-cast"] && tables.count == 7)
         _ = try st.create(persona: nil, title: "留")
         st.close()
         // Opening again migrates nothing and keeps the data.

@@ -241,6 +241,7 @@ public struct CharacterCard: Sendable, Equatable {
         }
         if p.chatGLMPostprocess { o["postprocess"] = .string("chatglm") }
         if let a = p.accent { o["accent"] = .string(a) }
+        if !p.lore.isEmpty { o["lore"] = .array(p.lore.map(JSON.string)) }
         return .object(o)
     }
 
