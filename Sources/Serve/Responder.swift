@@ -102,7 +102,7 @@ extension OpenAIService {
                 while let e = await next(job) {
                     switch e {
                     case .started(let p, _): prepared = p
-                    case .delta: if i == 0 && timings.timeToFirstTokenMs == 0 { timings.timeToFirstTokenMs = (Measure.now() - arrived) * 1000 }
+                    case .delta: break
                     case .finished(let r): reply = r
                     case .failed(let err):
                         for j in jobs { scheduler.cancel(j) }
@@ -111,7 +111,11 @@ extension OpenAIService {
                 }
                 guard let reply, let prepared else { throw APIError.internalError("The generation ended without a result.") }
                 account(reply, prepared: prepared)
-                if i == 0 { metrics.firstToken(after: timings.timeToFirstTokenMs > 0 ? timings.timeToFirstTokenMs / 1000 : Measure.now() - arrived) }
+                if i == 0 {
+                    let ttft = (job.firstTokenAt ?? Measure.now()) - arrived
+                    timings.timeToFirstTokenMs = ttft * 1000
+                    metrics.firstToken(after: ttft)
+                }
                 if let err = reply.error {
                     for j in jobs { scheduler.cancel(j) }
                     throw APIError.internalError("The generation failed: \(err.description)")
@@ -179,7 +183,7 @@ extension OpenAIService {
                             if i % perPrompt == 0 { usage.promptTokens += p.request.promptIDs.count }
                             if kind == .chat { try await writer.write(sse.chunk(index: i, role: "assistant", text: "", finish: nil)) }
                         case .delta(let d):
-                            if i == 0 && !sawDelta { service.metrics.firstToken(after: Measure.now() - arrived) }
+                            if i == 0 && !sawDelta { service.metrics.firstToken(after: (job.firstTokenAt ?? Measure.now()) - arrived) }
                             sawDelta = true
                             let out = text?.push(d) ?? d
                             if !out.isEmpty { try await writer.write(sse.chunk(index: i, text: out, finish: nil)) }

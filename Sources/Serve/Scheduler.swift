@@ -19,6 +19,7 @@ public struct PreparedGeneration: Sendable {
 }
 
 /// What a job reports, in order: `started` then `delta`s then `finished`; or `failed` alone.
+/// Without `streams`, one empty `delta` marks the first token.
 public enum JobEvent: Sendable {
     /// Out of the queue and prepared (queue wait in seconds).
     case started(PreparedGeneration, queued: Double)
@@ -30,7 +31,7 @@ public enum JobEvent: Sendable {
 
 /// One generation waiting for, or running on, an engine. `prepare` runs on the engine's worker
 /// (tokenizing and fitting touch the engine's tokenizer, which belongs to that thread).
-public final class GenerationJob: Sendable {
+public final class GenerationJob: @unchecked Sendable {
     /// Resolved base folder: which engine runs it.
     public let base: String
     /// The adapter set it runs under (resolved folders, scales).
@@ -40,12 +41,31 @@ public final class GenerationJob: Sendable {
     /// before its next token.
     public let cancelled = CancellationFlag()
     public let events = JobEvents()
+    /// Whether `delta` events are wanted (a stream); a whole answer needs only the finish, and
+    /// skipping the per-token hand-over keeps the engine's thread on the engine.
+    public let streams: Bool
     let submitted = Measure.now()
+    private let firstLock = NSLock()
+    private var firstAt: Double?   // guarded by firstLock
 
-    public init(base: String, adapters: [AdapterSetting], prepare: @escaping @Sendable (any ReplyEngine) throws(APIError) -> PreparedGeneration) {
+    public init(base: String, adapters: [AdapterSetting], streams: Bool = true,
+                prepare: @escaping @Sendable (any ReplyEngine) throws(APIError) -> PreparedGeneration) {
         self.base = base
         self.adapters = adapters
+        self.streams = streams
         self.prepare = prepare
+    }
+
+    /// When the first text came (Measure.now() seconds), once it has.
+    public var firstTokenAt: Double? { firstLock.withLock { firstAt } }
+
+    func delta(_ d: String) {
+        let first = firstLock.withLock { () -> Bool in
+            if firstAt != nil { return false }
+            firstAt = Measure.now()
+            return true
+        }
+        if streams || first { events.push(.delta(streams ? d : "")) }
     }
 }
 
@@ -84,7 +104,12 @@ public final class JobEvents: @unchecked Sendable {
             lock.unlock()
             w.resume(returning: e)
         } else {
-            buffer.append(e)
+            // text a slow reader has not taken yet goes out as one piece
+            if case .delta(let d) = e, head < buffer.count, case .delta(let before)? = buffer.last {
+                buffer[buffer.count - 1] = .delta(before + d)
+            } else {
+                buffer.append(e)
+            }
             lock.unlock()
         }
     }
@@ -284,7 +309,7 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
                 return
             }
             job.events.push(.started(prepared, queued: Measure.now() - job.submitted))
-            let reply = e.generate(prepared.request, cancelled: job.cancelled) { d in job.events.push(.delta(d)) }
+            let reply = e.generate(prepared.request, cancelled: job.cancelled) { d in job.delta(d) }
             job.events.push(.finished(reply))
         }
     }

@@ -334,7 +334,7 @@ import Testing
 
     /// A cancelled job ends before its next token; one cancelled while queued never runs.
     @Test func cancelEndsWithinOneToken() async throws {
-        let host = CannedHost(tokenDelay: 0.1)   // long enough that reading a delta takes far less than a token
+        let host = CannedHost(tokenDelay: 0.02)
         let scheduler = SerialScheduler(host: host)
         func job() -> GenerationJob {
             GenerationJob(base: "/m", adapters: []) { (_: any ReplyEngine) throws(APIError) -> PreparedGeneration in
@@ -344,18 +344,24 @@ import Testing
         let a = job(), b = job()
         try scheduler.submit([a, b])
         var deltas = 0
+        var atCancel = 0
         var reply: EngineReply?
         while let e = await a.events.next() {
             switch e {
             case .delta:
                 deltas += 1
-                if deltas == 3 { scheduler.cancel(a); scheduler.cancel(b) }
+                if deltas == 3 {
+                    atCancel = host.produced
+                    scheduler.cancel(a)
+                    scheduler.cancel(b)
+                }
             case .finished(let r): reply = r
             default: break
             }
         }
         #expect(reply?.reason == .cancelled)
-        #expect(deltas <= 4 && (reply?.stats?.generatedTokens ?? 99) <= 4)
+        // the piece being made when the flag was set may still come; no other
+        #expect(host.produced - atCancel <= 1 && reply?.stats?.generatedTokens == host.produced)
         var bReply: EngineReply?
         while let e = await b.events.next() { if case .finished(let r) = e { bReply = r } }
         #expect(bReply?.reason == .cancelled && bReply?.text == "")

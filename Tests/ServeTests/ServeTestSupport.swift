@@ -15,19 +15,44 @@ enum ServeFixtures {
     static let llama = "models/llama-trained/safetensors"
 }
 
-/// A host that hands out one canned engine (whose request log the tests read), counting loads.
+/// A host that hands out one canned engine (whose request log the tests read), counting loads
+/// and the text pieces it has produced so far.
 final class CannedHost: ModelHost, @unchecked Sendable {
     let engine: CannedEngine
     private let lock = NSLock()
     private var paths: [String] = []
+    private var pieces = 0
 
     init(tokenDelay: Double = 0) { engine = CannedEngine(tokenDelay: tokenDelay) }
 
     var loads: [String] { lock.withLock { paths } }
+    /// Deltas every generation has produced so far (read while one runs).
+    var produced: Int { lock.withLock { pieces } }
 
     func load(_ path: String, progress: @escaping @Sendable (Double, Double?) -> Void) throws(ChatError) -> any ReplyEngine {
         lock.withLock { paths.append(path) }
-        return engine
+        return Counting(engine, self)
+    }
+
+    func count() { lock.withLock { pieces += 1 } }
+
+    /// The canned engine, its deltas counted as they come.
+    final class Counting: ReplyEngine, @unchecked Sendable {
+        let inner: CannedEngine
+        let host: CannedHost
+        init(_ inner: CannedEngine, _ host: CannedHost) { self.inner = inner; self.host = host }
+        var info: EngineInfo { inner.info }
+        var tokenizer: any Tokenizer { inner.tokenizer }
+        var defaults: GenerationParameters { inner.defaults }
+        func prepareAdapter(_ path: String) throws(ChatError) -> String { try inner.prepareAdapter(path) }
+        func setAdapters(_ list: [AdapterSetting]) throws(ChatError) { try inner.setAdapters(list) }
+        func interrupt() { inner.interrupt() }
+        func generate(_ request: EngineRequest, cancelled: CancellationFlag, onDelta: (String) -> Void) -> EngineReply {
+            inner.generate(request, cancelled: cancelled) { d in
+                host.count()
+                onDelta(d)
+            }
+        }
     }
 }
 
@@ -120,14 +145,18 @@ final class RawClient {
         }
     }
 
-    /// Reads until `marker` has arrived (or 10 s pass); returns what came.
-    func read(until marker: String) -> String {
+    /// Reads until `marker` has arrived (or 10 s pass); returns what came. Polls without
+    /// blocking: the server under test needs the same few threads this task runs on.
+    func read(until marker: String) async -> String {
         var data = [UInt8]()
         let deadline = Date().addingTimeInterval(10)
         var buf = [UInt8](repeating: 0, count: 4096)
         while Date() < deadline {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 100) <= 0 { continue }
+            if poll(&p, 1, 0) <= 0 {
+                try? await Task.sleep(nanoseconds: 5_000_000)
+                continue
+            }
             let n = recv(fd, &buf, buf.count, 0)
             if n <= 0 { break }
             data += buf[0..<n]
