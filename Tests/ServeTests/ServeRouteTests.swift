@@ -259,7 +259,7 @@ import Testing
          "dry_penalty_last_n": 0, "max_tokens_second": 0, "stopping_strings": [\#(q), "\n用户："], "stop": [\#(q), "\n用户："],
          "truncation_length": 4096, "ban_eos_token": false, "skip_special_tokens": true, "include_reasoning": true,
          "top_a": 0, "tfs": 1, "mirostat_mode": 0, "mirostat_tau": 5, "mirostat_eta": 0.1, "custom_token_bans": "",
-         "banned_strings": [], "api_type": "llamacpp", "api_server": "http://127.0.0.1:8080", "xtc_threshold": 0.1,
+         "banned_strings": [], "api_type": "ooba", "api_server": "http://127.0.0.1:8080", "xtc_threshold": 0.1,
          "xtc_probability": 0, "nsigma": 0, "top_n_sigma": 0, "min_keep": 0, "rep_pen": 1.1, "rep_pen_range": 0,
          "repetition_penalty_range": 0, "seed": -1, "guidance_scale": 1, "negative_prompt": "", "grammar_string": "",
          "repeat_penalty": 1.1, "repeat_last_n": 0, "n_predict": 300, "num_predict": 300, "num_ctx": 4096, "mirostat": 0,

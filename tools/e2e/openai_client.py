@@ -165,7 +165,7 @@ def sillytavern(server):
             "top_p": 0.9, "typical_p": 1, "min_p": 0.05, "repetition_penalty": 1.1, "frequency_penalty": 0.2,
             "presence_penalty": 0, "top_k": 40, "min_tokens": 0, "add_bos_token": True, "stopping_strings": ["\n\n"],
             "stop": ["\n\n"], "truncation_length": 2048, "ban_eos_token": False, "skip_special_tokens": True,
-            "custom_token_bans": "", "api_type": "llamacpp", "api_server": server.url, "seed": -1, "n": 1,
+            "custom_token_bans": "", "api_type": "ooba", "api_server": server.url, "seed": -1, "n": 1,
             "logit_bias": [], "cache_prompt": True, "stream": True}
     events = sse_post(server.url + "/v1/completions", body)
     chunks = [json.loads(e) for e in events if e != "[DONE]"]
