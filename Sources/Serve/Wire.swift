@@ -173,9 +173,10 @@ struct LoraEntry: Encodable, Sendable {
     var scale: Float
 }
 
+/// Compact JSON, keys sorted (the same bytes for the same answer: logs and tests can compare them).
 func encodeJSON<T: Encodable>(_ value: T) -> Data {
     let e = JSONEncoder()
-    e.outputFormatting = [.withoutEscapingSlashes]
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return (try? e.encode(value)) ?? Data("{}".utf8)
 }
 
