@@ -129,7 +129,7 @@ extension OpenAIService {
         let persona = target.persona
         let maxTokens = s.maxTokens
         let defaultMax: @Sendable (any ReplyEngine) -> Int = { [self] e in defaultMaxTokens(persona, e) }
-        return GenerationJob(base: target.base, adapters: target.adapters, streams: s.stream) { (e: any ReplyEngine) throws(APIError) -> PreparedGeneration in
+        return GenerationJob(base: target.base, adapters: target.adapters, streams: s.stream, onFinish: account) { (e: any ReplyEngine) throws(APIError) -> PreparedGeneration in
             let ids: [Int32]
             switch prompt {
             case .text(let t): ids = e.tokenizer.encode(t, addSpecialTokens: e.tokenizer.kind == .sentencePiece ? addBOS : true)
@@ -173,7 +173,7 @@ extension OpenAIService {
         let defaultMax: @Sendable (any ReplyEngine) -> Int = { [self] e in defaultMaxTokens(named ? persona : nil, e) }
         let holdBack = Self.holdBack(persona)
         let finish: (@Sendable (String) -> String)? = Self.isIdentity(persona) ? nil : { @Sendable raw in persona.finishReply(raw) }
-        return GenerationJob(base: target.base, adapters: target.adapters, streams: s.stream) { (e: any ReplyEngine) throws(APIError) -> PreparedGeneration in
+        return GenerationJob(base: target.base, adapters: target.adapters, streams: s.stream, onFinish: account) { (e: any ReplyEngine) throws(APIError) -> PreparedGeneration in
             var p = persona
             p.sampling.maxNewTokens = maxTokens ?? defaultMax(e)
             let plan: TurnPlan

@@ -64,9 +64,13 @@ extension OpenAIService {
         }
     }
 
-    /// Counts a finished generation in the metrics.
-    func account(_ reply: EngineReply, prepared: PreparedGeneration?) {
-        if let p = prepared { metrics.promptTokens.increment(by: Int64(p.request.promptIDs.count)) }
+    /// Counts a finished generation in the metrics (on the worker, as it ends).
+    var account: @Sendable (EngineReply, PreparedGeneration) -> Void {
+        { [metrics] reply, prepared in Self.account(metrics, reply, prepared) }
+    }
+
+    static func account(_ metrics: ServeMetrics, _ reply: EngineReply, _ prepared: PreparedGeneration) {
+        metrics.promptTokens.increment(by: Int64(prepared.request.promptIDs.count))
         metrics.generatedTokens.increment(by: Int64(reply.stats?.generatedTokens ?? reply.tokens.count))
         if reply.reason == .cancelled { metrics.cancelled.increment() }
         if reply.error != nil { metrics.error("generation_failed") }
@@ -110,7 +114,6 @@ extension OpenAIService {
                     }
                 }
                 guard let reply, let prepared else { throw APIError.internalError("The generation ended without a result.") }
-                account(reply, prepared: prepared)
                 if i == 0 {
                     let ttft = (job.firstTokenAt ?? Measure.now()) - arrived
                     timings.timeToFirstTokenMs = ttft * 1000
@@ -188,7 +191,6 @@ extension OpenAIService {
                             let out = text?.push(d) ?? d
                             if !out.isEmpty { try await writer.write(sse.chunk(index: i, text: out, finish: nil)) }
                         case .finished(let r):
-                            service.account(r, prepared: text?.prepared)
                             usage.completionTokens += r.stats?.generatedTokens ?? r.tokens.count
                             let rest = text?.end(r.text) ?? ""
                             if !rest.isEmpty { try await writer.write(sse.chunk(index: i, text: rest, finish: nil)) }

@@ -48,11 +48,16 @@ public final class GenerationJob: @unchecked Sendable {
     private let firstLock = NSLock()
     private var firstAt: Double?   // guarded by firstLock
 
+    /// Called on the worker when a generation ends (metrics: counted whether or not anyone still reads the events).
+    let onFinish: (@Sendable (EngineReply, PreparedGeneration) -> Void)?
+
     public init(base: String, adapters: [AdapterSetting], streams: Bool = true,
+                onFinish: (@Sendable (EngineReply, PreparedGeneration) -> Void)? = nil,
                 prepare: @escaping @Sendable (any ReplyEngine) throws(APIError) -> PreparedGeneration) {
         self.base = base
         self.adapters = adapters
         self.streams = streams
+        self.onFinish = onFinish
         self.prepare = prepare
     }
 
@@ -310,6 +315,7 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
             }
             job.events.push(.started(prepared, queued: Measure.now() - job.submitted))
             let reply = e.generate(prepared.request, cancelled: job.cancelled) { d in job.delta(d) }
+            job.onFinish?(reply, prepared)
             job.events.push(.finished(reply))
         }
     }
