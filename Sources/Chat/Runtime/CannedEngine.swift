@@ -2,7 +2,7 @@ import Engine
 import Foundation
 
 /// A host with no model: a simulated load with progress, then canned replies streamed one token
-/// (an ASCII word or one other character) at a time. For `yanyi chat --fake`, the tmux end-to-end
+/// (an ASCII word or one other character) at a time, ending at the request's stop strings. For `yanyi chat --fake`, the tmux end-to-end
 /// test and the runtime's tests: everything above the engine seam is the real runtime.
 public struct CannedModelHost: ModelHost {
     public var tokenDelay: Double
@@ -113,15 +113,24 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
         var text = ""
         var firstAt: Double?
         var reason = FinishReason.eos
+        // stop strings end the reply as the engine's do (held back while they may be starting)
+        var stops = StopStringMatcher(request.parameters.stop ?? [])
         let all = Self.pieces(Self.reply(persona: request.persona, continuing: request.continuing))
         for (i, t) in all.enumerated() {
             if cancelled.isCancelled { reason = .cancelled; break }
             if i == limit { reason = .maxNewTokens; break }
             if tokenDelay > 0 { Thread.sleep(forTimeInterval: tokenDelay) }
             if firstAt == nil { firstAt = Measure.now() }
-            text += t
             stats.generatedTokens += 1
-            onDelta(t)
+            let (shown, stop) = stops.push(t)
+            text += shown
+            if !shown.isEmpty { onDelta(shown) }
+            if stop != nil { reason = .stopString; break }
+        }
+        if reason != .stopString {
+            let rest = stops.flush()
+            text += rest
+            if !rest.isEmpty { onDelta(rest) }
         }
         let end = Measure.now()
         stats.timeToFirstToken = (firstAt ?? end) - t0
