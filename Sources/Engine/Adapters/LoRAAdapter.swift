@@ -7,7 +7,9 @@ public struct AdapterConfig: Decodable, Sendable {
     public var peftType: String?
     public var r: Int
     public var loraAlpha: Double
-    public var targetModules: OneOrMany<String>?
+    public var targetModules: TargetModules?
+    public var layersToTransform: OneOrMany<Int>?    // PEFT ≥ 0.4: only these layer indices
+    public var layersPattern: OneOrMany<String>?     // the name before the layer index ("layers", "h", …)
     public var bias: String?
     public var fanInFanOut: Bool?
     public var useRslora: Bool?
@@ -20,10 +22,35 @@ public struct AdapterConfig: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case peftType = "peft_type", r, loraAlpha = "lora_alpha", targetModules = "target_modules", bias
+        case layersToTransform = "layers_to_transform", layersPattern = "layers_pattern"
         case fanInFanOut = "fan_in_fan_out", useRslora = "use_rslora", useDora = "use_dora"
         case rankPattern = "rank_pattern", alphaPattern = "alpha_pattern", modulesToSave = "modules_to_save"
         case enableLora = "enable_lora", baseModelNameOrPath = "base_model_name_or_path"
     }
+
+    /// `target_modules` as PEFT reads it: a list of module names, or one string that is a regular
+    /// expression the whole module path must match.
+    public enum TargetModules: Decodable, Sendable, Equatable {
+        case names([String])
+        case regex(String)
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .regex(s) } else { self = .names(try c.decode([String].self)) }
+        }
+
+        public var description: String {
+            switch self {
+            case .names(let n): return "[" + n.joined(separator: ", ") + "]"
+            case .regex(let r): return "regex \"\(r)\""
+            }
+        }
+    }
+
+    /// The largest |scale| (lora_alpha / r, or / sqrt(r)) accepted. Trained adapters sit far below
+    /// (RulaiGPT 8, the cosplay and CuteGPT adapters 2); a larger one only multiplies B·A·x towards
+    /// fp32's range (lora_alpha 1e30 turns every logit into NaN).
+    public static let maxScale: Double = 1000
 
     /// PEFT's pattern lookup: a key applies to a module whose name is the key or ends in ".key";
     /// the most specific (longest) key wins.
@@ -33,11 +60,89 @@ public struct AdapterConfig: Decodable, Sendable {
             .max { $0.key.count < $1.key.count }?.value
     }
 
+    /// The rank PEFT gives `module`: its rank_pattern entry, else r.
+    public func rank(for module: String) -> Int { Self.lookup(rankPattern, module) ?? r }
+
     /// lora_alpha / r (rsLoRA: lora_alpha / sqrt(r)), with the module's rank/alpha pattern.
-    public func scale(for module: String) -> Float {
-        let r = Double(Self.lookup(rankPattern, module) ?? self.r)
+    public func scale(for module: String) -> Float { Float(scaleValue(for: module)) }
+
+    func scaleValue(for module: String) -> Double {
+        let r = Double(rank(for: module))
         let alpha = Self.lookup(alphaPattern, module) ?? loraAlpha
-        return Float(useRslora == true ? alpha / r.squareRoot() : alpha / r)
+        return useRslora == true ? alpha / r.squareRoot() : alpha / r
+    }
+
+    /// Whether PEFT (0.10's `check_target_module_exists`) puts a LoRA layer on `module` (a path
+    /// like `model.layers.3.self_attn.q_proj`): a regex string must match the whole path; a list
+    /// entry must be the path or its last dotted components; with a list, layers_to_transform
+    /// keeps only the layers it names (the index after layers_pattern, else after any name).
+    public func targets(_ module: String) -> Bool {
+        switch targetModules {
+        case nil:
+            return false
+        case .regex(let pattern)?:
+            return Self.fullMatch(pattern, module)
+        case .names(let names)?:
+            if names.contains(module) { return true }
+            guard names.contains(where: { module.hasSuffix("." + $0) }) else { return false }
+            guard let wanted = layersToTransform?.values, !wanted.isEmpty else { return true }
+            guard let index = layerIndex(module) else { return false }
+            return wanted.contains(index)
+        }
+    }
+
+    /// The layer index in `module`: the number after a layers_pattern component (PEFT: after any
+    /// component when there is no pattern) that is followed by more of the path.
+    func layerIndex(_ module: String) -> Int? {
+        let parts = module.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let patterns = layersPattern?.values.filter { !$0.isEmpty } ?? []
+        // PEFT's re.match(r".*\.{pattern}\.(\d+)\.") is greedy: the last match wins.
+        for i in stride(from: parts.count - 2, through: 1, by: -1) {
+            guard let n = Int(parts[i]), n >= 0, parts[i].allSatisfy(\.isASCII) else { continue }
+            if patterns.isEmpty || patterns.contains(parts[i - 1]) { return n }
+        }
+        return nil
+    }
+
+    static func fullMatch(_ pattern: String, _ text: String) -> Bool {
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return false }
+        return re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+
+    /// What adapter_config.json alone can be wrong about; `refuse` names the file.
+    func check(_ refuse: (String) -> LoadError) throws(LoadError) {
+        if let t = peftType, t.uppercased() != "LORA" { throw refuse("peft_type \(t) is not supported (only LORA)") }
+        if let b = bias, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
+        if useDora == true { throw refuse("use_dora is not supported") }
+        if let m = modulesToSave, !m.isEmpty { throw refuse("modules_to_save \(m) is not supported") }
+        if enableLora != nil {
+            throw refuse("enable_lora (old PEFT MergedLinear, which assumes a Q|K|V block split) is not supported; re-save with PEFT ≥ 0.3")
+        }
+        guard r > 0 else { throw refuse("r is \(r); it must be a positive integer") }
+        guard loraAlpha.isFinite, loraAlpha > 0 else { throw refuse("lora_alpha is \(loraAlpha); it must be a positive finite number") }
+        for (key, v) in (rankPattern ?? [:]).sorted(by: { $0.key < $1.key }) where v <= 0 {
+            throw refuse("rank_pattern \(key.quoted) is \(v); it must be a positive integer")
+        }
+        for (key, v) in (alphaPattern ?? [:]).sorted(by: { $0.key < $1.key }) where !(v.isFinite && v > 0) {
+            throw refuse("alpha_pattern \(key.quoted) is \(v); it must be a positive finite number")
+        }
+        switch targetModules {
+        case nil:
+            throw refuse("target_modules is missing: it says which modules the adapter is for")
+        case .names(let names)?:
+            if names.isEmpty { throw refuse("target_modules is empty: it says which modules the adapter is for") }
+            for t in names where ["embed_tokens", "word_embeddings", "lm_head"].contains(where: t.contains) {
+                throw refuse("LoRA on \(t) (embedding or lm_head) is not supported")
+            }
+        case .regex(let pattern)?:
+            if pattern.isEmpty { throw refuse("target_modules is empty: it says which modules the adapter is for") }
+            if (try? NSRegularExpression(pattern: pattern)) == nil {
+                throw refuse("target_modules \(pattern.quoted) is not a regular expression Yanyi can read")
+            }
+        }
+        if let l = layersToTransform?.values, let bad = l.first(where: { $0 < 0 }) {
+            throw refuse("layers_to_transform holds \(bad); layer indices are ≥ 0")
+        }
     }
 }
 
@@ -94,17 +199,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         let configPath = joinPath(folder, "adapter_config.json")
         let c = try JSONFile.decode(AdapterConfig.self, from: configPath)
         func refuse(_ what: String) -> LoadError { LoadError(configPath, what) }
-        if let t = c.peftType, t.uppercased() != "LORA" { throw refuse("peft_type \(t) is not supported (only LORA)") }
-        if let b = c.bias, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
-        if c.useDora == true { throw refuse("use_dora is not supported") }
-        if let m = c.modulesToSave, !m.isEmpty { throw refuse("modules_to_save \(m) is not supported") }
-        if c.enableLora != nil {
-            throw refuse("enable_lora (old PEFT MergedLinear, which assumes a Q|K|V block split) is not supported; re-save with PEFT ≥ 0.3")
-        }
-        guard c.r > 0 else { throw refuse("r must be positive") }
-        for t in c.targetModules?.values ?? [] where ["embed_tokens", "word_embeddings", "lm_head"].contains(where: t.contains) {
-            throw refuse("LoRA on \(t) (embedding or lm_head) is not supported")
-        }
+        try c.check(refuse)
 
         let file: MappedTensorFile
         let st = joinPath(folder, "adapter_model.safetensors"), bin = joinPath(folder, "adapter_model.bin")
@@ -132,14 +227,33 @@ public final class LoRAAdapter: @unchecked Sendable {
             if last == "lora_A" { a[module] = key } else { b[module] = key }
         }
         guard !a.isEmpty else { throw LoadError(file.path, "no lora_A/lora_B tensors") }
+        // Each module the weights adapt: selected by the config, of the config's rank, finite, and
+        // at a scale a trained adapter can have. PEFT would silently leave out what the config does
+        // not select, or scale by a rank the weights do not have; both are refused by name.
         var modules: [String: LoRAModule] = [:]
-        for (module, aKey) in a {
+        for (module, aKey) in a.sorted(by: { $0.key < $1.key }) {
             guard let bKey = b[module], let ai = file.info(aKey), let bi = file.info(bKey),
                   ai.shape.count == 2, bi.shape.count == 2, bi.shape[1] == ai.shape[0] else {
                 throw LoadError(file.path, "module \(module): lora_A and lora_B missing or of mismatched rank")
             }
-            modules[module] = LoRAModule(name: module, rank: ai.shape[0], inFeatures: ai.shape[1], outFeatures: bi.shape[0],
-                                         a: try file.floats(aKey), b: try file.floats(bKey), scale: c.scale(for: module))
+            guard c.targets(module) else {
+                var rule = "target_modules \(c.targetModules?.description ?? "-")"
+                if let l = c.layersToTransform?.values, !l.isEmpty {
+                    rule += " with layers_to_transform \(l)" + (c.layersPattern.map { " (layers_pattern \($0.values))" } ?? "")
+                }
+                throw refuse("\(URL(fileURLWithPath: file.path).lastPathComponent) has weights for \(module), which \(rule) does not select")
+            }
+            let rank = ai.shape[0], want = c.rank(for: module)
+            guard rank == want else {
+                let source = AdapterConfig.lookup(c.rankPattern, module) != nil ? "its rank_pattern entry" : "r"
+                throw refuse("\(module): \(URL(fileURLWithPath: file.path).lastPathComponent) holds rank \(rank) (lora_A \(ai.shape)) but \(source) is \(want); the scale would be wrong")
+            }
+            let scale = c.scaleValue(for: module)
+            guard scale.isFinite, abs(scale) <= AdapterConfig.maxScale else {
+                throw refuse("\(module): scale lora_alpha/r = \(scale) is beyond \(Int(AdapterConfig.maxScale)); no trained adapter has it (lora_alpha \(c.loraAlpha))")
+            }
+            modules[module] = LoRAModule(name: module, rank: rank, inFeatures: ai.shape[1], outFeatures: bi.shape[0],
+                                         a: try file.finiteFloats(aKey), b: try file.finiteFloats(bKey), scale: Float(scale))
         }
         path = folder
         config = c
