@@ -7,8 +7,9 @@ import Foundation
 /// ChatGLMModel never overrides, so alpha does not follow config.num_layers.
 /// The fused query_key_value output is interleaved per head: [h0: q k v][h1: q k v]…, with bias.
 /// 2-D rotary: in each head, dims [0, hd/2) turn by the position id and [hd/2, hd) by the block
-/// position id, rotate-half within each half, base 10000. For `ctx … [gMASK] <sop> gen…` the
-/// position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
+/// position id, rotate-half within each half, base 10000, frequencies rounded to fp16 as the
+/// original's `inv_freq.half()` leaves them (angles and cos/sin in fp32, as on CPU; within 2e-5 of
+/// its logits, ChatGLMUpstreamTests). For `ctx … [gMASK] <sop> gen…` the position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
 /// context, 1 for <sop>, 2, 3, … after. Prefix-LM mask: the context (everything before <sop>)
 /// attends bidirectionally, <sop> and later tokens causally.
 public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendable {
@@ -148,9 +149,12 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
 
         let scale = 1 / Float(hd).squareRoot()
         let alpha = self.alpha
-        // 2-D rotary: one table for the position ids, one for the block position ids.
-        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000)
-        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000)
+        // 2-D rotary: one table for the position ids, one for the block position ids, with the
+        // fp16-rounded frequencies of the original (its inv_freq buffer is `.half()`ed).
+        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000,
+                                    fp16Frequencies: true)
+        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000,
+                                      fp16Frequencies: true)
 
         for (l, layer) in layers.enumerated() {
             for i in 0..<n {
