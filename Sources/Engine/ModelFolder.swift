@@ -7,6 +7,8 @@ public struct ModelFolder: Sendable {
     public let config: ModelConfig
     public let generation: GenerationConfig?
     public let family: ModelFamily
+    /// config.json's sizes and constants, checked (ModelDimensions): what the architecture is built from.
+    public let dims: ModelDimensions
     public let checkpoint: Checkpoint
     public let tokenizer: any Tokenizer
 
@@ -19,11 +21,19 @@ public struct ModelFolder: Sendable {
         let configPath = joinPath(path, "config.json")
         let config = try ModelConfig.load(configPath)
         let family = try ModelFamily.detect(config, file: configPath)
+        let dims = try ModelDimensions(config, family: family, file: configPath)
         let generation = try JSONFile.decodeIfPresent(GenerationConfig.self,
                                                       from: joinPath(path, "generation_config.json"))
         let checkpoint = try Checkpoint(folder: path)
         let tokenizer = try TokenizerLoader.load(folder: path)
-        return ModelFolder(path: path, config: config, generation: generation, family: family,
+        // ChatGLM's positions and prefix mask hinge on <sop> and [gMASK]: a tokenizer that numbers
+        // them otherwise (say a pre-slim tokenizer_config.json, num_image_tokens 20000, beside a slim
+        // config) would make every prompt look like context. Refuse it rather than run wrong.
+        if let ids = dims.glm, let t = tokenizer as? ChatGLMTokenizer, t.sopID != ids.sop || t.gmaskID != ids.gmask {
+            throw LoadError(joinPath(path, "tokenizer_config.json"),
+                            "tokenizer gives <sop> = \(t.sopID), [gMASK] = \(t.gmaskID) but config.json says \(ids.sop) and \(ids.gmask) (num_image_tokens \(t.imageTokens) does not fit this checkpoint)")
+        }
+        return ModelFolder(path: path, config: config, generation: generation, family: family, dims: dims,
                            checkpoint: checkpoint, tokenizer: tokenizer)
     }
 

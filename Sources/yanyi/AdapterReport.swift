@@ -22,7 +22,17 @@ struct AdapterReport {
         if let r = c.rankPattern, !r.isEmpty { row("rank_pattern", r.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
         if let al = c.alphaPattern, !al.isEmpty { row("alpha_pattern", al.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.number($0.value))" }.joined(separator: ", ")) }
         row("trained on", c.baseModelNameOrPath.flatMap { $0.isEmpty ? nil : $0 } ?? "-")
-        row("targets", (c.targetModules?.values ?? []).joined(separator: ", "))
+        var targets: String
+        switch c.targetModules {
+        case .names(let n)?: targets = n.joined(separator: ", ")
+        case .regex(let r)?: targets = "regex \(r)"
+        case nil: targets = "-"
+        }
+        if let l = c.layersToTransform?.values, !l.isEmpty {
+            targets += "; layers \(l.map(String.init).joined(separator: ", "))"
+            if let p = c.layersPattern?.values, !p.isEmpty { targets += " (after \(p.joined(separator: "/")))" }
+        }
+        row("targets", targets)
 
         // Modules grouped by their last name component (q_proj, W_pack, query_key_value, …).
         struct Group { var count = 0; var ranks = Set<Int>(); var scales = Set<Float>(); var params = 0 }

@@ -38,7 +38,7 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "int8 (default) or f32.")
     var precision: Precision = .int8
 
-    @Option(help: "Worker threads (default: physical cores).")
+    @Option(help: "Worker threads, 1 to 4 per logical CPU (at most 256); default: physical cores.")
     var threads: Int?
 
     @Flag(name: .customLong("no-cache"), help: "Quantize from the checkpoint; neither read nor write the quantized-weights cache.")
@@ -63,7 +63,7 @@ struct ChatCommand: ParsableCommand {
         for a in adapter where AdapterSpec.parse(a) == nil {
             throw ValidationError("--adapter \(a): expected DIR or DIR=SCALE with SCALE in 0–2")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, let problem = ThreadPool.threadCountProblem(threads) { throw ValidationError(problem) }
         if fakeTokenMs < 0 || fakeLoadMs < 0 { throw ValidationError("--fake-token-ms and --fake-load-ms must be ≥ 0") }
         if plain && !adapter.isEmpty {
             throw ValidationError("--plain loads adapters with /adapter load DIR[=SCALE] (no --adapter)")

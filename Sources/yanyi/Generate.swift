@@ -16,7 +16,7 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "The prompt, encoded as the model's tokenizer does (ChatGLM appends [gMASK] <sop>).")
+    @Option(help: "The prompt, encoded as the model's Hugging Face tokenizer does: the tokens it registers as special or added are parsed where they occur (ChatGLM-6B: <sop> <eop> [MASK], not [gMASK]), and ChatGLM appends [gMASK] <sop>.")
     var prompt: String
 
     @Option(help: "At most this many new tokens (default: generation_config.json, else 128).")

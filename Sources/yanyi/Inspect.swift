@@ -56,17 +56,13 @@ struct InspectReport {
         let arch = (c.architectures ?? []).joined(separator: ", ")
         row("folder", m.path)
         row("architecture", "\(m.family.rawValue)  (config: \(arch.isEmpty ? "-" : arch), model_type \(c.modelType ?? "-"))")
-        let heads = c.numAttentionHeads ?? 0
-        let headDim = heads > 0 ? (c.hiddenSize ?? 0) / heads : 0
-        var shape = "layers \(c.layers.map(String.init) ?? "?"), hidden \(c.hiddenSize.map(String.init) ?? "?")"
-        shape += ", heads \(heads) (kv \(c.kvHeads ?? heads), head_dim \(headDim)), mlp \(c.mlpWidth.map(String.init) ?? "?")"
-        shape += ", vocab \(c.vocabSize.map(String.init) ?? "?"), context \(c.contextLength.map(String.init) ?? "?")"
-        row("shape", shape)
+        let d = m.dims          // checked when the folder opened, as loading checks it
+        row("shape", "layers \(d.layers), hidden \(d.hidden), heads \(d.heads) (kv \(d.kvHeads), head_dim \(d.headDim)), mlp \(d.mlp), vocab \(d.vocab), context \(d.context)")
         if m.family == .chatGLM {
             // Upstream's GLMBlock takes num_layers=28 by default and ChatGLMModel never passes the config's.
-            row("norm", "LayerNorm eps \(c.layernormEpsilon ?? 1e-5), DeepNorm alpha sqrt(2·28), 2-D RoPE, prefix-LM mask")
+            row("norm", "LayerNorm eps \(d.normEps), DeepNorm alpha sqrt(2·28), 2-D RoPE, prefix-LM mask")
         } else {
-            row("norm", "RMSNorm eps \(c.rmsNormEps ?? 1e-6), RoPE theta \(c.ropeTheta ?? 10000)")
+            row("norm", "RMSNorm eps \(d.normEps), RoPE theta \(d.ropeTheta)")
         }
 
         let files = ckpt.files.map { URL(fileURLWithPath: $0).lastPathComponent }

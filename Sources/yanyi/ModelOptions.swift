@@ -10,7 +10,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "int8 (default) or f32 (weights upcast; for verification).")
     var precision: Precision = .int8
 
-    @Option(help: "Worker threads (default: physical cores).")
+    @Option(help: "Worker threads, 1 to 4 per logical CPU (at most 256); default: physical cores.")
     var threads: Int?
 
     @Option(name: .long, help: "A PEFT LoRA adapter folder, optionally with a multiplier 0–2: DIR[=SCALE]. Repeatable (stacked).")
@@ -20,7 +20,7 @@ struct ModelOptions: ParsableArguments {
     var noCache = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, let problem = ThreadPool.threadCountProblem(threads) { throw ValidationError(problem) }
         for a in adapter where AdapterSpec.parse(a) == nil {
             throw ValidationError("--adapter \(a): expected DIR or DIR=SCALE with SCALE in 0–2")
         }

@@ -16,6 +16,9 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Leave out the special tokens encode() adds (BOS/EOS, ChatGLM's [gMASK] <sop>).")
     var noSpecial = false
 
+    @Flag(help: "Read special-token text in TEXT (<s>, </s>, <sop>, …) as plain characters, as chat does with what people write. Default: the Hugging Face rule — the tokens the tokenizer registers as special or added are parsed wherever they occur (ChatGLM-6B: <sop> <eop> [MASK] <unk> <pad>, not [gMASK]).")
+    var specialAsText = false
+
     func run() throws {
         let tokenizer: any Tokenizer
         do {
@@ -24,7 +27,7 @@ struct Tokenize: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let ids = tokenizer.encode(text, addSpecialTokens: !noSpecial)
+        let ids = tokenizer.encode(text, addSpecialTokens: !noSpecial, parseSpecialTokens: !specialAsText)
         print("ids     " + ids.map(String.init).joined(separator: " "))
         print("pieces  " + ids.map { tokenizer.piece($0) ?? "?" }.joined(separator: " | "))
         print("count   \(ids.count)")

@@ -62,7 +62,9 @@ import Testing
                 let want = try st.floats(cp.tensor)
                 let got = try lm.forward(ids, session: lm.makeSession(capacity: 64), logits: .all)
                 let d = ForwardReferenceTests.maxAbsDiff(got[...], want[...])
-                #expect(d <= 1e-3, "\(name) \(c.name) \(cp.prompt): max |Δlogit| = \(d)")
+                // chatglm-qkv's references use unrounded fp32 rotary frequencies (TrainedModelTests.tolerance);
+                // ChatGLMUpstreamTests holds it to 1e-4 against the upstream model with peft 0.3.0.
+                #expect(d <= (name.hasPrefix("chatglm") ? 4e-3 : 1e-3), "\(name) \(c.name) \(cp.prompt): max |Δlogit| = \(d)")
                 let cont = try GreedyDecoder(model: lm, stopIDs: []).run(prompt: ids, maxNewTokens: cp.greedy.ids.count,
                                                                        session: lm.makeSession(capacity: 64))
                 #expect(cont == cp.greedy.ids, "\(name) \(c.name) \(cp.prompt) greedy")

@@ -19,6 +19,13 @@ import Testing
 
     static let models = ["llama-trained", "baichuan-trained", "chatglm-trained"]
 
+    /// fp32 bar against logits-<model>.safetensors. Those ChatGLM references come from the fixture
+    /// script's forward with unrounded fp32 rotary frequencies, which the engine no longer uses
+    /// (ChatGLM-6B rounds them to fp16; that moves these logits by up to 2.6e-3): they keep the
+    /// greedy continuations honest, and ChatGLMUpstreamTests holds the same model to 1e-4 against
+    /// the upstream modeling code.
+    static func tolerance(_ model: String) -> Float { model.hasPrefix("chatglm") ? 4e-3 : 1e-3 }
+
     static func setup(_ model: String, _ precision: Precision) throws -> (Expected, SafeTensorsFile, any LanguageModel) {
         let fx = ForwardReferenceTests.fixtures
         let e = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: fx.appendingPathComponent("expected/logits-\(model).json")))
@@ -33,7 +40,7 @@ import Testing
             let want = try st.floats(p.tensor)
             let got = try lm.forward(p.ids, session: lm.makeSession(capacity: 128), logits: .all)
             let d = ForwardReferenceTests.maxAbsDiff(got[...], want[...])
-            #expect(d <= 1e-3, "\(model) \(p.name): max |Δlogit| = \(d)")
+            #expect(d <= Self.tolerance(model), "\(model) \(p.name): max |Δlogit| = \(d)")
             let cont = try GreedyDecoder(model: lm, stopIDs: []).run(
                 prompt: p.ids, maxNewTokens: p.greedy.ids.count, session: lm.makeSession(capacity: p.ids.count + 40))
             #expect(cont == p.greedy.ids, "\(model) \(p.name) greedy continuation")

@@ -25,7 +25,8 @@ THREADS = int(os.environ.get("YANYI_DEMO_THREADS", "1"))
 torch.set_num_threads(THREADS)
 torch.use_deterministic_algorithms(True)
 
-DATA = os.environ.get("YANYI_DEMO_DATA", "/work/shared/data")
+# The shared data folder beside the repository (../shared/data), or YANYI_DEMO_DATA.
+DATA = os.environ.get("YANYI_DEMO_DATA", os.path.join(REPO, "..", "shared", "data"))
 MODELS = os.path.join(REPO, "Models")
 WORK = os.path.join(HERE, "work")  # git-ignored scratch (training logs, checkpoints)
 DIALOGUE = os.path.join(HERE, "data")

@@ -25,7 +25,7 @@ Rules (deterministic, no randomness):
 - Speaker (for the report only): the clause before the verb, with trailing verb/adverb characters
   (笑 问 答 叫 …) stripped; the stripped tail plus the verb is the "speech verb" in the report.
 
-Run: /work/venv/bin/python tools/demo/extract_dialogue.py
+Run: tools/fixtures/.venv/bin/python tools/demo/extract_dialogue.py
 """
 import collections
 import json
@@ -34,7 +34,8 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.environ.get("YANYI_DEMO_DATA", "/work/shared/data")
+# The shared data folder beside the repository (../shared/data), or YANYI_DEMO_DATA.
+DATA = os.environ.get("YANYI_DEMO_DATA", os.path.join(HERE, "..", "..", "..", "shared", "data"))
 OUT = os.path.join(HERE, "data")
 NOVELS = [("三国演义", "sanguo"), ("水浒传", "shuihu"), ("红楼梦", "honglou"), ("西游记", "xiyou")]
 CONTEXT_CHARS = 64

@@ -15,7 +15,7 @@ One training text — every paragraph of the four novels plus every q/a line of 
   `LlamaTokenizer.save_pretrained`.
 
 It also writes each folder's config.json (the sizes in models.py), so `yanyi tokenize/inspect` work before the
-weights exist. Run: /work/venv/bin/python tools/demo/make_tokenizers.py  (about 3 minutes on one core)
+weights exist. Run: tools/fixtures/.venv/bin/python tools/demo/make_tokenizers.py  (about 3 minutes on one core)
 """
 import os
 import shutil

@@ -27,7 +27,7 @@ Cosplay trains on the lines whose quote is at most COSPLAY_MAX_CHAT characters.
 After training, each adapter is reloaded with `PeftModel.from_pretrained` on a fresh base and greedy replies are
 recorded with it on and with `disable_adapter()` (tools/demo/results/adapters.json).
 
-Run (after train_base.py): nice -n 10 /work/venv/bin/python tools/demo/train_adapters.py [names…]
+Run (after train_base.py): nice -n 10 tools/fixtures/.venv/bin/python tools/demo/train_adapters.py [names…]
 """
 import math
 import os

@@ -23,7 +23,7 @@ cosine to 10 %, gradient clip 1.0, batch 16 x 128 tokens, fp32, fixed seeds; dat
 from a seeded numpy generator. One torch thread; the three models can train in parallel processes. Results (time, parameters, losses, greedy samples) go to
 tools/demo/results/base-<kind>.json.
 
-Run (after make_tokenizers.py): nice -n 10 /work/venv/bin/python tools/demo/train_base.py [chatglm baichuan llama]
+Run (after make_tokenizers.py): nice -n 10 tools/fixtures/.venv/bin/python tools/demo/train_base.py [chatglm baichuan llama]
 """
 import json
 import math

@@ -135,7 +135,7 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
         let end = Measure.now()
         stats.timeToFirstToken = (firstAt ?? end) - t0
         stats.decodeSeconds = end - (firstAt ?? end)
-        return EngineReply(text: text, reason: reason, stats: stats, tokens: tokenizer.encode(text, addSpecialTokens: false))
+        return EngineReply(text: text, reason: reason, stats: stats, tokens: tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false))
     }
 
     public func interrupt() {}
@@ -147,7 +147,7 @@ public struct ScalarTokenizer: Tokenizer {
     public var kind: TokenizerKind { .sentencePiece }
     public var vocabSize: Int { 0x110000 }
     public var specials: SpecialTokens { SpecialTokens() }
-    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int32] { text.unicodeScalars.map { Int32($0.value) } }
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] { text.unicodeScalars.map { Int32($0.value) } }
     public func tokenize(_ text: String) -> [String] { text.unicodeScalars.map { String($0) } }
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool) -> String {
         String(String.UnicodeScalarView(ids.compactMap { Unicode.Scalar(UInt32(bitPattern: $0)) }))

@@ -197,8 +197,10 @@ extension ChatController {
         // reply's first piece joins as it would have. ChatGLM's end in [gMASK] <sop>: append.
         let ids: [Int32]
         switch e.tokenizer.kind {
-        case .sentencePiece: ids = e.tokenizer.encode(plan.fitted.prompt.text + last.text, addSpecialTokens: plan.fitted.prompt.addSpecialTokens)
-        case .chatGLM: ids = plan.fitted.tokenIDs + e.tokenizer.encode(last.text, addSpecialTokens: false)
+        // Text is data here too: special-token parsing off (see Prompt).
+        case .sentencePiece: ids = e.tokenizer.encode(plan.fitted.prompt.text + last.text, addSpecialTokens: plan.fitted.prompt.addSpecialTokens,
+                                                      parseSpecialTokens: false)
+        case .chatGLM: ids = plan.fitted.tokenIDs + e.tokenizer.encode(last.text, addSpecialTokens: false, parseSpecialTokens: false)
         }
         guard e.info.contextLength - ids.count >= 1 else {
             throw ChatError("", "nothing to continue: the reply already fills the model's \(e.info.contextLength)-token context")

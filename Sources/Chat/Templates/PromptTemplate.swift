@@ -56,6 +56,9 @@ public enum HistoryUnit: String, Sendable {
 
 /// Text to tokenize, and whether the tokenizer adds its special tokens: BOS where
 /// tokenizer_config.json says so (LLaMA, Baichuan), `[gMASK] <sop>` at the end for ChatGLM.
+/// The text is data: it is tokenized with special-token parsing off, so a `<sop>`, `</s>`, `<eop>`
+/// or `[gMASK]` that a user, a character card or a reply contains is characters, never a control
+/// token; `addSpecialTokens` is the only way control tokens enter a chat prompt.
 public struct Prompt: Sendable, Equatable {
     public var text: String
     public var addSpecialTokens: Bool
@@ -66,7 +69,7 @@ public struct Prompt: Sendable, Equatable {
     }
 
     public func tokenIDs(_ tokenizer: any Tokenizer) -> [Int32] {
-        tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
+        tokenizer.encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: false)
     }
 }
 

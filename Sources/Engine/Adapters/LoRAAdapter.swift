@@ -2,45 +2,6 @@ import CKernels
 import COpenBLAS
 import Foundation
 
-/// adapter_config.json as PEFT writes it (0.3 through 0.10): the fields Yanyi reads.
-public struct AdapterConfig: Decodable, Sendable {
-    public var peftType: String?
-    public var r: Int
-    public var loraAlpha: Double
-    public var targetModules: OneOrMany<String>?
-    public var bias: String?
-    public var fanInFanOut: Bool?
-    public var useRslora: Bool?
-    public var useDora: Bool?
-    public var rankPattern: [String: Int]?
-    public var alphaPattern: [String: Double]?
-    public var modulesToSave: [String]?
-    public var enableLora: [Bool]?                // PEFT ≤ 0.2 MergedLinear
-    public var baseModelNameOrPath: String?
-
-    enum CodingKeys: String, CodingKey {
-        case peftType = "peft_type", r, loraAlpha = "lora_alpha", targetModules = "target_modules", bias
-        case fanInFanOut = "fan_in_fan_out", useRslora = "use_rslora", useDora = "use_dora"
-        case rankPattern = "rank_pattern", alphaPattern = "alpha_pattern", modulesToSave = "modules_to_save"
-        case enableLora = "enable_lora", baseModelNameOrPath = "base_model_name_or_path"
-    }
-
-    /// PEFT's pattern lookup: a key applies to a module whose name is the key or ends in ".key";
-    /// the most specific (longest) key wins.
-    static func lookup<T>(_ pattern: [String: T]?, _ module: String) -> T? {
-        guard let pattern else { return nil }
-        return pattern.filter { module == $0.key || module.hasSuffix("." + $0.key) }
-            .max { $0.key.count < $1.key.count }?.value
-    }
-
-    /// lora_alpha / r (rsLoRA: lora_alpha / sqrt(r)), with the module's rank/alpha pattern.
-    public func scale(for module: String) -> Float {
-        let r = Double(Self.lookup(rankPattern, module) ?? self.r)
-        let alpha = Self.lookup(alphaPattern, module) ?? loraAlpha
-        return Float(useRslora == true ? alpha / r.squareRoot() : alpha / r)
-    }
-}
-
 /// One adapted linear layer: y += scale · B(A·x), A [rank, in] and B [out, rank] kept fp32.
 public struct LoRAModule: Sendable {
     public let name: String           // the base projection, e.g. model.layers.0.self_attn.q_proj
@@ -94,17 +55,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         let configPath = joinPath(folder, "adapter_config.json")
         let c = try JSONFile.decode(AdapterConfig.self, from: configPath)
         func refuse(_ what: String) -> LoadError { LoadError(configPath, what) }
-        if let t = c.peftType, t.uppercased() != "LORA" { throw refuse("peft_type \(t) is not supported (only LORA)") }
-        if let b = c.bias, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
-        if c.useDora == true { throw refuse("use_dora is not supported") }
-        if let m = c.modulesToSave, !m.isEmpty { throw refuse("modules_to_save \(m) is not supported") }
-        if c.enableLora != nil {
-            throw refuse("enable_lora (old PEFT MergedLinear, which assumes a Q|K|V block split) is not supported; re-save with PEFT ≥ 0.3")
-        }
-        guard c.r > 0 else { throw refuse("r must be positive") }
-        for t in c.targetModules?.values ?? [] where ["embed_tokens", "word_embeddings", "lm_head"].contains(where: t.contains) {
-            throw refuse("LoRA on \(t) (embedding or lm_head) is not supported")
-        }
+        try c.check(refuse)
 
         let file: MappedTensorFile
         let st = joinPath(folder, "adapter_model.safetensors"), bin = joinPath(folder, "adapter_model.bin")
@@ -132,14 +83,33 @@ public final class LoRAAdapter: @unchecked Sendable {
             if last == "lora_A" { a[module] = key } else { b[module] = key }
         }
         guard !a.isEmpty else { throw LoadError(file.path, "no lora_A/lora_B tensors") }
+        // Each module the weights adapt: selected by the config, of the config's rank, finite, and
+        // at a scale a trained adapter can have. PEFT would silently leave out what the config does
+        // not select, or scale by a rank the weights do not have; both are refused by name.
         var modules: [String: LoRAModule] = [:]
-        for (module, aKey) in a {
+        for (module, aKey) in a.sorted(by: { $0.key < $1.key }) {
             guard let bKey = b[module], let ai = file.info(aKey), let bi = file.info(bKey),
                   ai.shape.count == 2, bi.shape.count == 2, bi.shape[1] == ai.shape[0] else {
                 throw LoadError(file.path, "module \(module): lora_A and lora_B missing or of mismatched rank")
             }
-            modules[module] = LoRAModule(name: module, rank: ai.shape[0], inFeatures: ai.shape[1], outFeatures: bi.shape[0],
-                                         a: try file.floats(aKey), b: try file.floats(bKey), scale: c.scale(for: module))
+            guard c.targets(module) else {
+                var rule = "target_modules \(c.targetModules?.description ?? "-")"
+                if let l = c.layersToTransform?.values, !l.isEmpty {
+                    rule += " with layers_to_transform \(l)" + (c.layersPattern.map { " (layers_pattern \($0.values))" } ?? "")
+                }
+                throw refuse("\(URL(fileURLWithPath: file.path).lastPathComponent) has weights for \(module), which \(rule) does not select")
+            }
+            let rank = ai.shape[0], want = c.rank(for: module)
+            guard rank == want else {
+                let source = AdapterConfig.lookup(c.rankPattern, module) != nil ? "its rank_pattern entry" : "r"
+                throw refuse("\(module): \(URL(fileURLWithPath: file.path).lastPathComponent) holds rank \(rank) (lora_A \(ai.shape)) but \(source) is \(want); the scale would be wrong")
+            }
+            let scale = c.scaleValue(for: module)
+            guard scale.isFinite, abs(scale) <= AdapterConfig.maxScale else {
+                throw refuse("\(module): scale lora_alpha/r = \(scale) is beyond \(Int(AdapterConfig.maxScale)); no trained adapter has it (lora_alpha \(c.loraAlpha))")
+            }
+            modules[module] = LoRAModule(name: module, rank: rank, inFeatures: ai.shape[1], outFeatures: bi.shape[0],
+                                         a: try file.finiteFloats(aKey), b: try file.finiteFloats(bKey), scale: Float(scale))
         }
         path = folder
         config = c

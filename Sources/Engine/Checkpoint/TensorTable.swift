@@ -52,6 +52,15 @@ public class MappedTensorFile: @unchecked Sendable {
         return try file.floats(t)
     }
 
+    /// floats(name), refusing a tensor that holds NaN or ±Inf (an adapter's A and B: one bad value
+    /// would turn every logit into NaN).
+    public func finiteFloats(_ name: String) throws(LoadError) -> [Float] {
+        let v = try floats(name)
+        let bad = v.withUnsafeBufferPointer(countNonFinite)
+        if bad > 0 { throw LoadError(path, "tensor \(name.quoted) holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s")") }
+        return v
+    }
+
     /// The mapped bytes of one contiguous tensor in its stored dtype, without a copy.
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let t = table[name] else { throw LoadError(path, "no tensor named \(name.quoted)") }
@@ -70,4 +79,18 @@ public class MappedTensorFile: @unchecked Sendable {
         guard let t = table[name], t.isContiguous, !range.isEmpty, range.upperBound <= t.count else { return }
         file.dropPages(t.offset + range.lowerBound * t.dtype.byteSize, range.count * t.dtype.byteSize)
     }
+}
+
+/// NaN and ±Inf among fp32 values (exponent bits all set), counted branch-free.
+func countNonFinite(_ v: UnsafeBufferPointer<Float>) -> Int {
+    var n = 0
+    for x in v { n += (x.bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+    return n
+}
+
+/// The same for binary16 (`f16`: exponent 0x7C00) or bfloat16 (`bf16`: 0x7F80) bit patterns.
+func countNonFinite(_ v: UnsafeBufferPointer<UInt16>, exponent: UInt16) -> Int {
+    var n = 0
+    for x in v { n += (x & exponent) == exponent ? 1 : 0 }
+    return n
 }

@@ -75,12 +75,6 @@ public struct ModelConfig: Decodable, Sendable {
         try JSONFile.decode(ModelConfig.self, from: path)
     }
 
-    /// A size an architecture cannot do without: present and positive, else an error naming the key.
-    static func positive(_ v: Int?, _ key: String, file: String) throws(LoadError) -> Int {
-        guard let v, v > 0 else { throw LoadError(file, "missing or invalid \(key)") }
-        return v
-    }
-
     /// Layers, whichever name the family uses.
     public var layers: Int? { numHiddenLayers ?? numLayers }
     /// MLP width, whichever name the family uses (ChatGLM defaults to 4 × hidden).

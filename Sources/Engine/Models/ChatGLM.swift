@@ -7,8 +7,9 @@ import Foundation
 /// ChatGLMModel never overrides, so alpha does not follow config.num_layers.
 /// The fused query_key_value output is interleaved per head: [h0: q k v][h1: q k v]…, with bias.
 /// 2-D rotary: in each head, dims [0, hd/2) turn by the position id and [hd/2, hd) by the block
-/// position id, rotate-half within each half, base 10000. For `ctx … [gMASK] <sop> gen…` the
-/// position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
+/// position id, rotate-half within each half, base 10000, frequencies rounded to fp16 as the
+/// original's `inv_freq.half()` leaves them (angles and cos/sin in fp32, as on CPU; within 2e-5 of
+/// its logits, ChatGLMUpstreamTests). For `ctx … [gMASK] <sop> gen…` the position ids run 0 … up to [gMASK] and then stay at [gMASK]'s index; block ids are 0 for the
 /// context, 1 for <sop>, 2, 3, … after. Prefix-LM mask: the context (everything before <sop>)
 /// attends bidirectionally, <sop> and later tokens causally.
 public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendable {
@@ -59,27 +60,13 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
     }
 
     static func load(_ m: ModelFolder, _ w: WeightLoader, pool: ThreadPool) throws(LoadError) -> any LanguageModel {
-        let c = m.config
-        let file = joinPath(m.path, "config.json")
-        let dim = try ModelConfig.positive(c.hiddenSize, "hidden_size", file: file)
-        let heads = try ModelConfig.positive(c.numAttentionHeads, "num_attention_heads", file: file)
-        guard dim % heads == 0, (dim / heads) % 4 == 0 else {
-            throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads with head_dim divisible by 4 (2-D RoPE)")
-        }
-        let s = Shape(dim: dim, layers: try ModelConfig.positive(c.layers, "num_layers", file: file), heads: heads,
-                      inner: c.innerHiddenSize ?? 4 * dim, vocab: try ModelConfig.positive(c.vocabSize, "vocab_size", file: file),
-                      context: c.maxSequenceLength ?? 2048, eps: Float(c.layernormEpsilon ?? 1e-5))
+        let d = m.dims
+        let dim = d.hidden
+        let s = Shape(dim: dim, layers: d.layers, heads: d.heads, inner: d.mlp, vocab: d.vocab, context: d.context,
+                      eps: Float(d.normEps))
         // Special ids come from config.json (the tokenizer agrees; the model reads them from here).
-        guard let sop = c.bosTokenId?.values.first, let mask = c.maskTokenId, let gmask = c.gmaskTokenId else {
-            throw LoadError(file, "ChatGLM config needs bos_token_id (<sop>), mask_token_id and gmask_token_id")
-        }
-        // Positions and the prefix mask hinge on these ids: a tokenizer that numbers them otherwise
-        // (say a pre-slim tokenizer_config.json, num_image_tokens 20000, beside a slim config) would
-        // make every prompt look like context. Refuse it rather than run wrong.
-        if let t = m.tokenizer as? ChatGLMTokenizer, t.sopID != Int32(sop) || t.gmaskID != Int32(gmask) {
-            throw LoadError(joinPath(m.path, "tokenizer_config.json"),
-                            "tokenizer gives <sop> = \(t.sopID), [gMASK] = \(t.gmaskID) but config.json says \(sop) and \(gmask) (num_image_tokens \(t.imageTokens) does not fit this checkpoint)")
-        }
+        guard let ids = d.glm else { throw LoadError(m.path, "not a ChatGLM config") }
+        let (sop, mask, gmask) = (ids.sop, ids.mask, ids.gmask)
         var layers: [Layer] = []
         for l in 0..<s.layers {
             let p = "transformer.layers.\(l)."
@@ -97,7 +84,7 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
         // The released checkpoint stores lm_head equal to the embedding; tie when it is absent.
         let headName = w.has("lm_head.weight") ? "lm_head" : "transformer.word_embeddings"
         let head = try w.projection(headName, rows: s.vocab, cols: dim, bias: false)
-        return ChatGLMModel(shape: s, precision: w.precision, ids: (Int32(sop), Int32(mask), Int32(gmask)),
+        return ChatGLMModel(shape: s, precision: w.precision, ids: (sop, mask, gmask),
                             embed: embed, layers: layers,
                             finalNorm: (try w.vector("transformer.final_layernorm.weight", count: dim),
                                         try w.vector("transformer.final_layernorm.bias", count: dim)),
@@ -162,9 +149,12 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
 
         let scale = 1 / Float(hd).squareRoot()
         let alpha = self.alpha
-        // 2-D rotary: one table for the position ids, one for the block position ids.
-        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000)
-        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000)
+        // 2-D rotary: one table for the position ids, one for the block position ids, with the
+        // fp16-rounded frequencies of the original (its inv_freq buffer is `.half()`ed).
+        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000,
+                                    fp16Frequencies: true)
+        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000,
+                                      fp16Frequencies: true)
 
         for (l, layer) in layers.enumerated() {
             for i in 0..<n {

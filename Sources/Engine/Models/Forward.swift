@@ -75,10 +75,11 @@ extension DecoderModel {
             session.reset()
         }
         let n = run.count
+        let start = session.count
         let x = Scratch(n * s.dim)               // the residual stream [n, dim]
         defer { x.free() }
         for i in 0..<n { embed.lookup(Int(run[i]), into: x.buffer + i * s.dim) }
-        forwardLayers(x, n: n, start: session.count, p, cache: session.cache)
+        forwardLayers(x, n: n, start: start, p, cache: session.cache)
         session.tokens += run
 
         // Final norm and head, on the last row only unless every row's logits are wanted.
@@ -89,8 +90,25 @@ extension DecoderModel {
         for i in 0..<rows { finalNorm(x.buffer + (first + i) * s.dim, xn.buffer + i * s.dim) }
         var out = [Float](repeating: 0, count: rows * s.vocab)
         out.withUnsafeMutableBufferPointer { head(xn.buffer, n: rows, $0.baseAddress!, pool: pool, lora: lora) }
+        // NaN or ±Inf anywhere in a layer reaches every logit of the rows after it: one scan of the
+        // logits catches it. Its keys/values are dropped (they hold the same values).
+        if let bad = (0..<rows).first(where: { r in out.withUnsafeBufferPointer { countNonFinite(UnsafeBufferPointer(rebasing: $0[(r * s.vocab)..<((r + 1) * s.vocab)])) } > 0 }) {
+            session.truncate(to: start)
+            throw ModelError("the logits at position \(start + first + bad) are not finite (NaN or infinite): \(nonFiniteCause)")
+        }
         // Tokens run again (adapter switch, grown context) come first: their logits are not asked for.
         return logits == .all && n > tokens.count ? Array(out.suffix(tokens.count * s.vocab)) : out
+    }
+
+    /// The likely cause of non-finite logits, in words: the weights were checked finite at load, so
+    /// an adapter's deltas or values that overflow fp32 on the way.
+    var nonFiniteCause: String {
+        let active = lora.entries.filter { $0.multiplier != 0 }
+        if active.isEmpty {
+            return "the activations overflow fp32; the weights were finite at load, so their magnitudes (or norm eps) do not suit this input"
+        }
+        let names = active.map { "\($0.adapter.path) ×\($0.multiplier)" }.joined(separator: ", ")
+        return "the active adapter\(active.count == 1 ? "" : "s") (\(names)) push\(active.count == 1 ? "es" : "") the activations past fp32's range; lower the multiplier or check its lora_B weights and lora_alpha"
     }
 
     public func makeSession(capacity: Int?) -> ModelSession {

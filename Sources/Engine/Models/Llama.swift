@@ -59,22 +59,15 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
         self.pool = pool
     }
 
-    static func shape(_ c: ModelConfig, file: String) throws(LoadError) -> Shape {
-        let dim = try ModelConfig.positive(c.hiddenSize, "hidden_size", file: file)
-        let heads = try ModelConfig.positive(c.numAttentionHeads, "num_attention_heads", file: file)
-        let kvHeads = try ModelConfig.positive(c.kvHeads, "num_key_value_heads", file: file)
-        guard dim % heads == 0, heads % kvHeads == 0, (dim / heads) % 2 == 0 else {
-            throw LoadError(file, "hidden_size \(dim) does not split into \(heads) heads (\(kvHeads) kv heads) of even size")
-        }
-        return Shape(dim: dim, layers: try ModelConfig.positive(c.layers, "num_hidden_layers", file: file), heads: heads, kvHeads: kvHeads,
-                     ffn: try ModelConfig.positive(c.intermediateSize, "intermediate_size", file: file), vocab: try ModelConfig.positive(c.vocabSize, "vocab_size", file: file),
-                     context: c.contextLength ?? 2048, eps: Float(c.rmsNormEps ?? 1e-6),
-                     theta: Float(c.ropeTheta ?? 10000))
+    /// The shape from config.json's checked dimensions (ModelDimensions, validated when the folder opened).
+    static func makeShape(_ d: ModelDimensions) -> Shape {
+        Shape(dim: d.hidden, layers: d.layers, heads: d.heads, kvHeads: d.kvHeads, ffn: d.mlp, vocab: d.vocab,
+              context: d.context, eps: Float(d.normEps), theta: Float(d.ropeTheta))
     }
 
     /// LLaMA's tensors (transformers' names). `fusedQKV` names Baichuan's W_pack instead.
     static func load(_ m: ModelFolder, _ w: WeightLoader, pool: ThreadPool, fusedQKV: String? = nil) throws(LoadError) -> LlamaModel {
-        let s = try shape(m.config, file: joinPath(m.path, "config.json"))
+        let s = makeShape(m.dims)
         var layers: [Layer] = []
         for l in 0..<s.layers {
             let p = "model.layers.\(l)."

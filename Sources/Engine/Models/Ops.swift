@@ -26,15 +26,22 @@ enum Ops {
     }
 
     /// cos/sin of the rotary angles for each position: [positions][dims/2] cos, then the same for sin.
-    /// Angles as HF computes them: inv_freq[i] = 1 / theta^(2i/dims) in fp32, angle = pos · inv_freq[i].
+    /// Angles as HF computes them: inv_freq[i] = 1 / theta^(2i/dims) in fp32, angle = pos · inv_freq[i]
+    /// in fp32. `fp16Frequencies`: inv_freq rounded to binary16 first (round to nearest even) and
+    /// used as fp32 — ChatGLM-6B's RotaryEmbedding calls `.half()` on its inv_freq buffer, so the
+    /// released model, run in fp32 on CPU, turns by those rounded frequencies (up to 3e-4 relative
+    /// off; unrounded ones move its logits by ~2e-3).
     struct RopeTable {
         let half: Int
         let cos: [Float]     // [positions][half]
         let sin: [Float]
 
-        init(positions: [Int], dims: Int, theta: Float) {
+        init(positions: [Int], dims: Int, theta: Float, fp16Frequencies: Bool = false) {
             half = dims / 2
-            let invFreq = (0..<half).map { 1 / pow(theta, Float(2 * $0) / Float(dims)) }
+            let invFreq = (0..<half).map { i -> Float in
+                let f = 1 / pow(theta, Float(2 * i) / Float(dims))
+                return fp16Frequencies ? Float(Float16(f)) : f
+            }
             var c = [Float](repeating: 0, count: positions.count * half), s = c
             for (p, pos) in positions.enumerated() {
                 for i in 0..<half {

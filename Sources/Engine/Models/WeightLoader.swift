@@ -59,10 +59,21 @@ public struct WeightLoader {
         return try cachedOr(cached?.floats(name, count: shape[0]), { .floats(name, $0) }) { () throws(LoadError) in try read(name) }
     }
 
-    /// The fp32 copy of a tensor already checked; its mapped pages are dropped afterwards.
+    /// The fp32 copy of a tensor already checked, refused if it holds NaN or ±Inf; its mapped
+    /// pages are dropped afterwards.
     private func read(_ name: String) throws(LoadError) -> [Float] {
         defer { checkpoint.releasePages(name) }
-        return try checkpoint.floats(name)
+        let v = try checkpoint.floats(name)
+        try refuseNonFinite(name, v.withUnsafeBufferPointer(countNonFinite), of: v.count)
+        return v
+    }
+
+    /// One line naming the tensor when `bad` of its values are NaN or ±Inf: such a weight makes
+    /// every logit NaN, and the reply empty, without it.
+    func refuseNonFinite(_ name: String, _ bad: Int, of count: Int, unit: String = "values") throws(LoadError) {
+        guard bad > 0 else { return }
+        throw LoadError(checkpoint.info(name)?.file ?? checkpoint.folder,
+                        "tensor \(name) holds NaN or infinite values (\(bad) of \(count) \(unit))")
     }
 
     public func has(_ name: String) -> Bool { checkpoint.info(name) != nil }
@@ -103,9 +114,7 @@ public struct WeightLoader {
             let w = try read(name)
             m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block, pool: pool) }
         }
-        if m.nonFiniteBlocks > 0 {
-            throw LoadError(info.file, "tensor \(name) holds NaN or infinite values (\(m.nonFiniteBlocks) blocks of \(block))")
-        }
+        try refuseNonFinite(name, m.nonFiniteBlocks, of: m.rows * m.blocksPerRow, unit: "blocks of \(block)")
         return m
     }
 
@@ -154,6 +163,8 @@ public struct WeightLoader {
         defer { checkpoint.releasePages(name) }
         if (info.dtype == .f16 || info.dtype == .bf16) && info.isContiguous {
             var bits = [UInt16](repeating: 0, count: rows * cols)
+            var bad = 0
+            let exponent: UInt16 = info.dtype == .f16 ? 0x7C00 : 0x7F80
             do {
                 try checkpoint.withRawBytes(name) { raw in
                     bits.withUnsafeMutableBytes { dst in
@@ -163,6 +174,9 @@ public struct WeightLoader {
                         while o < raw.count {
                             let n = min(step, raw.count - o)
                             dst.baseAddress!.advanced(by: o).copyMemory(from: raw.baseAddress!.advanced(by: o), byteCount: n)
+                            // Counted as it is copied, while the slice is in cache.
+                            bad += countNonFinite(UnsafeBufferPointer(start: dst.baseAddress!.advanced(by: o).assumingMemoryBound(to: UInt16.self),
+                                                                      count: n / 2), exponent: exponent)
                             checkpoint.releasePages(name, elements: (o / 2)..<((o + n) / 2))
                             o += n
                         }
@@ -173,9 +187,10 @@ public struct WeightLoader {
             } catch {
                 throw LoadError(info.file, "tensor \(name): \(error)")
             }
+            try refuseNonFinite(name, bad, of: rows * cols)
             return EmbeddingTable(rows: rows, cols: cols, storage: info.dtype == .f16 ? .f16(bits) : .bf16(bits))
         }
-        return EmbeddingTable(rows: rows, cols: cols, storage: .f32(try checkpoint.floats(name)))
+        return EmbeddingTable(rows: rows, cols: cols, storage: .f32(try read(name)))
     }
 }
 

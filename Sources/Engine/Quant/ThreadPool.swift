@@ -9,27 +9,78 @@ import Synchronization
 #endif
 
 public final class ThreadPool: @unchecked Sendable {
-    /// Threads taking part in each loop, the calling thread included.
+    /// Threads taking part in each loop, the calling thread included: those asked for, less any
+    /// the system would not start.
     public let threads: Int
+    /// Threads asked for (never more than `maxThreads`).
+    public let requested: Int
     private let shared: Shared
-    private let submit = NSLock()  // one loop at a time, whoever calls
-    private var workers: [Thread] = []  // kept for debugging; they exit when the pool goes
 
-    /// `threads` defaults to the number of physical cores. The pool owns all parallelism: OpenBLAS
-    /// is set to one thread (process-wide), and BLAS calls are made from inside pool chunks.
-    public init(threads: Int = ThreadPool.physicalCores) {
-        precondition(threads >= 1, "ThreadPool needs at least one thread")
-        self.threads = threads
-        shared = Shared(workers: threads - 1)
-        openblas_set_num_threads(1)
-        for w in 1..<threads {
-            let shared = self.shared
-            let t = Thread { shared.work(index: w) }
-            t.name = "yanyi-pool-\(w)"
-            t.stackSize = 8 << 20  // as the main thread: OpenBLAS and kernels run here too
-            workers.append(t)
-            t.start()
+    private let submit = NSLock()  // one loop at a time, whoever calls
+
+    /// The most threads a pool takes: 4 per logical CPU, at most 256. More only adds switching
+    /// (each loop waits for its slowest thread) and, by the thousand, exhausts the process's
+    /// thread and stack limits.
+    public static let maxThreads = min(256, 4 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+
+    /// Why `n` threads cannot be asked for, in one line for `--threads`; nil when it can.
+    public static func threadCountProblem(_ n: Int) -> String? {
+        if n < 1 { return "--threads must be at least 1 (got \(n))" }
+        if n > maxThreads {
+            return "--threads \(n) is more than this machine can use: at most \(maxThreads) (4 per logical CPU, at most 256; default \(physicalCores), the physical cores)"
         }
+        return nil
+    }
+
+    /// `threads` defaults to the number of physical cores, and is clamped to 1…`maxThreads`. The
+    /// pool owns all parallelism: OpenBLAS is set to one thread (process-wide), and BLAS calls are
+    /// made from inside pool chunks. A worker the system cannot start (pthread_create fails) is
+    /// left out: the pool runs with those it has, never waits for one that does not exist.
+    public convenience init(threads: Int = ThreadPool.physicalCores) {
+        self.init(threads: threads, start: ThreadPool.startThread)
+    }
+
+    /// `start` launches one worker running `body`, returning false when it cannot (tests fail it).
+    init(threads: Int, start: (_ body: @escaping @Sendable () -> Void) -> Bool) {
+        let wanted = min(max(threads, 1), Self.maxThreads)
+        requested = wanted
+        let shared = Shared()
+        var started = 0
+        for w in 1..<wanted {
+            guard start({ Thread.current.name = "yanyi-pool-\(w)"; shared.work(index: w) }) else { break }
+            started += 1
+        }
+        shared.workers = started    // set before any job: run() waits for exactly these
+        self.shared = shared
+        self.threads = started + 1
+        openblas_set_num_threads(1)
+    }
+
+    /// A detached pthread with an 8 MiB stack (as the main thread: OpenBLAS and kernels run there
+    /// too); false when the system refuses it.
+    static func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setstacksize(&attr, 8 << 20)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if os(Linux)
+        var tid = pthread_t()
+        #else
+        var tid: pthread_t?
+        #endif
+        let rc = pthread_create(&tid, &attr, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, arg)
+        if rc != 0 {
+            Unmanaged<Box>.fromOpaque(arg).release()
+            return false
+        }
+        return true
     }
 
     deinit { shared.stop() }
@@ -107,8 +158,7 @@ public final class ThreadPool: @unchecked Sendable {
         let generation = Counter()  // bumped once per job; workers spin on it
         let pending = Counter()     // workers not yet done with this generation
         let next = Counter()        // next chunk to hand out (any thread takes the next free one)
-        let workers: Int
-        init(workers: Int) { self.workers = workers }
+        var workers = 0                  // started workers; set once, before the first job
         var job: ((Int) -> Void)?        // set before generation is bumped, read after
         var chunks = 0
         var stopping = false             // under cond

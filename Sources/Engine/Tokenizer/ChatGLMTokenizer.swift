@@ -94,13 +94,15 @@ public struct ChatGLMTokenizer: Tokenizer {
         chunks(text).map { piece($0) ?? "" }
     }
 
-    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int32] {
-        let ids = chunks(text)
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
+        let ids = chunks(text, parse: parseSpecialTokens)
         return addSpecialTokens ? ids + [gmask, sop] : ids
     }
 
-    private func chunks(_ text: String) -> [Int32] {
-        splitter.split(text).flatMap { chunk -> [Int32] in
+    /// Parsing off: the whole text is pre-processed and encoded, and the special pieces (CONTROL in
+    /// ice_text.model) never match input text.
+    private func chunks(_ text: String, parse: Bool = true) -> [Int32] {
+        (parse ? splitter.split(text) : text.isEmpty ? [] : [.text(text)]).flatMap { chunk -> [Int32] in
             switch chunk {
             case .token(let t): return model.id(of: t).map { [$0 + imageTokens] } ?? []
             case .text(let s): return model.encode(preprocess(s)).map { $0 + imageTokens }

@@ -66,9 +66,11 @@ public struct SentencePieceTokenizer: Tokenizer {
         }
     }
 
-    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int32] {
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
         var ids: [Int32] = []
-        for chunk in splitter.split(text) {
+        // Parsing off: the whole text is one chunk for SentencePiece, whose control pieces
+        // (<s>, </s>, <unk>) never match input text.
+        for chunk in parseSpecialTokens ? splitter.split(text) : (text.isEmpty ? [] : [.text(text)]) {
             switch chunk {
             case .token(let t): if let i = addedTokens[t] ?? model.id(of: t) { ids.append(i) }
             case .text(let s): ids += model.encode(s)

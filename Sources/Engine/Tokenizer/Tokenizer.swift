@@ -5,8 +5,17 @@ public protocol Tokenizer: Sendable {
     /// Ids the tokenizer can produce (including any image-token offset and added tokens).
     var vocabSize: Int { get }
     var specials: SpecialTokens { get }
-    /// `tokenizer.encode(text, add_special_tokens:)`.
-    func encode(_ text: String, addSpecialTokens: Bool) -> [Int32]
+    /// `tokenizer.encode(text, add_special_tokens:)`. With `parseSpecialTokens` the Hugging Face
+    /// rule holds: the text of a token the tokenizer registers as special or added (transformers
+    /// 4.30's `unique_no_split_tokens`: bos/eos/unk/pad/mask/additional_special_tokens and
+    /// added_tokens.json) becomes that token wherever it occurs, the same for every such token;
+    /// any other text, a special piece's name included, is encoded as characters. ChatGLM-6B's
+    /// class registers `<sop>`, `<eop>`, `<unk>`, `<pad>` and `[MASK]` but not `[gMASK]` or
+    /// `[sMASK]` (not special-token attributes in transformers), so HF, and Yanyi, read a typed
+    /// `<sop>` as the token and a typed `[gMASK]` as text. Without it every character is text
+    /// (transformers' `split_special_tokens=True`): what the chat layer uses for what people write,
+    /// so that only templates (through `addSpecialTokens`) add control tokens.
+    func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32]
     /// `tokenizer.tokenize(text)`: the pieces, special tokens kept whole.
     func tokenize(_ text: String) -> [String]
     /// `tokenizer.decode(ids, skip_special_tokens:)`.
@@ -15,6 +24,13 @@ public protocol Tokenizer: Sendable {
     func piece(_ id: Int32) -> String?
     /// A decoder for text that arrives one token at a time (generation).
     func makeStreamingDecoder() -> StreamingDetokenizer
+}
+
+extension Tokenizer {
+    /// `encode(text, add_special_tokens:)` as Hugging Face does it: special-token text is parsed.
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int32] {
+        encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: true)
+    }
 }
 
 public enum TokenizerKind: String, Sendable {
