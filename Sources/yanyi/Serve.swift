@@ -60,7 +60,7 @@ struct ServeCommand: ParsableCommand {
     var fakeTokenMs = 20
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, let problem = ThreadPool.threadCountProblem(threads) { throw ValidationError(problem) }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if maxTokens < 1 || maxQueue < 1 || maxBodyBytes < 1024 {
             throw ValidationError("--max-tokens and --max-queue must be ≥ 1, --max-body-bytes ≥ 1024")
