@@ -334,7 +334,8 @@ import Testing
 
     /// A cancelled job ends before its next token; one cancelled while queued never runs.
     @Test func cancelEndsWithinOneToken() async throws {
-        let host = CannedHost(tokenDelay: 0.02)
+        let host = CannedHost(tokenDelay: 0.002)
+        host.hold(after: 3)
         let scheduler = SerialScheduler(host: host)
         func job() -> GenerationJob {
             GenerationJob(base: "/m", adapters: []) { (_: any ReplyEngine) throws(APIError) -> PreparedGeneration in
@@ -343,25 +344,25 @@ import Testing
         }
         let a = job(), b = job()
         try scheduler.submit([a, b])
-        var deltas = 0
-        var atCancel = 0
+        // The engine holds after its third piece; this thread cancels both jobs, then lets it go:
+        // the cancel lands between two tokens however slowly the test's own threads run.
+        let atCancel = CancellationFlag()
+        let watcher = Thread {
+            while host.produced < 3 { Thread.sleep(forTimeInterval: 0.001) }
+            scheduler.cancel(a)
+            scheduler.cancel(b)
+            atCancel.cancel()
+            host.release()
+        }
+        watcher.start()
         var reply: EngineReply?
         while let e = await a.events.next() {
-            switch e {
-            case .delta:
-                deltas += 1
-                if deltas == 3 {
-                    atCancel = host.produced
-                    scheduler.cancel(a)
-                    scheduler.cancel(b)
-                }
-            case .finished(let r): reply = r
-            default: break
-            }
+            if case .finished(let r) = e { reply = r }
         }
+        #expect(atCancel.isCancelled)
         #expect(reply?.reason == .cancelled)
         // the piece being made when the flag was set may still come; no other
-        #expect(host.produced - atCancel <= 1 && reply?.stats?.generatedTokens == host.produced)
+        #expect(host.produced == 3 && reply?.stats?.generatedTokens == 3, "\(host.produced) pieces")
         var bReply: EngineReply?
         while let e = await b.events.next() { if case .finished(let r) = e { bReply = r } }
         #expect(bReply?.reason == .cancelled && bReply?.text == "")

@@ -34,7 +34,20 @@ final class CannedHost: ModelHost, @unchecked Sendable {
         return Counting(engine, self)
     }
 
-    func count() { lock.withLock { pieces += 1 } }
+    /// After this many pieces the engine waits until `release()` (a test's cancel then lands
+    /// between two tokens however slowly the test's own threads run).
+    private var holdAfter: Int?
+    private let gate = DispatchSemaphore(value: 0)
+    func hold(after n: Int) { lock.withLock { holdAfter = n } }
+    func release() { gate.signal() }
+
+    func count() {
+        let wait = lock.withLock { () -> Bool in
+            pieces += 1
+            return pieces == holdAfter
+        }
+        if wait { gate.wait() }
+    }
 
     /// The canned engine, its deltas counted as they come.
     final class Counting: ReplyEngine, @unchecked Sendable {
@@ -49,8 +62,8 @@ final class CannedHost: ModelHost, @unchecked Sendable {
         func interrupt() { inner.interrupt() }
         func generate(_ request: EngineRequest, cancelled: CancellationFlag, onDelta: (String) -> Void) -> EngineReply {
             inner.generate(request, cancelled: cancelled) { d in
-                host.count()
                 onDelta(d)
+                host.count()   // after handing the piece on: a held engine has sent what it made
             }
         }
     }
