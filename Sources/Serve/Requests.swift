@@ -185,13 +185,9 @@ extension OpenAIService {
             }
             let ids = plan.fitted.tokenIDs
             guard ids.count < e.info.contextLength else { throw Self.contextExceeded(ids.count, e.info.contextLength) }
-            var params = GenerationParameters.layered(model: e.defaults, persona: p.sampling.generationParameters, user: s.parameters)
-            if !plan.stopTokenIDs.isEmpty { params.eosTokenId = OneOrMany(plan.stopTokenIDs.sorted().map { Int($0) }) }
-            var stops = plan.stop.texts
-            for x in s.stops where !stops.contains(x) { stops.append(x) }
-            params.stop = stops.isEmpty ? nil : stops
-            params.maxNewTokens = min(plan.fitted.maxNewTokens, e.info.contextLength - ids.count)
-            params.maxLength = nil
+            var params = plan.parameters(
+                GenerationParameters.layered(model: e.defaults, persona: p.sampling.generationParameters, user: s.parameters),
+                promptLength: ids.count, contextLength: e.info.contextLength, extraStops: s.stops)
             if let seed = s.seed(choice: choice) { params.seed = seed }
             let request = EngineRequest(promptIDs: ids, parameters: try Self.validated(params, promptLength: ids.count),
                                         persona: p.id.isEmpty ? nil : p.id)

@@ -31,8 +31,3 @@ struct SessionsOptions: ParsableArguments {
 func warn(_ message: String) {
     FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
 }
-
-/// "2026-03-14 09:26", local time.
-func formatDate(_ seconds: Double) -> String {
-    SessionSummary.dateText(seconds)
-}

@@ -22,19 +22,7 @@ struct SessionsList: ParsableCommand {
             print(Self.json(sessions))
         } else {
             if sessions.isEmpty { print("\(store.path): no sessions") }
-            for line in Self.lines(sessions) { print(line) }
-        }
-    }
-
-    static func lines(_ sessions: [SessionSummary]) -> [String] {
-        let idWidth = sessions.map(\.id.count).max() ?? 0
-        let personaWidth = sessions.map { ($0.persona ?? "-").count }.max() ?? 0
-        return sessions.map { s in
-            [s.id.padding(toLength: idWidth + 2, withPad: " ", startingAt: 0),
-             formatDate(s.updated) + "  ",
-             (s.persona ?? "-").padding(toLength: personaWidth + 2, withPad: " ", startingAt: 0),
-             String(s.messageCount).leftPadded(4) + "  ",
-             s.title].joined()
+            for line in SessionSummary.table(sessions) { print(line) }
         }
     }
 
@@ -55,6 +43,3 @@ struct SessionsList: ParsableCommand {
     }
 }
 
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-}

@@ -28,7 +28,7 @@ struct SessionsSearch: ParsableCommand {
             let hits = try store.search(text, limit: limit)
             if hits.isEmpty { print("no session contains \(text.debugDescription)") }
             for h in hits {
-                print("\(h.session.id)  \(h.message ?? "title")  \(formatDate(h.session.updated))  \(h.snippet)")
+                print("\(h.session.id)  \(h.message ?? "title")  \(SessionSummary.dateText(h.session.updated))  \(h.snippet)")
             }
         } catch {
             fail(error.description)

@@ -157,4 +157,31 @@ import Testing
         let r2 = try c.send("赤壁如何")
         #expect(r2.lore.contains("赤壁") && !r2.lore.contains("长坂坡"))
     }
+
+    /// A base loads but the persona's adapter does not: the load is undone, and front ends hear
+    /// that no model is ready (not that the dropped one is).
+    @Test func aFailedAdapterUndoesTheLoad() throws {
+        let dir = try TempDir()
+        let p = Persona(id: "t/p", name: "p", group: "t", template: "plain", model: "base", adapters: [.init(path: "no/such/adapter")])
+        let c = ChatController(options: .init(modelsRoot: "/m"), host: CannedModelHost(loadSeconds: 0), library: PersonaLibrary(personas: [p]),
+                               store: try Runtime.store(dir), persona: p)
+        let events = EventList()
+        c.onEvent = { events.add($0) }
+        #expect(throws: ChatError.self) { try c.load() }
+        let loads = events.all.compactMap { e -> String? in
+            switch e {
+            case .loaded: "loaded"
+            case .loadFailed: "failed"
+            default: nil
+            }
+        }
+        #expect(loads == ["failed"] && c.engine == nil, "\(loads)")
+    }
+}
+
+final class EventList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [RuntimeEvent] = []
+    func add(_ e: RuntimeEvent) { lock.withLock { list.append(e) } }
+    var all: [RuntimeEvent] { lock.withLock { list } }
 }

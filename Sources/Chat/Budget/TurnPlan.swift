@@ -38,4 +38,19 @@ public struct TurnPlan: Sendable {
         sampling = persona.sampling
         sampling.maxNewTokens = fitted.maxNewTokens
     }
+
+    /// The generate keywords for this turn over `layers` (generation_config.json < persona <
+    /// user): the turn's stop ids and strings (with `extraStops`), max_new_tokens within what
+    /// the context leaves after `promptLength` tokens.
+    public func parameters(_ layers: GenerationParameters, promptLength: Int, contextLength: Int,
+                           extraStops: [String] = []) -> GenerationParameters {
+        var p = layers
+        if !stopTokenIDs.isEmpty { p.eosTokenId = OneOrMany(stopTokenIDs.sorted().map { Int($0) }) }
+        var stops = stop.texts
+        for x in extraStops where !stops.contains(x) { stops.append(x) }
+        if !stops.isEmpty { p.stop = stops }
+        p.maxNewTokens = min(fitted.maxNewTokens, contextLength - promptLength)
+        p.maxLength = nil
+        return p
+    }
 }

@@ -11,9 +11,12 @@ extension ChatController {
         var books: [Lorebook] = []
         var problems: [String] = []
         for name in p.lore {
+            if let book = lorebookCache[name] { books.append(book); continue }
             guard let root = options.personasRoot else { problems.append("lorebook '\(name)': no personas folder"); continue }
             do {
-                books.append(try PersonaLibrary.lorebook(name, in: root))
+                let book = try PersonaLibrary.lorebook(name, in: root)
+                lorebookCache[name] = book
+                books.append(book)
             } catch {
                 problems.append(error.description)
             }

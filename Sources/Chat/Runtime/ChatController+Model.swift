@@ -54,20 +54,20 @@ extension ChatController {
             notes.append("\(p.name) is made for \(p.model); replies come from \(target.info.name)")
         }
         var list: [ActiveAdapter] = []
-        for ref in p.adapters {
-            var a = ActiveAdapter(path: ref.path, multiplier: Float(min(max(ref.scale, 0), 2)), fromPersona: true)
-            do {
+        do throws(ChatError) {
+            for ref in p.adapters {
+                var a = ActiveAdapter(path: ref.path, multiplier: Float(min(max(ref.scale, 0), 2)), fromPersona: true)
                 a.summary = try target.prepareAdapter(resolve(a.path))
-            } catch {
-                if fresh { emit(.loaded(target.info)) }
-                throw error
+                list.append(a)
             }
-            list.append(a)
+            // Hand-loaded adapters stay only while the persona does (they were chosen for it).
+            if p.id == persona.id && !fresh { list += adapters.filter { !$0.fromPersona } }
+            try target.setAdapters(applied(list))
+        } catch {
+            // The new base is dropped: front ends go back to the one still loaded (or to none).
+            if fresh { emit(engine.map { .loaded($0.info) } ?? .loadFailed(error.description)) }
+            throw error
         }
-        // Hand-loaded adapters stay only while the persona does (they were chosen for it).
-        let keepHand = p.id == persona.id && !fresh
-        if keepHand { list += adapters.filter { !$0.fromPersona } }
-        try target.setAdapters(applied(list))
         for a in adapters where !list.contains(where: { resolve($0.path) == resolve(a.path) }) || fresh {
             notes.append("unloaded \(a.path)\(a.fromPersona ? "" : " (loaded by hand)")")
         }
@@ -176,14 +176,10 @@ extension ChatController {
     /// otherwise the switch is noted in it. Returns what was loaded and unloaded.
     @discardableResult
     public func switchPersona(_ id: String) throws(ChatError) -> [String] {
-        guard let p = library.persona(id) ?? uniqueByName(id) else {
-            throw ChatError("", "no persona \(id.quotedForError) (/personas lists them)")
-        }
+        let p = try findPersona(id)
         return try exclusive { () throws(ChatError) -> [String] in
             let previous = persona
-            let notes = try activate(p)
-            emit(.persona(p))
-            emit(.settings)
+            let notes = try announce(p)
             if !conversation.messages.contains(where: { $0.role == .user }) {
                 if session == nil { startDraft() } else { try record([.persona(p.id)]) }
                 emitConversation()
@@ -211,17 +207,12 @@ extension ChatController {
     public func setScene(_ ids: [String]) throws(ChatError) {
         var cast: [Persona] = []
         for id in ids {
-            guard let p = library.persona(id) ?? uniqueByName(id) else { throw ChatError("", "no persona \(id.quotedForError) (/personas lists them)") }
+            let p = try findPersona(id)
             if !cast.contains(where: { $0.id == p.id }) { cast.append(p) }
         }
         guard cast.isEmpty || cast.count >= 2 else { throw ChatError("", "a scene needs two personas or more") }
         try exclusive { () throws(ChatError) in
-            if let first = cast.first, !cast.contains(where: { $0.id == persona.id }) {
-                for n in try activate(first) { emit(.notice(n)) }
-                emit(.persona(first))
-                emit(.settings)
-                try record([.persona(first.id)])
-            }
+            if let first = cast.first, !cast.contains(where: { $0.id == persona.id }) { try speak(first) }
             try record(Rules.sceneEvents(cast, in: conversation, now: clock().timeIntervalSince1970))
         }
     }
@@ -229,8 +220,26 @@ extension ChatController {
     /// The scene's personas, in turn order (empty outside a scene).
     public var cast: [Persona] { conversation.cast.compactMap { library.persona($0) } }
 
-    func uniqueByName(_ name: String) -> Persona? {
-        let hits = library.personas.filter { $0.name == name }
-        return hits.count == 1 ? hits[0] : nil
+    /// Persona `id`, or the one persona with that name.
+    func findPersona(_ id: String) throws(ChatError) -> Persona {
+        if let p = library.persona(id) { return p }
+        let hits = library.personas.filter { $0.name == id }
+        guard hits.count == 1 else { throw ChatError("", "no persona \(id.quotedForError) (/personas lists them)") }
+        return hits[0]
+    }
+
+    /// `activate(p)`, then tells front ends the persona and its settings changed.
+    func announce(_ p: Persona) throws(ChatError) -> [String] {
+        let notes = try activate(p)
+        emit(.persona(p))
+        emit(.settings)
+        return notes
+    }
+
+    /// Within a conversation that goes on (a scene's speaker): `p` replies from now, its
+    /// loading notes said, the change recorded.
+    func speak(_ p: Persona) throws(ChatError) {
+        for n in try announce(p) { emit(.notice(n)) }
+        try record([.persona(p.id)])
     }
 }

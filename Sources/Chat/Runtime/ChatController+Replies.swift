@@ -114,9 +114,9 @@ extension ChatController {
     // MARK: - Turns
 
     private func sendTurn(_ typed: String, _ t0: Double, _ onDelta: (String) -> Void) throws(ChatError) -> ReplyOutcome {
+        guard !typed.pythonStripped.isEmpty else { throw ChatError("", "nothing to send") }
         try chooseSpeaker(typed: typed, named: nil)
-        if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled
-            && !typed.pythonStripped.isEmpty {
+        if !conversation.messages.contains(where: { $0.role == .user }) && conversation.title == Rules.untitled {
             try record([.rename(Rules.title(from: typed))])
         }
         return try ask(typed, replacing: nil, t0, onDelta)
@@ -139,7 +139,7 @@ extension ChatController {
 
     /// In a scene, makes the speaker the persona that replies (its base, adapters and scales).
     func chooseSpeaker(typed: String, named who: String?) throws(ChatError) {
-        let cast = conversation.cast.compactMap { library.persona($0) }
+        let cast = self.cast
         guard !cast.isEmpty else { return }
         let speaker: Persona
         if let who, !who.isEmpty {
@@ -150,11 +150,7 @@ extension ChatController {
         } else {
             speaker = Rules.nextSpeaker(cast, typed: typed, in: conversation) ?? persona
         }
-        guard speaker.id != persona.id else { return }
-        for n in try activate(speaker) { emit(.notice(n)) }
-        emit(.persona(speaker))
-        emit(.settings)
-        try record([.persona(speaker.id)])
+        if speaker.id != persona.id { try speak(speaker) }
     }
 
     /// Records `typed` as a question after the shown path (or beside `old`) and answers it.
@@ -242,11 +238,7 @@ extension ChatController {
     private func run(_ ids: [Int32], plan: TurnPlan, continuing: Bool, _ t0: Double, _ onDelta: (String) -> Void,
                      save: (_ text: String, _ raw: String, _ partial: Bool) -> [SessionEvent]) throws(ChatError) -> ReplyOutcome {
         let e = engine!
-        var params = layered(overrides)
-        if !plan.stopTokenIDs.isEmpty { params.eosTokenId = OneOrMany(plan.stopTokenIDs.sorted().map { Int($0) }) }
-        if !plan.stop.texts.isEmpty { params.stop = plan.stop.texts }
-        params.maxNewTokens = min(plan.fitted.maxNewTokens, e.info.contextLength - ids.count)
-        params.maxLength = nil
+        let params = plan.parameters(layered(overrides), promptLength: ids.count, contextLength: e.info.contextLength)
         do throws(GenerationError) {
             _ = try params.resolved(promptLength: ids.count)
         } catch {

@@ -24,12 +24,6 @@ extension ChatController {
         return budgetWarning()
     }
 
-    /// All user settings back to the layers below.
-    public func resetSettings() {
-        lock.withLock { settingsLayer = SamplingOverrides() }
-        emit(.settings)
-    }
-
     /// generation_config.json < persona < `o`.
     func layered(_ o: SamplingOverrides) -> GenerationParameters {
         GenerationParameters.layered(model: engine?.defaults ?? GenerationParameters(), persona: persona.sampling.generationParameters,

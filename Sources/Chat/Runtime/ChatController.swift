@@ -73,6 +73,8 @@ public final class ChatController: @unchecked Sendable {
     var settingsLayer = SamplingOverrides()
     /// The lorebook entries the turn being built got.
     var turnLore: [String] = []
+    /// Lorebooks read from Personas/lore/, by name: read once, not every turn.
+    var lorebookCache: [String: Lorebook] = [:]
 
     /// Starts on `persona` with a new conversation (its greetings shown, nothing saved yet).
     /// Loads no model: the first reply (or `load()`) does.

@@ -212,9 +212,7 @@ public final class LineChat {
     private func listSessions() {
         let (list, errors) = controller.store.list()
         if list.isEmpty { note("no saved conversations") }
-        for s in list.prefix(30) {
-            say("  \(s.id)  \(SessionSummary.dateText(s.updated))  \(s.persona ?? "-")  \(s.messageCount) msgs  \(s.title)")
-        }
+        for line in SessionSummary.table(Array(list.prefix(30))) { say("  " + line) }
         for e in errors { say("  (unreadable) \(e.description)") }
     }
 

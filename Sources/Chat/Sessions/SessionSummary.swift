@@ -47,4 +47,19 @@ extension SessionSummary {
         f.dateFormat = "yyyy-MM-dd HH:mm"
         return f.string(from: Date(timeIntervalSince1970: t))
     }
+
+    /// One aligned line per session: id, last activity, persona, messages, title (`yanyi sessions
+    /// ls` and the line chat's /sessions).
+    public static func table(_ sessions: [SessionSummary]) -> [String] {
+        let idWidth = sessions.map(\.id.count).max() ?? 0
+        let personaWidth = sessions.map { ($0.persona ?? "-").count }.max() ?? 0
+        return sessions.map { s in
+            let count = String(s.messageCount)
+            return [s.id.padding(toLength: idWidth + 2, withPad: " ", startingAt: 0),
+                    dateText(s.updated) + "  ",
+                    (s.persona ?? "-").padding(toLength: personaWidth + 2, withPad: " ", startingAt: 0),
+                    String(repeating: " ", count: max(0, 4 - count.count)) + count + "  ",
+                    s.title].joined()
+        }
+    }
 }

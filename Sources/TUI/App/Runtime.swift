@@ -88,7 +88,7 @@ public final class Runtime {
             case .delta(let t): q.post(.delta(t))
             case .replyFinished(let o): q.post(.replyFinished(Self.end(o)))
             case .notice(let t): q.post(.notice(t))
-            case .lore(let names): q.post(.notice("世界书 · lore: " + names.joined(separator: "、")))
+            case .lore(let names): q.post(.lore(names))
             case .warning(let t): q.post(.failed(t))
             }
         }
@@ -171,6 +171,12 @@ public final class Runtime {
         if inline { job() } else { work.async(execute: job) }
     }
 
+    /// Every saved session, for the session list.
+    static func sessions(_ store: SessionStore) -> Msg {
+        let (list, errors) = store.list()
+        return .sessionsListed(list, errors: errors.map(\.description))
+    }
+
     func perform(_ e: Effect) {
         let q = queue
         switch e {
@@ -219,8 +225,7 @@ public final class Runtime {
                 q.post(.notice("exported \(id) to \(path)"))
             }
         case .listSessions:
-            let (list, errors) = controller.store.list()
-            dispatch(.sessionsListed(list, errors: errors.map(\.description)))
+            dispatch(Self.sessions(controller.store))
         case .searchSessions(let text):
             do {
                 var seen = Set<String>()
@@ -232,14 +237,12 @@ public final class Runtime {
         case .renameSession(let id, let title):
             background { c throws(ChatError) in
                 try c.renameSession(title, id: id)
-                let (list, errors) = c.store.list()
-                q.post(.sessionsListed(list, errors: errors.map(\.description)))
+                q.post(Self.sessions(c.store))
             }
         case .deleteSession(let id):
             background { c throws(ChatError) in
                 try c.deleteSession(id)
-                let (list, errors) = c.store.list()
-                q.post(.sessionsListed(list, errors: errors.map(\.description)))
+                q.post(Self.sessions(c.store))
                 q.post(.notice("deleted \(id)"))
             }
         case .quit: break

@@ -133,6 +133,8 @@ public struct Generation: Equatable, Sendable {
     public var contextLimit: Int?
     /// Stop was asked for; the runtime has not ended the reply yet.
     public var stopping = false
+    /// Lorebook entries the prompt got.
+    public var lore: [String] = []
 
     /// Live decode speed: text pieces after the first, per second.
     public var tokensPerSecond: Double? {
@@ -191,6 +193,7 @@ public enum Msg: Equatable, Sendable {
     case persona(Persona)
     case personas([Persona])
     case settings([ResolvedSetting])
+    case lore([String])
     case replyStarted(promptTokens: Int, contextLength: Int, dropped: Int)
     case delta(String)
     case replyFinished(ReplyEnd)

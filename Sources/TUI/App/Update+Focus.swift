@@ -62,6 +62,19 @@ enum InputUpdate {
 
 /// Keys every text field shares (the input line, the adapter dialog, the value dialog).
 enum TextField {
+    enum LineKey: Equatable { case cancel, submit(String), edited }
+
+    /// A one-line field of a dialog: Esc cancels, Enter submits the text trimmed, other keys edit.
+    static func line(_ k: Key, _ e: inout InputEditor) -> LineKey {
+        switch k {
+        case .escape: return .cancel
+        case .enter: return .submit(e.string.trimmingCharacters(in: .whitespaces))
+        default:
+            apply(k, to: &e, multiline: false)
+            return .edited
+        }
+    }
+
     /// Applies an editing key; false when it is not one.
     @discardableResult
     static func apply(_ k: Key, to e: inout InputEditor, multiline: Bool) -> Bool {

@@ -106,47 +106,39 @@ enum OverlayUpdate {
         case .adapterPath(var editor, var pick):
             let n = s.availableAdapters.count
             switch k {
-            case .escape: s.overlay = nil; return
-            case .enter:
-                s.overlay = nil
-                var path = editor.string.trimmingCharacters(in: .whitespaces)
-                if path.isEmpty, let p = pick, p < n { path = s.availableAdapters[p] }
-                guard !path.isEmpty else { return }
-                fx.append(.loadAdapter(path))
-                Updater.note(&s, "loading adapter \(path)…")
-                return
             case .up: if n > 0 { pick = max((pick ?? 0) - 1, 0) }
             case .down: if n > 0 { pick = min((pick ?? -1) + 1, n - 1) }
             case .tab: if let p = pick, p < n { editor.set(s.availableAdapters[p]) }
             default:
-                TextField.apply(k, to: &editor, multiline: false)
+                switch TextField.line(k, &editor) {
+                case .cancel: s.overlay = nil; return
+                case .submit(var path):
+                    s.overlay = nil
+                    if path.isEmpty, let p = pick, p < n { path = s.availableAdapters[p] }
+                    guard !path.isEmpty else { return }
+                    fx.append(.loadAdapter(path))
+                    Updater.note(&s, "loading adapter \(path)…")
+                    return
+                case .edited: break
+                }
             }
             s.overlay = .adapterPath(editor, pick: pick)
         case .cardFile(var editor, let exporting):
-            switch k {
-            case .escape: s.overlay = nil; return
-            case .enter:
+            switch TextField.line(k, &editor) {
+            case .cancel: s.overlay = nil
+            case .submit(let path):
                 s.overlay = nil
-                let path = editor.string.trimmingCharacters(in: .whitespaces)
-                guard !path.isEmpty else { return }
-                fx.append(exporting.map { .exportCard($0, to: path) } ?? .importCard(path))
-                return
-            default:
-                TextField.apply(k, to: &editor, multiline: false)
+                if !path.isEmpty { fx.append(exporting.map { .exportCard($0, to: path) } ?? .importCard(path)) }
+            case .edited: s.overlay = .cardFile(editor, exporting: exporting)
             }
-            s.overlay = .cardFile(editor, exporting: exporting)
         case .settingValue(let key, var editor):
-            switch k {
-            case .escape: s.overlay = nil; return
-            case .enter:
+            switch TextField.line(k, &editor) {
+            case .cancel: s.overlay = nil
+            case .submit(let v):
                 s.overlay = nil
-                let v = editor.string.trimmingCharacters(in: .whitespaces)
                 fx.append(.set(key, v.isEmpty ? "default" : v))
-                return
-            default:
-                TextField.apply(k, to: &editor, multiline: false)
+            case .edited: s.overlay = .settingValue(key: key, editor)
             }
-            s.overlay = .settingValue(key: key, editor)
         }
     }
 
@@ -157,12 +149,11 @@ enum OverlayUpdate {
         case .search(let x): e = x
         case .rename(_, let x): e = x
         }
-        switch k {
-        case .escape:
+        switch TextField.line(k, &e) {
+        case .cancel:
             list.editing = nil
-        case .enter:
+        case .submit(let text):
             list.editing = nil
-            let text = e.string.trimmingCharacters(in: .whitespaces)
             switch field {
             case .search:
                 list.loading = true
@@ -173,8 +164,7 @@ enum OverlayUpdate {
                 list.loading = true
                 fx.append(.renameSession(id, text))
             }
-        default:
-            TextField.apply(k, to: &e, multiline: false)
+        case .edited:
             switch field {
             case .search: list.editing = .search(e)
             case .rename(let id, _): list.editing = .rename(id: id, e)
@@ -224,8 +214,11 @@ enum RuntimeUpdate {
             guard s.generation != nil else { return }
             s.generation!.promptTokens = promptTokens
             s.generation!.contextLimit = contextLength
-            if s.notice?.text.hasPrefix("世界书") != true { s.notice = nil }   // what the lorebooks gave stays
+            s.notice = nil
+            if !s.generation!.lore.isEmpty { Updater.note(&s, "世界书 · lore: " + s.generation!.lore.joined(separator: "、")) }
             if dropped > 0 { Updater.note(&s, "\(dropped) older messages left out to fit the \(contextLength)-token context") }
+        case .lore(let names):
+            s.generation?.lore = names
         case .delta(let text):
             guard s.generation != nil else { return }
             s.generation!.text += text
