@@ -93,7 +93,8 @@ public struct CharacterCard: Sendable, Equatable {
 
     /// The persona this card describes. With `extensions.yanyi` the persona is validated like a
     /// YAML file (errors name `data.extensions.yanyi.<field>`); without, it becomes a plain-
-    /// template persona whose preamble is the card's system prompt and character description.
+    /// template persona on the default base whose prompt RoleplayPrompt builds from the card's
+    /// fields each turn (macros for the user of the moment).
     /// `group`: the group when the card names none (the folder a card file is in); else `cards`.
     public func persona(id defaultID: String, file: String, group: String? = nil) throws(ChatError) -> Persona {
         let prefix = spec == .v1 ? "" : "data."
@@ -130,28 +131,10 @@ public struct CharacterCard: Sendable, Equatable {
             if let group { fields.append(("group", Node(group, .implicit, .doubleQuoted))) }
             fields.append(("template", "plain"))
             fields.append(("model", "llama-demo"))
-            let preamble = plainPreamble
-            if !preamble.isEmpty { fields.append(("preamble", Node(preamble, .implicit, .doubleQuoted))) }
         }
         var p = try PersonaFile.parse(root: Node(fields), file: file, id: id, folder: nil, prefix: "")
         p.card = .object(root)
         return p
-    }
-
-    /// For cards without Yanyi settings: the system prompt, then description, personality and
-    /// scenario, with `{{char}}`/`<BOT>` as the name and `{{user}}`/`<USER>` as 用户.
-    var plainPreamble: String {
-        let d = data
-        var parts: [String] = []
-        for key in ["system_prompt", "description", "personality", "scenario"] {
-            if let s = d[key]?.string?.pythonStripped, !s.isEmpty { parts.append(s) }
-        }
-        var text = parts.joined(separator: "\n\n")
-        for (macro, value) in [("{{char}}", name), ("<BOT>", name), ("<bot>", name), ("{{user}}", "用户"),
-                               ("<USER>", "用户"), ("<user>", "用户")] {
-            text = text.replacingOccurrences(of: macro, with: value)
-        }
-        return text
     }
 
     /// JSON -> YAML node, so a card's settings go through the same validation as a YAML file.

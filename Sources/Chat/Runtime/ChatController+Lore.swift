@@ -6,17 +6,16 @@ import Foundation
 /// depth among the messages go after the definition too: the templates have no place between
 /// turns.
 extension ChatController {
-    /// The persona's lorebooks, and one line for each that could not be read.
+    /// The lorebooks a turn of `p` scans: the persona's (`lore:` names in Personas/lore/, a card's
+    /// own character_book) and the conversation's attached ones; one line for each that could not be read.
     func lorebooks(for p: Persona) -> (books: [Lorebook], problems: [String]) {
         var books: [Lorebook] = []
         var problems: [String] = []
-        for name in p.lore {
-            if let book = lorebookCache[name] { books.append(book); continue }
-            guard let root = options.personasRoot else { problems.append("lorebook '\(name)': no personas folder"); continue }
+        var names = p.lore
+        for n in conversation.lore where !names.contains(n) { names.append(n) }
+        for name in names {
             do {
-                let book = try PersonaLibrary.lorebook(name, in: root)
-                lorebookCache[name] = book
-                books.append(book)
+                books.append(try lorebook(name))
             } catch {
                 problems.append(error.description)
             }
@@ -32,21 +31,64 @@ extension ChatController {
         return (books, problems)
     }
 
-    /// `p` with what its lorebooks give this turn around its preamble, and the entries that fired.
-    func withLore(_ p: Persona, history: [Utterance], utterance: String) -> (persona: Persona, fired: [String]) {
-        guard p.promptTemplate.acceptsPreamble, let e = engine else { return (p, []) }
+    /// A lorebook of the personas folder by name, read once.
+    func lorebook(_ name: String) throws(ChatError) -> Lorebook {
+        if let book = lorebookCache[name] { return book }
+        guard let root = options.personasRoot else { throw ChatError("", "lorebook '\(name)': no personas folder") }
+        let book = try PersonaLibrary.lorebook(name, in: root)
+        lorebookCache[name] = book
+        return book
+    }
+
+    /// What the lorebooks give this turn (nil: none fired), and the entries that fired.
+    func scanLore(_ p: Persona, history: [Utterance], utterance: String) -> (result: LoreScanner.Result?, fired: [String]) {
+        guard let e = engine else { return (nil, []) }
         let (books, problems) = lorebooks(for: p)
         for line in problems { emit(.warning(line)) }
-        guard !books.isEmpty else { return (p, []) }
+        guard !books.isEmpty else { return (nil, []) }
         let scanner = LoreScanner(tokenBudget: max(e.info.contextLength / 4, 16))
-        let found = scanner.scan(books, messages: history.map(\.text) + [utterance]) {
+        var found = scanner.scan(books, messages: history.map(\.text) + [utterance]) {
             e.tokenizer.encode($0, addSpecialTokens: false).count
         }
-        guard !found.all.isEmpty else { return (p, []) }
-        let before = found.before.map(\.content)
-        let after = (found.after + found.atDepth.flatMap(\.entries)).map(\.content)
-        var q = p
-        q.preamble = (before + [p.preamble ?? ""].filter { !$0.isEmpty } + after).joined(separator: "\n") + (p.template == "plain" ? "" : "\n")
-        return (q, found.all.map { $0.comment.isEmpty ? $0.keys.first ?? "?" : $0.comment })
+        guard !found.all.isEmpty else { return (nil, []) }
+        // Templates without room for a definition still take lore placed among the messages.
+        if !p.promptTemplate.acceptsPreamble {
+            found.atDepth = [(0, found.before + found.after)].filter { !$0.1.isEmpty } + found.atDepth
+            found.before = []
+            found.after = []
+        }
+        return (found, found.all.map { $0.comment.isEmpty ? $0.keys.first ?? "?" : $0.comment })
+    }
+
+    /// Attaches lorebooks (names in the personas folder's `lore/`) to this conversation; an empty
+    /// list detaches them all. Each is read first: one that cannot be read is refused by name.
+    public func attachLore(_ names: [String]) throws(ChatError) {
+        try exclusive { () throws(ChatError) in
+            for n in names { _ = try lorebook(n) }
+            try record([.lore(names)])
+        }
+    }
+}
+
+/// Role-play settings: the user's profile (every session) and this conversation's author's note.
+extension ChatController {
+    /// Sets who the user is (`{{user}}`, `{{persona}}`); saved for every later session. Greetings
+    /// already shown keep their text.
+    public func setUserProfile(_ p: UserProfile) throws(ChatError) {
+        let name = p.name.pythonStripped
+        guard !name.isEmpty else { throw ChatError("", "a user name must not be empty") }
+        guard !name.contains("\n"), name.count <= 64 else { throw ChatError("", "a user name is one line of at most 64 characters") }
+        let clean = UserProfile(name: name, description: p.description.pythonStripped)
+        try store.setUserProfile(clean)
+        userProfile = clean
+        emit(.settings)
+    }
+
+    /// Sets (or with nil or empty text, removes) this conversation's author's note.
+    public func setNote(_ note: AuthorsNote?) throws(ChatError) {
+        let n = note.flatMap { $0.text.pythonStripped.isEmpty ? nil : $0 }
+        if let n, !(0...1000).contains(n.depth) { throw ChatError("", "an author's note depth is 0–1000 messages from the end, not \(n.depth)") }
+        try exclusive { () throws(ChatError) in try record([.note(n)]) }
+        emit(.settings)
     }
 }

@@ -213,7 +213,7 @@ extension ChatController {
         guard cast.isEmpty || cast.count >= 2 else { throw ChatError("", "a scene needs two personas or more") }
         try exclusive { () throws(ChatError) in
             if let first = cast.first, !cast.contains(where: { $0.id == persona.id }) { try speak(first) }
-            try record(Rules.sceneEvents(cast, in: conversation, now: clock().timeIntervalSince1970))
+            try record(Rules.sceneEvents(cast, in: conversation, now: clock().timeIntervalSince1970, user: userProfile))
         }
     }
 

@@ -208,15 +208,26 @@ extension ChatController {
 
     // MARK: - Engine
 
-    /// The turn's plan under the persona with the user's max_new_tokens and max_history on top.
-    /// Lorebook entries that fire go into the persona's preamble for this turn (`turnLore` names them).
+    /// The turn's plan under the persona with the user's max_new_tokens and max_history on top,
+    /// with what role-play adds (RoleplayPrompt): lore that fires (`turnLore` names it), the
+    /// author's note, a card's examples and instructions, macros for the user's profile.
     func makePlan(history: [Utterance], utterance: String) throws(ChatError) -> TurnPlan {
         let e = engine!
-        let (p, fired) = withLore(planPersona, history: history, utterance: utterance)
+        let p = planPersona
+        let (lore, fired) = scanLore(p, history: history, utterance: utterance)
         turnLore = fired
         if !fired.isEmpty { emit(.lore(fired)) }
-        return try TurnPlan(persona: p, history: history, utterance: utterance, tokenizer: e.tokenizer,
-                            contextLength: e.info.contextLength, defaultMaxNewTokens: maxNewTokens)
+        let rp = RoleplayPrompt(persona: p, history: history, input: utterance, lore: lore, inputs: roleplayInputs)
+        return try rp.plan(history: history, input: utterance, tokenizer: e.tokenizer, contextLength: e.info.contextLength,
+                           defaultMaxNewTokens: maxNewTokens)
+    }
+
+    /// What this conversation gives role-play prompts: the user, the note, the scene, for macros.
+    var roleplayInputs: RoleplayPrompt.Inputs {
+        let c = conversation
+        let lastUser = c.path.last { $0.role == .user }.map { Date(timeIntervalSince1970: $0.time) }
+        return RoleplayPrompt.Inputs(user: userProfile, note: c.note, chatID: c.id.isEmpty ? "draft" : c.id, now: clock(),
+                                     lastUserTime: lastUser, scene: cast.map(\.name), seed: overrides.parameters.seed.map { UInt64(truncatingIfNeeded: $0) })
     }
 
     func message(_ role: Message.Role, _ text: String, parent: String?) -> Message {

@@ -75,6 +75,8 @@ public final class ChatController: @unchecked Sendable {
     var turnLore: [String] = []
     /// Lorebooks read from Personas/lore/, by name: read once, not every turn.
     var lorebookCache: [String: Lorebook] = [:]
+    /// Who the user is in role-play (`{{user}}`): kept by the store for every session.
+    public internal(set) var userProfile: UserProfile
 
     /// Starts on `persona` with a new conversation (its greetings shown, nothing saved yet).
     /// Loads no model: the first reply (or `load()`) does.
@@ -86,8 +88,9 @@ public final class ChatController: @unchecked Sendable {
         self.store = store
         self.persona = persona
         self.clock = clock
+        userProfile = store.userProfile()
         draft = Conversation(id: "", title: Rules.untitled, created: clock().timeIntervalSince1970, persona: persona.id)
-        for e in Rules.greetingEvents(persona, in: draft, now: clock().timeIntervalSince1970) { draft.apply(e); draftEvents.append(e) }
+        for e in Rules.greetingEvents(persona, in: draft, now: clock().timeIntervalSince1970, user: userProfile) { draft.apply(e); draftEvents.append(e) }
     }
 
     // MARK: - What the front ends show
@@ -132,7 +135,7 @@ public final class ChatController: @unchecked Sendable {
         let now = clock().timeIntervalSince1970
         draft = Conversation(id: "", title: Rules.untitled, created: now, persona: persona.id)
         draftEvents = []
-        for e in Rules.greetingEvents(persona, in: draft, now: now) { draft.apply(e); draftEvents.append(e) }
+        for e in Rules.greetingEvents(persona, in: draft, now: now, user: userProfile) { draft.apply(e); draftEvents.append(e) }
     }
 
     // MARK: - Busy and cancel

@@ -7,19 +7,21 @@ public enum Rules {
     public static let untitled = "新对话"
 
     /// A new conversation's greetings: the first shown, the others its alternatives (swipes).
-    public static func greetingEvents(_ p: Persona, in c: Conversation, now: Double) -> [SessionEvent] {
-        guard !p.greetings.isEmpty else { return [] }
+    public static func greetingEvents(_ p: Persona, in c: Conversation, now: Double, user: UserProfile = UserProfile(),
+                                      greetings: [String]? = nil) -> [SessionEvent] {
+        let texts = greetings ?? p.greetings(for: user)
+        guard !texts.isEmpty else { return [] }
         var c = c
         var events: [SessionEvent] = []
         let parent = c.head?.id
         var firstID: String?
-        for g in p.greetings {
+        for g in texts {
             let m = Message(id: c.nextMessageID, parent: parent, role: .assistant, text: g, persona: p.id, time: now, greeting: true)
             firstID = firstID ?? m.id
             c.apply(.message(m))
             events.append(.message(m))
         }
-        if p.greetings.count > 1, let firstID { events.append(.select(firstID)) }
+        if texts.count > 1, let firstID { events.append(.select(firstID)) }
         return events
     }
 
@@ -92,9 +94,22 @@ public enum Rules {
     }
 
     /// The note a scene's start leaves in the conversation.
-    public static func sceneEvents(_ cast: [Persona], in c: Conversation, now: Double) -> [SessionEvent] {
+    /// A scene starts (or ends): its cast, a note in the history, and the greetings that cards
+    /// keep for group chats (`group_only_greetings`, each card's as alternatives of one message).
+    public static func sceneEvents(_ cast: [Persona], in c: Conversation, now: Double, user: UserProfile = UserProfile()) -> [SessionEvent] {
         let note = cast.isEmpty ? "场景结束" : "场景：" + cast.map(\.name).joined(separator: "、")
-        return [.cast(cast.map(\.id)), .message(Message(id: c.nextMessageID, parent: c.head?.id, role: .system, text: note, time: now))]
+        var c = c
+        var events: [SessionEvent] = [.cast(cast.map(\.id)), .message(Message(id: c.nextMessageID, parent: c.head?.id, role: .system, text: note, time: now))]
+        for e in events { c.apply(e) }
+        for p in cast {
+            guard let group = p.communityCard?.groupOnlyGreetings, !group.isEmpty else { continue }
+            var q = p
+            q.greetings = group
+            let more = greetingEvents(q, in: c, now: now, user: user)
+            for e in more { c.apply(e) }
+            events += more
+        }
+        return events
     }
 
     /// A conversation's title from its first question.

@@ -28,6 +28,9 @@ public final class LineChat {
           /adapter scale DIR S      change an adapter's multiplier
           /adapters                 list active adapters
           /set [KEY [VALUE]]        show settings, or set one (VALUE default clears): \(SamplingOverrides.keys.joined(separator: ", "))
+          /user [NAME [| DESCRIPTION]]   who you are in role-play ({{user}}; kept for every session)
+          /note [N] TEXT            author's note N messages from the end (default \(AuthorsNote.defaultDepth)); /note off removes it
+          /lore [NAME …]            lorebooks (Personas/lore/) attached to this conversation; /lore off detaches
           /retry                    another reply to the last question (the old one stays: /swipe)
           /continue                 more of the last reply
           /edit TEXT                replace the last message (no new reply)
@@ -130,6 +133,9 @@ public final class LineChat {
                 note("alternative \(i) of \(n)")
                 show(m)
             case "save": try saveCommand(rest)
+            case "user": try userCommand(rest)
+            case "note": try noteCommand(rest)
+            case "lore": try loreCommand(rest)
             case "new":
                 try controller.newSession()
                 note("new conversation (saved once something is said)")
@@ -169,6 +175,51 @@ public final class LineChat {
             if started { write("\n") }
             say("error: \(error.description)")
         }
+    }
+
+    private func userCommand(_ rest: String) throws(ChatError) {
+        guard !rest.isEmpty else {
+            let u = controller.userProfile
+            note("you are \(u.name)" + (u.description.isEmpty ? "" : " — \(u.description)"))
+            return
+        }
+        let parts = rest.split(separator: "|", maxSplits: 1).map { String($0).pythonStripped }
+        try controller.setUserProfile(UserProfile(name: parts[0], description: parts.count > 1 ? parts[1] : ""))
+        note("you are \(controller.userProfile.name) in every conversation")
+    }
+
+    private func noteCommand(_ rest: String) throws(ChatError) {
+        guard !rest.isEmpty else {
+            if let n = controller.conversation.note { note("author's note at depth \(n.depth): \(n.text)") } else { note("no author's note") }
+            return
+        }
+        if rest == "off" {
+            try controller.setNote(nil)
+            note("author's note removed")
+            return
+        }
+        let parts = rest.split(separator: " ", maxSplits: 1)
+        var depth = AuthorsNote.defaultDepth
+        var text = rest
+        if parts.count == 2, let d = Int(parts[0]) {
+            depth = d
+            text = String(parts[1])
+        }
+        try controller.setNote(AuthorsNote(text: text, depth: depth))
+        note("author's note at depth \(depth)")
+    }
+
+    private func loreCommand(_ rest: String) throws(ChatError) {
+        guard !rest.isEmpty else {
+            let own = controller.persona.lore
+            let attached = controller.conversation.lore
+            note("lorebooks: persona " + (own.isEmpty ? "none" : own.joined(separator: ", "))
+                 + "; conversation " + (attached.isEmpty ? "none" : attached.joined(separator: ", ")))
+            return
+        }
+        let names = rest == "off" ? [] : rest.split(separator: " ").map(String.init)
+        try controller.attachLore(names)
+        note(names.isEmpty ? "lorebooks detached" : "lorebooks attached: " + names.joined(separator: ", "))
     }
 
     private func personaCommand(_ id: String) throws(ChatError) {

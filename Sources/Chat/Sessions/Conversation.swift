@@ -53,6 +53,10 @@ public struct Conversation: Sendable, Equatable {
     public var origin: SessionEvent.Origin?
     /// A scene's personas in turn order (empty: one persona speaks).
     public var cast: [String] = []
+    /// The author's note every prompt gets.
+    public var note: AuthorsNote?
+    /// Lorebooks attached to the conversation (beside the personas' own).
+    public var lore: [String] = []
     /// All messages in the order they were written.
     public private(set) var messages: [Message] = []
     private var index: [String: Int] = [:]
@@ -128,7 +132,7 @@ public struct Conversation: Sendable, Equatable {
     /// message.
     public func refusal(of event: SessionEvent) -> String? {
         switch event {
-        case .header, .rename, .persona, .cast:
+        case .header, .rename, .persona, .cast, .note, .lore:
             return nil
         case .message(let m):
             if m.id.isEmpty { return "a message needs an id" }
@@ -168,6 +172,10 @@ public struct Conversation: Sendable, Equatable {
             persona = p
         case .cast(let ids):
             cast = ids
+        case .note(let n):
+            note = n
+        case .lore(let books):
+            lore = books
         case .edit(let id, let text):
             messages[index[id]!].text = text
         case .remove(let id):

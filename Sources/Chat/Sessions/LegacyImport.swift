@@ -96,7 +96,7 @@ enum LegacyImport {
                 guard let old = conv.message(id) else { reject(i, "no message '\(id)'"); continue }
                 plan.history.append(.init(message: id, text: old.text, replaced: latest))
                 conv.apply(e)
-            case .rename, .persona, .cast:
+            case .rename, .persona, .cast, .note, .lore:
                 conv.apply(e)
             }
             if !notes.isEmpty { reject(i, notes.joined(separator: "; ")) }
@@ -134,6 +134,8 @@ enum LegacyImport {
         case .rename: known = ["type", "title"]
         case .persona: known = ["type", "persona"]
         case .cast: known = ["type", "personas"]
+        case .note: known = ["type", "note"]
+        case .lore: known = ["type", "books"]
         case .edit: known = ["type", "id", "text"]
         }
         var out = top.keys.filter { !known.contains($0) }.sorted()

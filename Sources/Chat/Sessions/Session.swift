@@ -48,6 +48,10 @@ public final class Session: @unchecked Sendable {
                 try Self.rewrite(after.message(mid)!, session: id, removed: true, db)
             case .cast(let ids):
                 try SessionSchema.writeCast(id, ids, db)
+            case .note(let n):
+                try SessionSchema.writeSetting(id, "note", n, db)
+            case .lore(let books):
+                try SessionSchema.writeSetting(id, "lore", books.isEmpty ? nil : books, db)
             case .header, .select, .rename, .persona:
                 break
             }

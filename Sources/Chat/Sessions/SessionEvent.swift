@@ -15,6 +15,10 @@ public enum SessionEvent: Sendable, Equatable {
     case remove(String)
     /// The personas of a scene, in turn order (empty: the scene ends).
     case cast([String])
+    /// The author's note every later prompt gets (nil: none).
+    case note(AuthorsNote?)
+    /// Lorebooks attached to this conversation (names in the personas folder's `lore/`).
+    case lore([String])
 
     public struct Origin: Sendable, Equatable, Codable {
         public var session: String
@@ -48,7 +52,7 @@ public enum SessionEvent: Sendable, Equatable {
 
 extension SessionEvent: Codable {
     private enum Keys: String, CodingKey {
-        case type, v, id, title, created, persona, origin, message, text, personas
+        case type, v, id, title, created, persona, origin, message, text, personas, note, books
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +71,8 @@ extension SessionEvent: Codable {
         case "edit": self = .edit(id: try c.decode(String.self, forKey: .id), text: try c.decode(String.self, forKey: .text))
         case "remove": self = .remove(try c.decode(String.self, forKey: .id))
         case "cast": self = .cast(try c.decode([String].self, forKey: .personas))
+        case "note": self = .note(try c.decodeIfPresent(AuthorsNote.self, forKey: .note))
+        case "lore": self = .lore(try c.decode([String].self, forKey: .books))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown event type '\(type)'")
         }
@@ -105,6 +111,12 @@ extension SessionEvent: Codable {
         case .cast(let ids):
             try c.encode("cast", forKey: .type)
             try c.encode(ids, forKey: .personas)
+        case .note(let n):
+            try c.encode("note", forKey: .type)
+            try c.encodeIfPresent(n, forKey: .note)
+        case .lore(let books):
+            try c.encode("lore", forKey: .type)
+            try c.encode(books, forKey: .books)
         }
     }
 

@@ -122,8 +122,57 @@ enum SessionSchema {
                 )
                 """)
         }
+        // v3: per-conversation settings (author's note, attached lorebooks) and the user's profile.
+        m.registerMigration("v3-settings") { db in
+            try db.execute(sql: """
+                CREATE TABLE session_settings (
+                  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                  key TEXT NOT NULL,                  -- 'note' | 'lore'
+                  value TEXT NOT NULL,                -- JSON
+                  crc INTEGER NOT NULL,
+                  PRIMARY KEY (session_id, key)
+                );
+                CREATE TABLE profile (
+                  key TEXT PRIMARY KEY NOT NULL,      -- 'user'
+                  value TEXT NOT NULL,                -- JSON
+                  crc INTEGER NOT NULL
+                );
+                """)
+        }
         return m
     }()
+
+    /// One per-conversation setting: written whole as JSON, nil deletes the row.
+    static func writeSetting<T: Encodable>(_ session: String, _ key: String, _ value: T?, _ db: Database) throws {
+        guard let value else {
+            try db.execute(sql: "DELETE FROM session_settings WHERE session_id = ? AND key = ?", arguments: [session, key])
+            return
+        }
+        let json = try jsonText(value)
+        try db.execute(sql: "INSERT OR REPLACE INTO session_settings (session_id, key, value, crc) VALUES (?, ?, ?, ?)",
+                       arguments: [session, key, json, crc([session, key, json])])
+    }
+
+    /// A per-conversation setting (nil without one); a damaged row is a warning and no setting.
+    static func readSetting<T: Decodable>(_ session: String, _ key: String, as: T.Type, _ db: Database) throws -> (value: T?, warning: String?) {
+        guard let r = try Row.fetchOne(db, sql: "SELECT value, crc FROM session_settings WHERE session_id = ? AND key = ?",
+                                       arguments: [session, key]) else { return (nil, nil) }
+        guard let json = text(r, "value"), let c = integer(r, "crc"), crc([session, key, json]) == c,
+              let v = try? JSONDecoder().decode(T.self, from: Data(json.utf8))
+        else { return (nil, "session '\(session)': its \(key) setting fails its checksum (damaged); left out") }
+        return (v, nil)
+    }
+
+    static func writeSettings(_ c: Conversation, _ db: Database) throws {
+        try writeSetting(c.id, "note", c.note, db)
+        try writeSetting(c.id, "lore", c.lore.isEmpty ? nil : c.lore, db)
+    }
+
+    static func jsonText<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
 
     /// A scene's cast: written whole, an empty one deletes the row.
     static func writeCast(_ session: String, _ ids: [String], _ db: Database) throws {
@@ -154,6 +203,8 @@ enum SessionSchema {
         "SELECT file, size, mtime, imported, session_id, rejected FROM legacy_imports LIMIT 0",
         "SELECT session_id, message_id, text FROM search LIMIT 0",
         "SELECT session_id, personas, crc FROM casts LIMIT 0",
+        "SELECT session_id, key, value, crc FROM session_settings LIMIT 0",
+        "SELECT key, value, crc FROM profile LIMIT 0",
     ]
 
     // MARK: Sessions
@@ -222,7 +273,7 @@ enum SessionSchema {
                 row.title = t
             case .persona(let p):
                 row.persona = p
-            case .select, .edit, .remove, .cast:
+            case .select, .edit, .remove, .cast, .note, .lore:
                 break
             }
             row.shown = after.path.count
@@ -344,6 +395,7 @@ enum SessionSchema {
             try select(c.id, parent: parent, child: child, db)
         }
         try writeCast(c.id, c.cast, db)
+        try writeSettings(c, db)
         for e in history { try addHistory(c.id, message: e.message, text: e.text, replaced: e.replaced, db) }
     }
 
@@ -394,6 +446,11 @@ enum SessionSchema {
         let (cast, castWarning) = try readCast(id, db)
         c.cast = cast
         if let castWarning { warnings.append(castWarning) }
+        let (note, noteWarning) = try readSetting(id, "note", as: AuthorsNote.self, db)
+        c.note = note
+        let (lore, loreWarning) = try readSetting(id, "lore", as: [String].self, db)
+        c.lore = lore ?? []
+        warnings += [noteWarning, loreWarning].compactMap { $0 }
         for r in try Row.fetchAll(db, sql: "SELECT message_id, n, text, replaced, crc FROM message_history WHERE session_id = ?", arguments: [id]) {
             guard let m = text(r, "message_id"), let n = integer(r, "n"), let t = text(r, "text"), let at = real(r, "replaced"),
                   let crc = integer(r, "crc"), historyCRC(id, m, Int(clamping: n), t, at) == crc

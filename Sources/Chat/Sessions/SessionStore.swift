@@ -301,10 +301,32 @@ public final class SessionStore: Sendable {
                 parent = copy.id
             }
             b.cast = c.cast
+            b.note = c.note
+            b.lore = c.lore
             try SessionSchema.insert(b, db)
             return b
         }
         return Session(store: self, conversation: b, warnings: [], nextSeq: b.messages.count)
+    }
+
+    /// The user's profile (`{{user}}`, `{{persona}}`); the default when none was set or its row is damaged.
+    public func userProfile() -> UserProfile {
+        (try? read("cannot read the user profile") { db -> UserProfile? in
+            guard let r = try Row.fetchOne(db, sql: "SELECT value, crc FROM profile WHERE key = 'user'"),
+                  let json = SessionSchema.text(r, "value"), let c = SessionSchema.integer(r, "crc"),
+                  SessionSchema.crc(["user", json]) == c
+            else { return nil }
+            return try? JSONDecoder().decode(UserProfile.self, from: Data(json.utf8))
+        }) ?? UserProfile()
+    }
+
+    /// Saves the user's profile for every later session and front end.
+    public func setUserProfile(_ p: UserProfile) throws(ChatError) {
+        try write("cannot save the user profile") { db in
+            let json = try SessionSchema.jsonText(p)
+            try db.execute(sql: "INSERT OR REPLACE INTO profile (key, value, crc) VALUES ('user', ?, ?)",
+                           arguments: [json, SessionSchema.crc(["user", json])])
+        }
     }
 
     /// The texts a message had before its edits, oldest first.
