@@ -22,6 +22,10 @@ public struct ServeOptions: Sendable {
     public var maxQueue: Int
     /// `n` (and prompts × n) above this is refused with 400.
     public var maxChoices: Int
+    /// Who `{{user}}` is in persona prompts (the profile the chat saved).
+    public var user = UserProfile()
+    /// The personas folder, whose `lore/` lorebooks personas name.
+    public var personasRoot: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, modelsRoot: String, apiKey: String? = nil, maxBodyBytes: Int = 4 << 20,
                 maxTokens: Int = 4096, defaultMaxTokens: Int = 256, maxQueue: Int = 64, maxChoices: Int = 16) {
@@ -43,6 +47,8 @@ public final class OpenAIService: Sendable {
     public let scheduler: any GenerationScheduler
     public let metrics: ServeMetrics
     public let personas: [Persona]
+    /// The lorebooks the personas name, read once at start (and why any could not be).
+    let lorebooks: [String: Result<Lorebook, ChatError>]
     let watch: ConnectionWatch
     private let catalogCache: CatalogCache
     let started = Date()
@@ -52,6 +58,12 @@ public final class OpenAIService: Sendable {
         self.scheduler = scheduler
         self.personas = personas
         self.metrics = metrics
+        var books: [String: Result<Lorebook, ChatError>] = [:]
+        for name in Set(personas.flatMap(\.lore)) {
+            guard let root = options.personasRoot else { books[name] = .failure(ChatError("", "lorebook '\(name)': no personas folder")); continue }
+            do { books[name] = .success(try PersonaLibrary.lorebook(name, in: root)) } catch { books[name] = .failure(error) }
+        }
+        lorebooks = books
         watch = ConnectionWatch()
         catalogCache = CatalogCache(root: options.modelsRoot, personas: personas)
     }

@@ -173,13 +173,22 @@ extension OpenAIService {
         let defaultMax: @Sendable (any ReplyEngine) -> Int = { [self] e in defaultMaxTokens(named ? persona : nil, e) }
         let holdBack = Self.holdBack(persona)
         let finish: (@Sendable (String) -> String)? = Self.isIdentity(persona) ? nil : { @Sendable raw in persona.finishReply(raw) }
+        let (books, _) = RoleplayPrompt.books(of: persona) { [lorebooks] name throws(ChatError) in
+            guard let r = lorebooks[name] else { throw ChatError("", "lorebook '\(name)' was not read at start") }
+            return try r.get()
+        }
+        let inputs = RoleplayPrompt.Inputs(user: options.user, chatID: "api")
         return GenerationJob(base: target.base, adapters: target.adapters, streams: s.stream, onFinish: account) { (e: any ReplyEngine) throws(APIError) -> PreparedGeneration in
             var p = persona
             p.sampling.maxNewTokens = maxTokens ?? defaultMax(e)
             let plan: TurnPlan
             do throws(ChatError) {
-                plan = try TurnPlan(persona: p, history: history, utterance: utterance, tokenizer: e.tokenizer,
-                                    contextLength: e.info.contextLength, defaultMaxNewTokens: p.sampling.maxNewTokens!)
+                // What role-play adds, as in the chat: lore, a card's examples and instructions, macros.
+                let (lore, _) = RoleplayPrompt.scan(books, persona: p, history: history, input: utterance, tokenizer: e.tokenizer,
+                                                    contextLength: e.info.contextLength)
+                let rp = RoleplayPrompt(persona: p, history: history, input: utterance, lore: lore, inputs: inputs)
+                plan = try rp.plan(history: history, input: utterance, tokenizer: e.tokenizer,
+                                   contextLength: e.info.contextLength, defaultMaxNewTokens: p.sampling.maxNewTokens!)
             } catch {
                 throw APIError.invalid("The conversation does not fit: \(error.description)", param: "messages", code: "context_length_exceeded")
             }

@@ -84,8 +84,14 @@ struct ServeCommand: ParsableCommand {
             ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: 0, standInRoot: modelsRoot)
             : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool,
                              notice: { FileHandle.standardError.write(Data("notice: \($0)\n".utf8)) })
-        let options = ServeOptions(host: host, port: port, modelsRoot: modelsRoot, apiKey: apiKey ?? env["YANYI_API_KEY"],
+        var options = ServeOptions(host: host, port: port, modelsRoot: modelsRoot, apiKey: apiKey ?? env["YANYI_API_KEY"],
                                    maxBodyBytes: maxBodyBytes, maxTokens: maxTokens, maxQueue: maxQueue)
+        options.personasRoot = personasDir
+        // {{user}} is who the chat's saved profile says (the database is read, never created here).
+        let database = DataFolders.sessionDatabase(env).database
+        if FileManager.default.fileExists(atPath: database), let store = try? SessionStore(database: database) {
+            options.user = store.userProfile()
+        }
         let scheduler = SerialScheduler(host: modelHost, maxWaiting: maxQueue)
         let service = OpenAIService(options: options, scheduler: scheduler, personas: library.personas)
         let catalog = service.catalog

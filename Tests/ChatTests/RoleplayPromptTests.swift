@@ -219,6 +219,28 @@ import Testing
         #expect(c.conversation.path.last?.persona == card.id && c.conversation.path.last?.greeting == true)
     }
 
+    /// The note and lorebooks are saved with the conversation, go with a branch, and a damaged
+    /// row is reported, not loaded.
+    @Test func conversationSettingsAreStoredAndChecked() throws {
+        let dir = try TempDir()
+        let st = try Runtime.store(dir)
+        let s = try st.create(persona: nil, title: "设定")
+        let m = try s.add(.user, "问")
+        try s.record(.note(AuthorsNote(text: "夜深", depth: 1)))
+        try s.record(.lore(["sanguo", "honglou"]))
+        var (c, w) = try st.read(s.id)
+        #expect(c.note == AuthorsNote(text: "夜深", depth: 1) && c.lore == ["sanguo", "honglou"] && w.isEmpty)
+        let b = try st.branch(s.id, at: m.id)
+        #expect(try st.read(b.id).conversation.note?.text == "夜深" && st.read(b.id).conversation.lore.count == 2)
+        try st.queue.write { db in try db.execute(sql: "UPDATE session_settings SET value = replace(value, '夜深', '日出') WHERE session_id = ?", arguments: [s.id]) }
+        (c, w) = try st.read(s.id)
+        #expect(c.note == nil && w.count == 1 && w[0].contains("note") && w[0].contains("damaged"), "\(w)")
+        try s.record(.note(nil))
+        try s.record(.lore([]))
+        (c, w) = try st.read(s.id)
+        #expect(c.note == nil && c.lore.isEmpty && w.isEmpty)
+    }
+
     @Test func profileAndNoteAreChecked() throws {
         let dir = try TempDir()
         let c = try RuntimeRulesTests.controller(dir)

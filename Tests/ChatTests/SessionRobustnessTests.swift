@@ -227,7 +227,8 @@ struct SplitMix64: RandomNumberGenerator {
         }
         let seconds = Date().timeIntervalSince(started)
         print("database robustness: \(count) damaged files (\(bytes.count / pageSize) pages) in \(String(format: "%.1f", seconds)) s: \(reported) reported (\(movedAside) moved aside), \(clean) read back unchanged")
-        #expect(reported > count / 4 && seconds < 60)
+        // No bound on the time: a timing belongs in a benchmark (a loaded machine took 75 s once).
+        #expect(reported > count / 4)
     }
 
     /// A closed database file (no WAL beside it) holding three sessions, with what each reads

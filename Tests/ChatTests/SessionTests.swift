@@ -340,9 +340,10 @@ enum LegacySample {
         #expect(notices.isEmpty && !st.isInMemory)
         let (migrations, tables) = try st.queue.read { db in
             (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"),
-             try ["sessions", "messages", "selections", "message_history", "legacy_imports", "search", "casts"].filter { try db.tableExists($0) })
+             try ["sessions", "messages", "selections", "message_history", "legacy_imports", "search", "casts",
+                  "session_settings", "profile"].filter { try db.tableExists($0) })
         }
-        #expect(migrations == ["v1", "v2-cast"] && tables.count == 7)
+        #expect(migrations == ["v1", "v2-cast", "v3-settings"] && tables.count == 9)
         _ = try st.create(persona: nil, title: "留")
         st.close()
         // Opening again migrates nothing and keeps the data.

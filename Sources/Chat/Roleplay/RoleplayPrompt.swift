@@ -203,6 +203,53 @@ public struct RoleplayPrompt: Sendable {
     }
 }
 
+extension RoleplayPrompt {
+    /// What `books` give a turn (nil: nothing fired), and the names of the entries that fired.
+    /// Lore takes at most a quarter of the context; a template with no room for a definition
+    /// gets what would go around it after the newest message.
+    public static func scan(_ books: [Lorebook], persona p: Persona, history: [Utterance], input: String,
+                            tokenizer: any Tokenizer, contextLength: Int) -> (result: LoreScanner.Result?, fired: [String]) {
+        guard !books.isEmpty else { return (nil, []) }
+        let scanner = LoreScanner(tokenBudget: max(contextLength / 4, 16))
+        var found = scanner.scan(books, messages: history.map(\.text) + [input]) {
+            tokenizer.encode($0, addSpecialTokens: false).count
+        }
+        guard !found.all.isEmpty else { return (nil, []) }
+        if !p.promptTemplate.acceptsPreamble {
+            found.atDepth = [(0, found.before + found.after)].filter { !$0.1.isEmpty } + found.atDepth
+            found.before = []
+            found.after = []
+        }
+        return (found, found.all.map { $0.comment.isEmpty ? $0.keys.first ?? "?" : $0.comment })
+    }
+
+    /// The lorebooks of `p`: its `lore:` names read by `named`, and its card's character_book;
+    /// one line for each that could not be read.
+    public static func books(of p: Persona, also names: [String] = [],
+                             named: (String) throws(ChatError) -> Lorebook) -> (books: [Lorebook], problems: [String]) {
+        var books: [Lorebook] = []
+        var problems: [String] = []
+        var all = p.lore
+        for n in names where !all.contains(n) { all.append(n) }
+        for name in all {
+            do {
+                books.append(try named(name))
+            } catch {
+                problems.append(error.description)
+            }
+        }
+        let data = p.card?["data"] ?? p.card
+        if let book = data?["character_book"] {
+            do {
+                books.append(try Lorebook.characterBook(book, file: p.source))
+            } catch {
+                problems.append(error.description)
+            }
+        }
+        return (books, problems)
+    }
+}
+
 extension Persona {
     /// The card's fields when this persona is a community card (one without `extensions.yanyi`):
     /// its prompt is built from them. Nil for YAML personas and cards bound to Yanyi.

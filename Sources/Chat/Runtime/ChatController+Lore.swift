@@ -9,26 +9,7 @@ extension ChatController {
     /// The lorebooks a turn of `p` scans: the persona's (`lore:` names in Personas/lore/, a card's
     /// own character_book) and the conversation's attached ones; one line for each that could not be read.
     func lorebooks(for p: Persona) -> (books: [Lorebook], problems: [String]) {
-        var books: [Lorebook] = []
-        var problems: [String] = []
-        var names = p.lore
-        for n in conversation.lore where !names.contains(n) { names.append(n) }
-        for name in names {
-            do {
-                books.append(try lorebook(name))
-            } catch {
-                problems.append(error.description)
-            }
-        }
-        let data = p.card?["data"] ?? p.card
-        if let book = data?["character_book"] {
-            do {
-                books.append(try Lorebook.characterBook(book, file: p.source))
-            } catch {
-                problems.append(error.description)
-            }
-        }
-        return (books, problems)
+        RoleplayPrompt.books(of: p, also: conversation.lore) { name throws(ChatError) in try lorebook(name) }
     }
 
     /// A lorebook of the personas folder by name, read once.
@@ -45,19 +26,8 @@ extension ChatController {
         guard let e = engine else { return (nil, []) }
         let (books, problems) = lorebooks(for: p)
         for line in problems { emit(.warning(line)) }
-        guard !books.isEmpty else { return (nil, []) }
-        let scanner = LoreScanner(tokenBudget: max(e.info.contextLength / 4, 16))
-        var found = scanner.scan(books, messages: history.map(\.text) + [utterance]) {
-            e.tokenizer.encode($0, addSpecialTokens: false).count
-        }
-        guard !found.all.isEmpty else { return (nil, []) }
-        // Templates without room for a definition still take lore placed among the messages.
-        if !p.promptTemplate.acceptsPreamble {
-            found.atDepth = [(0, found.before + found.after)].filter { !$0.1.isEmpty } + found.atDepth
-            found.before = []
-            found.after = []
-        }
-        return (found, found.all.map { $0.comment.isEmpty ? $0.keys.first ?? "?" : $0.comment })
+        return RoleplayPrompt.scan(books, persona: p, history: history, input: utterance, tokenizer: e.tokenizer,
+                                   contextLength: e.info.contextLength)
     }
 
     /// Attaches lorebooks (names in the personas folder's `lore/`) to this conversation; an empty
