@@ -6,7 +6,7 @@ public enum Keymap {
         // Anywhere
         case help, escape, focusNext, focusPrevious, personas, sessions, newSession, adapterPanel
         case retry, continueReply, editLast, swipePrevious, swipeNext, scrollUp, scrollDown, nextTheme, stopOrQuit, quit
-        case nextSpeaker
+        case nextSpeaker, authorsNote, userProfile, attachLore
         // Input line
         case send, inputEarlier, inputLater, quitIfEmpty
         /// Handled by the text editor (cursor, delete, newline, paste).
@@ -53,6 +53,9 @@ public enum Keymap {
         e([.pageDown], .scrollDown, "scroll the conversation down"),
         e([.f(8)], .nextTheme, "next theme"),
         e([.f(9)], .nextSpeaker, "in a scene: the next speaker speaks"),
+        e([.f(10)], .authorsNote, "author's note for this conversation ([depth] text)"),
+        e([.f(11)], .userProfile, "who you are in role-play ({{user}}: name | description)"),
+        e([.f(12)], .attachLore, "lorebooks for this conversation (names in Personas/lore/)"),
         e([.ctrl("c")], .stopOrQuit, "stop the reply; quit when none"),
         e([.ctrl("q")], .quit, "quit"),
     ])

@@ -67,6 +67,7 @@ public final class Runtime {
         s.persona = controller.persona
         s.conversation = controller.conversation
         s.settings = controller.resolvedSettings
+        s.user = controller.userProfile
         s.availableAdapters = controller.availableAdapters()
         self.state = s
         self.terminal = terminal
@@ -83,7 +84,9 @@ public final class Runtime {
             case .adapters(let list): q.post(.adapters(list))
             case .persona(let p): q.post(.persona(p))
             case .personas(let list): q.post(.personas(list))
-            case .settings: q.post(.settings(c.resolvedSettings))
+            case .settings:
+                q.post(.settings(c.resolvedSettings))
+                q.post(.user(c.userProfile))
             case .replyStarted(let p, let ctx, let dropped): q.post(.replyStarted(promptTokens: p, contextLength: ctx, dropped: dropped))
             case .delta(let t): q.post(.delta(t))
             case .replyFinished(let o): q.post(.replyFinished(Self.end(o)))
@@ -233,6 +236,21 @@ public final class Runtime {
                 dispatch(.sessionsListed(hits, errors: [], query: text))
             } catch {
                 dispatch(.sessionsListed([], errors: [error.description], query: text))
+            }
+        case .setNote(let note):
+            background { c throws(ChatError) in
+                try c.setNote(note)
+                q.post(.notice(note.map { "author's note at depth \($0.depth)" } ?? "author's note removed"))
+            }
+        case .setUser(let profile):
+            background { c throws(ChatError) in
+                try c.setUserProfile(profile)
+                q.post(.notice("you are \(c.userProfile.name) in every conversation"))
+            }
+        case .attachLore(let names):
+            background { c throws(ChatError) in
+                try c.attachLore(names)
+                q.post(.notice(names.isEmpty ? "lorebooks detached" : "lorebooks: " + names.joined(separator: ", ")))
             }
         case .renameSession(let id, let title):
             background { c throws(ChatError) in

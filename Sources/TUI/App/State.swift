@@ -18,6 +18,8 @@ public struct State: Equatable, Sendable {
     public var persona: Persona?
 
     /// The conversation shown, as the runtime last reported it, and its saved session's id.
+    /// Who the user is in role-play (the profile the store keeps).
+    public var user = UserProfile()
     public var conversation: Conversation
     public var sessionID: String?
 
@@ -94,6 +96,18 @@ public enum Overlay: Equatable, Sendable {
     case settingValue(key: String, InputEditor)
     /// A card file to import (`exporting` nil) or the file to export persona `exporting` to.
     case cardFile(InputEditor, exporting: String?)
+    /// Editing a role-play setting: the author's note, who the user is, attached lorebooks.
+    case roleplay(RoleplayField, InputEditor)
+}
+
+/// The role-play settings the TUI edits in one line each.
+public enum RoleplayField: Equatable, Sendable {
+    /// `[depth] text` of this conversation's author's note.
+    case note
+    /// `name | description` of the user's profile.
+    case user
+    /// Lorebook names (Personas/lore/) attached to this conversation.
+    case lore
 }
 
 public enum ModelStatus: Equatable, Sendable {
@@ -193,6 +207,8 @@ public enum Msg: Equatable, Sendable {
     case persona(Persona)
     case personas([Persona])
     case settings([ResolvedSetting])
+    /// Who the user is in role-play (`{{user}}`).
+    case user(UserProfile)
     case lore([String])
     case replyStarted(promptTokens: Int, contextLength: Int, dropped: Int)
     case delta(String)
@@ -247,6 +263,9 @@ public enum Effect: Equatable, Sendable {
     case resumeSession(String)
     case importCard(String)
     case exportCard(String, to: String)
+    case setNote(AuthorsNote?)
+    case setUser(UserProfile)
+    case attachLore([String])
     case branch(String?, at: String?)
     case quit
 }

@@ -131,6 +131,14 @@ enum OverlayUpdate {
                 if !path.isEmpty { fx.append(exporting.map { .exportCard($0, to: path) } ?? .importCard(path)) }
             case .edited: s.overlay = .cardFile(editor, exporting: exporting)
             }
+        case .roleplay(let field, var editor):
+            switch TextField.line(k, &editor) {
+            case .cancel: s.overlay = nil
+            case .submit(let text):
+                s.overlay = nil
+                fx.append(roleplayEffect(field, text))
+            case .edited: s.overlay = .roleplay(field, editor)
+            }
         case .settingValue(let key, var editor):
             switch TextField.line(k, &editor) {
             case .cancel: s.overlay = nil
@@ -139,6 +147,24 @@ enum OverlayUpdate {
                 fx.append(.set(key, v.isEmpty ? "default" : v))
             case .edited: s.overlay = .settingValue(key: key, editor)
             }
+        }
+    }
+
+    /// What a role-play line asks for: `[depth] text` (empty: no note), `name | description`,
+    /// lorebook names separated by spaces (none: detach).
+    static func roleplayEffect(_ field: RoleplayField, _ text: String) -> Effect {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch field {
+        case .note:
+            guard !t.isEmpty else { return .setNote(nil) }
+            let parts = t.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, let d = Int(parts[0]) { return .setNote(AuthorsNote(text: String(parts[1]), depth: d)) }
+            return .setNote(AuthorsNote(text: t))
+        case .user:
+            let parts = t.split(separator: "|", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return .setUser(UserProfile(name: parts.first ?? "", description: parts.count > 1 ? parts[1] : ""))
+        case .lore:
+            return .attachLore(t.split(separator: " ").map(String.init))
         }
     }
 
@@ -210,6 +236,8 @@ enum RuntimeUpdate {
             s.personas = list
         case .settings(let list):
             s.settings = list
+        case .user(let profile):
+            s.user = profile
         case .replyStarted(let promptTokens, let contextLength, let dropped):
             guard s.generation != nil else { return }
             s.generation!.promptTokens = promptTokens

@@ -104,6 +104,13 @@ enum Updater {
             guard !s.conversation.cast.isEmpty else { note(&s, "no scene: mark personas in the picker (F2, Ctrl-T) first"); return }
             guard Turns.canGenerate(&s) else { return }
             Turns.start(&s, .reply, .next(nil), &fx)
+        case .authorsNote:
+            let n = s.conversation.note
+            s.overlay = .roleplay(.note, InputEditor(n.map { "\($0.depth) \($0.text)" } ?? ""))
+        case .userProfile:
+            s.overlay = .roleplay(.user, InputEditor(s.user.description.isEmpty ? s.user.name : "\(s.user.name) | \(s.user.description)"))
+        case .attachLore:
+            s.overlay = .roleplay(.lore, InputEditor(s.conversation.lore.joined(separator: " ")))
         case .stopOrQuit:
             if s.generation != nil { stop(&s, &fx) } else { quit(&s, &fx) }
         case .quit: quit(&s, &fx)

@@ -1,3 +1,4 @@
+import Chat
 /// `view(state) -> CellBuffer`: the layout is computed from the size, never fixed.
 ///
 ///     row 0            header: app, session, persona
@@ -88,6 +89,14 @@ public enum View {
                              hint: exporting == nil ? "a PNG or JSON card (V1–V3) · Enter import · Esc cancel"
                                                     : "a .png (chara + ccv3) or .json (V3) file · Enter export · Esc cancel",
                              into: &buf, area: Frame.centred(in: body, width: 80, height: 4))
+        case .roleplay(let field, let editor):
+            let (title, hint): (String, String) = switch field {
+            case .note: ("Author's note · 作者注释", "[depth] text: put into every prompt that many messages from the end (default \(AuthorsNote.defaultDepth)) · empty: none")
+            case .user: ("Who you are · 你的身份", "name | description: {{user}} and {{persona}} in every conversation")
+            case .lore: ("Lorebooks · 世界书", "names in Personas/lore/ (e.g. sanguo honglou) for this conversation · empty: none")
+            }
+            PromptBox.render(title: title, editor: editor, hint: hint + " · Enter set · Esc cancel",
+                             into: &buf, area: Frame.centred(in: body, width: 96, height: 4))
         case .settingValue(let key, let editor):
             PromptBox.render(title: "Set \(key)", editor: editor, hint: "Enter set · empty or 'default': back to the layers below · Esc cancel",
                              into: &buf, area: Frame.centred(in: body, width: 80, height: 4))
