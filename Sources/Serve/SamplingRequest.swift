@@ -71,6 +71,7 @@ struct SamplingRequest {
             parameters.repetitionPenalty = Float(r)
         }
         if let s = try f.int("no_repeat_ngram_size", in: 0...64, "a whole number from 0 to 64") { parameters.noRepeatNgramSize = s }
+        if let s = try f.int("max_repeat_run", in: 0...64, "a whole number from 0 to 64") { parameters.maxRepeatRun = s }
         if let key = f.first(["min_tokens", "min_length"]), let m = try f.int(key, in: 0...(1 << 20), "a whole number ≥ 0") {
             parameters.minNewTokens = m
         }

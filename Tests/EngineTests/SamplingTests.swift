@@ -165,6 +165,41 @@ import Testing
         #expect(t[3] == -.infinity && t.filter { $0 == -.infinity }.count == 1)
     }
 
+    /// The run guard bans only the token that would repeat a unit of 1–4 tokens a (maxRun+1)-th
+    /// time in a row, counting the reply only; checked against a brute-force reading of the rule.
+    @Test func runGuardBansTheNextRepetitionOnly() {
+        func banned(_ ids: [Int32], run: Int, start: Int = 0) -> Set<Int> {
+            var s = [Float](repeating: 0, count: 8)
+            RunGuard(maxRun: run, start: start).apply(&s, ids: ids)
+            return Set(s.indices.filter { s[$0] == -.infinity })
+        }
+        #expect(banned([5, 5, 5], run: 3) == [5])                     // 何何何 -> not a fourth 何
+        #expect(banned([5, 5], run: 3) == [])
+        #expect(banned([5, 5, 5], run: 3, start: 1) == [], "the prompt's tokens do not count")
+        #expect(banned([1, 2, 1, 2, 1, 2, 1], run: 3) == [2])         // 吾不 ×3 + 吾 -> not 不
+        #expect(banned([1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2], run: 3) == [3])
+        #expect(banned([1, 2, 1, 2, 1], run: 3) == [])
+        #expect(banned([4, 4, 4, 4, 4], run: 1) == [4])
+        // Brute force: for every short sequence over 3 symbols, a token is banned exactly when
+        // appending it ends the reply with some unit (period 1–4) repeated run+1 times.
+        func ends(_ s: [Int32], run: Int) -> Bool {
+            (1...4).contains { p in
+                let span = p * (run + 1)
+                guard s.count >= span else { return false }
+                let t = Array(s.suffix(span))
+                return (0..<(span - p)).allSatisfy { t[$0] == t[$0 + p] }
+            }
+        }
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<2000 {
+            let n = Int(rng.next() % 12)
+            let ids = (0..<n).map { _ in Int32(rng.next() % 3) }
+            let run = 1 + Int(rng.next() % 3)
+            let expect = Set((0..<3).filter { t in ends(ids + [Int32(t)], run: run) })
+            #expect(banned(ids, run: run).subtracting([3, 4, 5, 6, 7]) == expect, "\(ids) run \(run)")
+        }
+    }
+
     @Test func eosSuppressionAndBeginSuppression() {
         var s = [Float](repeating: 0, count: 5)
         SuppressEOSUntil(length: 4, eos: [2, 3]).apply(&s, ids: [0, 1, 4])

@@ -212,6 +212,8 @@ public struct CharacterCard: Sendable, Equatable {
         if let v = sm.topP { s["top_p"] = .double(v) }
         if let v = sm.topK { s["top_k"] = .int(v) }
         if let v = sm.repetitionPenalty { s["repetition_penalty"] = .double(v) }
+        if let v = sm.noRepeatNgramSize { s["no_repeat_ngram_size"] = .int(v) }
+        if let v = sm.maxRepeatRun { s["max_repeat_run"] = .int(v) }
         if let v = sm.maxNewTokens { s["max_new_tokens"] = .int(v) }
         if let v = sm.doSample { s["do_sample"] = .bool(v) }
         if let v = sm.numBeams { s["num_beams"] = .int(v) }

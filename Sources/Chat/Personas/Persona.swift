@@ -68,6 +68,10 @@ public struct Persona: Sendable, Equatable {
         public var topP: Double?
         public var topK: Int?
         public var repetitionPenalty: Double?
+        /// transformers' no_repeat_ngram_size.
+        public var noRepeatNgramSize: Int?
+        /// Yanyi's run guard (RunGuard): no unit of 1–4 tokens more than this many times in a row.
+        public var maxRepeatRun: Int?
         public var maxNewTokens: Int?
         public var doSample: Bool?
         public var numBeams: Int?
@@ -76,7 +80,9 @@ public struct Persona: Sendable, Equatable {
 
         public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil,
                     repetitionPenalty: Double? = nil, maxNewTokens: Int? = nil, doSample: Bool? = nil,
-                    numBeams: Int? = nil, maxHistory: Int? = nil) {
+                    numBeams: Int? = nil, maxHistory: Int? = nil, noRepeatNgramSize: Int? = nil, maxRepeatRun: Int? = nil) {
+            self.noRepeatNgramSize = noRepeatNgramSize
+            self.maxRepeatRun = maxRepeatRun
             self.temperature = temperature
             self.topP = topP
             self.topK = topK

@@ -8,8 +8,8 @@ public enum PersonaFile {
     static let topKeys = ["name", "group", "book", "description", "greeting", "greetings", "template",
                           "preamble", "speaker", "scene", "model", "adapters", "sampling", "stop", "history",
                           "postprocess", "accent", "lore"]
-    static let samplingKeys = ["temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens",
-                               "do_sample", "num_beams", "max_history"]
+    static let samplingKeys = ["temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
+                               "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "max_history"]
     /// Theme roles an accent may name instead of a colour.
     static let themeRoles = ["primary", "accent", "user", "assistant", "system", "muted", "error", "border"]
 
@@ -111,6 +111,8 @@ public enum PersonaFile {
             sampling.topP = try s.double("top_p", in: 0...1, openLow: true)
             sampling.topK = try s.int("top_k", in: 0...1_000_000)
             sampling.repetitionPenalty = try s.double("repetition_penalty", in: 0...100, openLow: true)
+            sampling.noRepeatNgramSize = try s.int("no_repeat_ngram_size", in: 0...64)
+            sampling.maxRepeatRun = try s.int("max_repeat_run", in: 0...64)
             sampling.maxNewTokens = try s.int("max_new_tokens", in: 1...1_000_000)
             sampling.doSample = try s.bool("do_sample")
             sampling.numBeams = try s.int("num_beams", in: 1...16)

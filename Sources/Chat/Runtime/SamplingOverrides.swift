@@ -9,6 +9,8 @@ extension Persona.Sampling {
         p.topP = topP.map { Float($0) }
         p.topK = topK
         p.repetitionPenalty = repetitionPenalty.map { Float($0) }
+        p.noRepeatNgramSize = noRepeatNgramSize
+        p.maxRepeatRun = maxRepeatRun
         p.maxNewTokens = maxNewTokens
         p.doSample = doSample
         p.numBeams = numBeams
@@ -25,7 +27,7 @@ public struct SamplingOverrides: Sendable, Equatable {
     public var maxHistory: Int?
 
     public static let keys = ["temperature", "top_p", "top_k", "min_p", "repetition_penalty", "no_repeat_ngram_size",
-                              "max_new_tokens", "do_sample", "num_beams", "length_penalty", "max_history", "seed"]
+                              "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "length_penalty", "max_history", "seed"]
 
     public init() {}
 
@@ -56,6 +58,7 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "min_p": parameters.minP = try float({ $0 >= 0 && $0 <= 1 }, "a number from 0 to 1 (0 = off)")
         case "repetition_penalty": parameters.repetitionPenalty = try float({ $0 > 0 && $0 <= 10 }, "a number above 0, at most 10")
         case "no_repeat_ngram_size": parameters.noRepeatNgramSize = try int({ $0 >= 0 && $0 <= 64 }, "a whole number from 0 to 64 (0 = off)")
+        case "max_repeat_run": parameters.maxRepeatRun = try int({ $0 >= 0 && $0 <= 64 }, "a whole number from 0 to 64 (0 = off)")
         case "max_new_tokens": parameters.maxNewTokens = try int({ $0 >= 1 && $0 <= 1 << 20 }, "a whole number ≥ 1")
         case "num_beams": parameters.numBeams = try int({ (1...8).contains($0) }, "a whole number from 1 to 8")
         case "length_penalty": parameters.lengthPenalty = Double(try float({ $0 >= -10 && $0 <= 10 }, "a number from -10 to 10"))
@@ -80,6 +83,7 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "min_p": parameters.minP = nil
         case "repetition_penalty": parameters.repetitionPenalty = nil
         case "no_repeat_ngram_size": parameters.noRepeatNgramSize = nil
+        case "max_repeat_run": parameters.maxRepeatRun = nil
         case "max_new_tokens": parameters.maxNewTokens = nil
         case "do_sample": parameters.doSample = nil
         case "num_beams": parameters.numBeams = nil
@@ -104,6 +108,7 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "min_p": p.minP.map { "\($0)" }
         case "repetition_penalty": p.repetitionPenalty.map { "\($0)" }
         case "no_repeat_ngram_size": p.noRepeatNgramSize.map { "\($0)" }
+        case "max_repeat_run": p.maxRepeatRun.map { "\($0)" }
         case "max_new_tokens": p.maxNewTokens.map { "\($0)" }
         case "do_sample": p.doSample.map { "\($0)" }
         case "num_beams": p.numBeams.map { "\($0)" }

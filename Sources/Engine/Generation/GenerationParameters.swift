@@ -55,6 +55,8 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
     public var minP: Float?
     public var repetitionPenalty: Float?
     public var noRepeatNgramSize: Int?
+    /// Yanyi's: no unit of 1–4 tokens repeats more than this many times in a row in a reply (RunGuard).
+    public var maxRepeatRun: Int?
     public var numBeams: Int?
     public var lengthPenalty: Double?
     public var earlyStopping: EarlyStopping?
@@ -78,6 +80,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         case minP = "min_p"
         case repetitionPenalty = "repetition_penalty"
         case noRepeatNgramSize = "no_repeat_ngram_size"
+        case maxRepeatRun = "max_repeat_run"
         case numBeams = "num_beams"
         case lengthPenalty = "length_penalty"
         case earlyStopping = "early_stopping"
@@ -104,6 +107,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         if let v = minP { m.minP = v }
         if let v = repetitionPenalty { m.repetitionPenalty = v }
         if let v = noRepeatNgramSize { m.noRepeatNgramSize = v }
+        if let v = maxRepeatRun { m.maxRepeatRun = v }
         if let v = numBeams { m.numBeams = v }
         if let v = lengthPenalty { m.lengthPenalty = v }
         if let v = earlyStopping { m.earlyStopping = v }
@@ -158,6 +162,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         s.minP = minP ?? 0
         s.repetitionPenalty = repetitionPenalty ?? 1
         s.noRepeatNgramSize = noRepeatNgramSize ?? 0
+        s.maxRepeatRun = maxRepeatRun ?? 0
         s.numBeams = numBeams ?? 1
         s.lengthPenalty = lengthPenalty ?? 1
         s.earlyStopping = earlyStopping ?? .heuristic
@@ -184,6 +189,8 @@ public struct GenerationSettings: Sendable, Equatable {
     public var minP: Float = 0
     public var repetitionPenalty: Float = 1
     public var noRepeatNgramSize = 0
+    /// 0: off.
+    public var maxRepeatRun = 0
     public var numBeams = 1
     public var lengthPenalty = 1.0
     public var earlyStopping = EarlyStopping.heuristic
@@ -208,6 +215,7 @@ public struct GenerationSettings: Sendable, Equatable {
         if !(0...1).contains(minP) { throw bad("min_p must be in 0–1 (is \(minP))") }
         if !(repetitionPenalty > 0) { throw bad("repetition_penalty must be > 0 (is \(repetitionPenalty))") }
         if noRepeatNgramSize < 0 { throw bad("no_repeat_ngram_size must be ≥ 0") }
+        if maxRepeatRun < 0 { throw bad("max_repeat_run must be ≥ 0 (0 = off)") }
         if !(1...8).contains(numBeams) { throw bad("num_beams must be 1–8 (is \(numBeams))") }
         if numReturnSequences < 1 || numReturnSequences > numBeams {
             throw bad("num_return_sequences must be 1–num_beams (is \(numReturnSequences), beams \(numBeams))")

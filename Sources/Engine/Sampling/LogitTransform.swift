@@ -43,6 +43,38 @@ public struct NoRepeatNGram: LogitTransform {
     }
 }
 
+/// Yanyi's guard for small models (`max_repeat_run`, no transformers counterpart): among the
+/// generated tokens, no unit of 1…`maxPeriod` tokens repeats more than `maxRun` times in a row
+/// (`何何何何`, `吾不吾不吾不吾不`). Only the token that would complete one more repetition is
+/// banned, so text moves on instead of looping. Off (absent) unless a persona or the user asks.
+public struct RunGuard: LogitTransform {
+    public var maxRun: Int
+    public var maxPeriod: Int
+    public var start: Int               // the prompt length: runs are counted in the reply only
+
+    public init(maxRun: Int, maxPeriod: Int = 4, start: Int) {
+        self.maxRun = maxRun
+        self.maxPeriod = maxPeriod
+        self.start = start
+    }
+
+    public func apply(_ scores: inout [Float], ids: [Int32]) {
+        guard maxRun > 0 else { return }
+        let generated = ids.count - start
+        for period in 1...max(1, maxPeriod) {
+            // The next token completes repetition maxRun + 1 when the last period·(maxRun+1) − 1
+            // tokens repeat with this period; the token it would have to be is ids[count − period].
+            let span = period * (maxRun + 1) - 1
+            guard generated >= span, span >= period else { continue }
+            let tail = ids.count - span
+            var periodic = true
+            for i in tail..<(ids.count - period) where ids[i] != ids[i + period] { periodic = false; break }
+            let banned = Int(ids[ids.count - period])
+            if periodic && banned < scores.count { scores[banned] = -.infinity }
+        }
+    }
+}
+
 /// MinLengthLogitsProcessor (`min_length`, prompt included) and MinNewTokensLengthLogitsProcessor
 /// (`min_new_tokens`): EOS ids are suppressed until the sequence is long enough.
 public struct SuppressEOSUntil: LogitTransform {

@@ -15,6 +15,7 @@ public struct SamplerChain: Sendable {
     public init(_ s: GenerationSettings, promptLength: Int) {
         if s.repetitionPenalty != 1 { processors.append(RepetitionPenalty(s.repetitionPenalty)) }
         if s.noRepeatNgramSize > 0 { processors.append(NoRepeatNGram(size: s.noRepeatNgramSize)) }
+        if s.maxRepeatRun > 0 { processors.append(RunGuard(maxRun: s.maxRepeatRun, start: promptLength)) }
         if s.minLength > 0 && !s.eos.isEmpty { processors.append(SuppressEOSUntil(length: s.minLength, eos: s.eos)) }
         if s.minNewTokens > 0 && !s.eos.isEmpty {
             processors.append(SuppressEOSUntil(length: promptLength + s.minNewTokens, eos: s.eos))
