@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Reply quality of the shipped personas on the shipped demo models, as a user meets them.
+
+Starts `yanyi serve` on the repository's Personas/ and Models/ and asks every shipped persona the
+same 20 fixed scenes (a 三国 council, a 大观园 gathering, a question to an assistant …), one
+request each, seeded by the scene's number, with the persona's own sampling exactly as shipped
+(the request sets nothing but the seed and the messages). For each persona it reports:
+
+  turn    share of replies that end their turn within max tokens (finish_reason "stop": EOS,
+          <eop>, <end> or a stop string; a cosplay reply must also close its quote)
+  run≤3   share of replies in which no character repeats more than 3 times in a row
+  dist2   distinct-2: different character bigrams / all bigrams, over the persona's replies
+  cjk     share of CJK characters among the replies' non-space characters
+
+and RulaiGPT's answer to the seed's question 到底来没来？ (whether it says 如来).
+Standard library only; `--json FILE` writes every reply too. Example:
+
+  swift build -c release
+  python3 tools/demo/quality.py --yanyi .build/release/yanyi --markdown
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCENES = {
+    "sanguo": [
+        "曹操引大军南下，兵临新野", "孔明初出茅庐，众将不服", "关公欲单刀赴会", "赤壁火起，曹军大乱",
+        "张飞当阳桥上大喝一声", "刘表病重，欲以荆州相托", "周瑜设宴，欲害玄德", "马超兵至潼关",
+        "孙权遣使来求荆州", "吕布辕门射戟", "袁绍聚兵官渡", "董卓入京，欲行废立",
+        "诸将议取西川", "夜半有人叩门，言有密信", "天降大雨，粮草不继", "探马来报：敌军已过江",
+        "众人饮酒，论天下英雄", "主公问计于帐下", "城中百姓扶老携幼而来", "有人献上一匹千里马",
+    ],
+    "honglou": [
+        "众姊妹在大观园中起诗社", "宝玉挨了打，众人来看", "中秋夜宴，贾母命众人行令", "黛玉葬花，宝玉闻声而来",
+        "凤姐协理宁国府", "刘姥姥进了大观园", "元妃省亲，众人迎驾", "宝钗扑蝶", "湘云醉卧芍药裀",
+        "晴雯病补雀金裘", "贾母问起园中诸事", "下了一夜的雪，众人赏雪联句", "探春理家，众人不服",
+        "袭人劝宝玉读书", "宝玉丢了通灵玉", "众人在潇湘馆喝茶", "王夫人唤众丫鬟问话",
+        "清明时节，众人去放风筝", "有人送来一盒宫花", "姊妹们说起各自的心事",
+    ],
+    "shuihu": [
+        "众好汉聚义梁山泊", "景阳冈上，大虫扑来", "林冲风雪山神庙", "鲁智深拳打镇关西",
+        "宋江浔阳楼题反诗", "李逵沂岭杀四虎", "武松醉打蒋门神", "智取生辰纲", "三打祝家庄",
+        "朝廷遣使招安", "高俅领兵来攻", "酒店里有人大声说话", "夜里有人来报官兵将至",
+        "众兄弟排座次", "山下来了一队客商", "有人在路上拦住去路", "大雪封山，寨中无粮",
+        "众人论起各自的出身", "一封书信送到寨中", "江边来了一只小船",
+    ],
+    "xiyou": [
+        "师徒四人行至一座高山", "前面有妖怪拦路", "唐僧被妖精捉去", "八戒又想散伙回高老庄",
+        "悟空借芭蕉扇", "路过女儿国", "过通天河", "观音菩萨现身", "白骨精三变", "火焰山热不可当",
+        "师徒投宿一户人家", "沙僧挑着担子问路", "天色已晚，无处安歇", "土地公公出来禀报",
+        "悟空一个筋斗去了南海", "众人饥饿，化斋不得", "遇见一群强盗", "见一座寺院，钟声悠扬",
+        "国王请师徒赴宴", "终于到了灵山脚下",
+    ],
+    "assistants": [
+        "什么是人工智能？", "请介绍一下你自己。", "怎样才能学好数学？", "为什么天空是蓝色的？",
+        "如何保持身体健康？", "请写一句关于春天的诗。", "什么是机器学习？", "你能帮我做什么？",
+        "今天适合做什么？", "怎样提高写作水平？", "宇宙有多大？", "如何学习一门外语？",
+        "请解释一下什么是互联网。", "早睡早起有什么好处？", "什么是幸福？", "如何与人沟通？",
+        "读书有什么用？", "怎样做一个好人？", "为什么要保护环境？", "人生的意义是什么？",
+    ],
+}
+RULAI_QUESTION = "到底来没来？"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def post(port, body, timeout=600):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.load(r)
+
+
+def is_cjk(ch):
+    o = ord(ch)
+    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF \
+        or ch in "“”‘’"
+
+
+def longest_run(text):
+    best, run, prev = 0, 0, None
+    for ch in text:
+        run = run + 1 if ch == prev else 1
+        prev = ch
+        best = max(best, run)
+    return best
+
+
+def metrics(replies):
+    n = len(replies)
+    ended = sum(1 for r in replies if r["ended"])
+    short_runs = sum(1 for r in replies if longest_run(r["text"]) <= 3)
+    bigrams = [t[i:i + 2] for t in (r["text"] for r in replies) for i in range(len(t) - 1)]
+    chars = [c for r in replies for c in r["text"] if not c.isspace()]
+    return {
+        "replies": n,
+        "turn": ended / n if n else 0,
+        "run3": short_runs / n if n else 0,
+        "dist2": len(set(bigrams)) / len(bigrams) if bigrams else 0,
+        "cjk": sum(1 for c in chars if is_cjk(c)) / len(chars) if chars else 0,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--yanyi", default=os.path.join(ROOT, ".build/release/yanyi"))
+    ap.add_argument("--scenes", type=int, default=20, help="scenes per persona (≤ 20)")
+    ap.add_argument("--personas", nargs="*", help="persona ids (default: every shipped one)")
+    ap.add_argument("--personas-dir", default=os.path.join(ROOT, "Personas"), help="persona folder (default: the shipped one)")
+    ap.add_argument("--json", help="write every reply and the figures here")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = ap.parse_args()
+
+    port = free_port()
+    env = dict(os.environ, XDG_DATA_HOME=os.path.join("/tmp", f"yanyi-quality-{os.getpid()}"))
+    server = subprocess.Popen([args.yanyi, "serve", "--port", str(port), "--personas", args.personas_dir,
+                               "--models", os.path.join(ROOT, "Models")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        server.stdout.readline()          # "yanyi serve: http://… — …" once it listens
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as r:
+            ids = [m["id"] for m in json.load(r)["data"] if m["id"].startswith("persona:")]
+        personas = [i[len("persona:"):] for i in ids if not args.personas or i[len("persona:"):] in args.personas]
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+        out = {"cpu": cpu, "personas": {}}
+        t0 = time.time()
+        for pid in sorted(personas):
+            group = pid.split("/")[0]
+            scenes = SCENES.get(group, SCENES["assistants"])[:args.scenes]
+            cosplay = group in ("sanguo", "honglou", "shuihu", "xiyou")
+            replies = []
+            for i, scene in enumerate(scenes):
+                r = post(port, {"model": "persona:" + pid, "messages": [{"role": "user", "content": scene}], "seed": i + 1})
+                c = r["choices"][0]
+                text = c["message"]["content"]
+                ended = c["finish_reason"] == "stop" and (not cosplay or text.rstrip().endswith("”"))
+                replies.append({"scene": scene, "text": text, "finish": c["finish_reason"], "ended": ended})
+            out["personas"][pid] = {"metrics": metrics(replies), "replies": replies}
+            print(f"{pid}: {out['personas'][pid]['metrics']}", file=sys.stderr)
+        if "assistants/rulai" in personas:
+            r = post(port, {"model": "persona:assistants/rulai", "messages": [{"role": "user", "content": RULAI_QUESTION}], "seed": 1})
+            out["rulai"] = r["choices"][0]["message"]["content"]
+        everything = [r for p in out["personas"].values() for r in p["replies"]]
+        out["all"] = metrics(everything)
+        out["seconds"] = round(time.time() - t0, 1)
+    finally:
+        server.terminate()
+        server.wait()
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, ensure_ascii=False, indent=1)
+    rows = [("persona", "turn", "run≤3", "dist2", "cjk")]
+    for pid, p in sorted(out["personas"].items()):
+        m = p["metrics"]
+        rows.append((pid, f"{m['turn']:.0%}", f"{m['run3']:.0%}", f"{m['dist2']:.2f}", f"{m['cjk']:.0%}"))
+    m = out["all"]
+    rows.append((f"**all {m['replies']} replies**", f"**{m['turn']:.0%}**", f"**{m['run3']:.0%}**", f"**{m['dist2']:.2f}**", f"**{m['cjk']:.0%}**"))
+    if args.markdown:
+        print("| " + " | ".join(rows[0]) + " |\n|---|---:|---:|---:|---:|")
+        for r in rows[1:]:
+            print("| " + " | ".join(r) + " |")
+    else:
+        for r in rows:
+            print("  ".join(f"{c:<24}" if i == 0 else f"{c:>8}" for i, c in enumerate(r)))
+    if "rulai" in out:
+        print(f"\nRulaiGPT, {RULAI_QUESTION} → {out['rulai']}  ({'如来' if '如来' in out['rulai'] else 'no 如来'})")
+    print(f"CPU: {out['cpu']}; {out['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
