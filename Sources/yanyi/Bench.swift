@@ -25,6 +25,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Also decode --gen-tokens steps of beam search with this many beams (2–8): per-step cost vs one beam.")
     var beams = 1
 
+    @Flag(help: "Also measure a change of speaker in a scene: the --adapter set and the --speaker-adapter set (none: the bare base) take turns; time to first token with KV snapshots, without, and with no change.")
+    var speakerChange = false
+
+    @Option(help: "The other speaker's adapter, DIR[=SCALE] (repeatable; with --speaker-change).")
+    var speakerAdapter: [String] = []
+
     func validate() throws {
         if promptTokens < 2 || genTokens < 1 { throw ValidationError("--prompt-tokens ≥ 2 and --gen-tokens ≥ 1") }
         if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
@@ -115,6 +121,16 @@ struct Bench: ParsableCommand {
             fail("\(error)")
         }
         let beamRate = beams > 1 ? Self.beamDecodeRate(lm, folder, prompt, session, beams: beams, steps: genTokens) : 0
+        var speakers: SpeakerChangeCost?
+        if speakerChange {
+            var other = options
+            other.adapter = speakerAdapter
+            do {
+                speakers = try SpeakerChangeCost.measure(lm, prompt: prompt, a: adapters, b: other.loadAdapters(), vocab: top)
+            } catch {
+                fail("\(error)")
+            }
+        }
         let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -157,6 +173,14 @@ struct Bench: ParsableCommand {
                 ("beam decode", String(format: "%d beams, %.2f steps/s", beams, beamRate), beamRate),
                 ("beam step cost", String(format: "%.2f × one beam (%.2f per beam)", decodeRate / beamRate,
                                           decodeRate / beamRate / Double(beams)), decodeRate / beamRate),
+            ]
+        }
+        if let c = speakers {
+            r += [
+                ("speaker change", String(format: "%.3f s to first token (restored %d tokens, re-ran %d; median of %d turns)",
+                                          c.change, c.restored, c.rerun, c.turns), c.change),
+                ("same speaker", String(format: "%.3f s to first token (no change)", c.same), c.same),
+                ("change, no snapshots", String(format: "%.3f s to first token (the history re-runs)", c.noSnapshots), c.noSnapshots),
             ]
         }
         if json {
