@@ -46,7 +46,7 @@ extension ChatController {
         let before = found.before.map(\.content)
         let after = (found.after + found.atDepth.flatMap(\.entries)).map(\.content)
         var q = p
-        q.preamble = (before + [p.preamble ?? ""].filter { !$0.isEmpty } + after).joined(separator: "\n") + (p.template == "plain" ? "" : "\n")
+        q.preamble = (before + [p.preamble ?? ""].filter { !$0.isEmpty } + after).joined(separator: "\n") + (p.template == "plain" || p.template == TemplateRegistry.auto ? "" : "\n")
         return (q, found.all.map { $0.comment.isEmpty ? $0.keys.first ?? "?" : $0.comment })
     }
 }

@@ -43,9 +43,11 @@ extension ChatController {
     /// Makes `p` current: its base (loaded when it differs from the loaded one) and its adapters
     /// (replacing the previous persona's and those loaded by hand for it). All or nothing: on
     /// failure the previous model, adapters and persona stay. Returns what changed, in words.
-    func activate(_ p: Persona) throws(ChatError) -> [String] {
+    func activate(_ unresolved: Persona) throws(ChatError) -> [String] {
         var notes: [String] = []
-        let path = basePath(for: p)
+        let path = basePath(for: unresolved)
+        // `auto` takes the base's chat_template: read (and checked) before anything loads.
+        let p = try unresolved.onBase(path)
         let (target, fresh) = try engine(at: path)
         if fresh {
             notes.append("loaded \(options.pinnedModel ?? p.model) (\(target.info.family), \(target.info.precision))")
@@ -231,7 +233,7 @@ extension ChatController {
     /// `activate(p)`, then tells front ends the persona and its settings changed.
     func announce(_ p: Persona) throws(ChatError) -> [String] {
         let notes = try activate(p)
-        emit(.persona(p))
+        emit(.persona(persona))
         emit(.settings)
         return notes
     }
