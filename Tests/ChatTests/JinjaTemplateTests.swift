@@ -73,15 +73,35 @@ import Testing
         #expect(throws: JinjaError(.runtime, "'x' is undefined", line: 1)) { try JinjaTemplate("{{ x.y }}").render([:]) }
     }
 
-    @Test func runawayTemplatesStop() throws {
+    @Test func runawayLoopsStop() throws {
         let loops = try JinjaTemplate("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}")
-        #expect(throws: JinjaError.self) { try loops.render([:]) }
-        let recursion = try JinjaTemplate("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
-        #expect(throws: JinjaError.self) { try recursion.render([:]) }
-        let deep = String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000)
-        #expect(throws: JinjaError.self) { try JinjaTemplate("{{ " + deep + " }}") }
+        #expect(throws: JinjaError(.runtime, "template ran more than 200000 loop steps", line: 1)) { try loops.render([:]) }
         let wide = try JinjaTemplate("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}")
         #expect(throws: JinjaError.self) { try wide.render([:]) }
+    }
+
+    /// Arithmetic at the edges of Int fails or widens as Python would not crash: never a trap.
+    @Test func edgesOfIntegersAreErrorsNotCrashes() throws {
+        for source in ["{{ -9223372036854775807 - 2 }}", "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 3 ** 99 }}",
+                       "{{ range(-9223372036854775807, 9223372036854775807) }}", "{{ 'ab' * 9223372036854775807 }}"] {
+            #expect(throws: JinjaError.self, "\(source)") { try JinjaTemplate(source).render([:]) }
+        }
+        #expect(try JinjaTemplate("{{ 1 ** 1000000000000000000 }}|{{ [1, 2, 3][::9223372036854775807] }}|{{ 1e300 | int }}|{{ 'x' | indent(-3) }}|{{ [1] | tojson(indent=-2) }}")
+            .render([:]) == "1|[1]|0|x|[\n1\n]")
+    }
+
+    @Test func runawayRecursionStops() throws {
+        let recursion = try JinjaTemplate("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
+        #expect(throws: JinjaError.self) { try recursion.render([:]) }
+    }
+
+    @Test func deepNestingIsRefused() throws {
+        let deep = String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000)
+        #expect(throws: JinjaError.self) { try JinjaTemplate("{{ " + deep + " }}") }
+        let blocks = String(repeating: "{% if x %}", count: 5000)
+        #expect(throws: JinjaError.self) { try JinjaTemplate(blocks) }
+        let nots = "{{ " + String(repeating: "not ", count: 5000) + "x }}"
+        #expect(throws: JinjaError.self) { try JinjaTemplate(nots) }
     }
 
     @Test func contextValuesFromSwift() throws {

@@ -22,8 +22,10 @@ enum JinjaBuiltins {
                 default: throw JinjaError(.runtime, "range expected 1 to 3 arguments, got \(ints.count)")
                 }
                 guard step != 0 else { throw JinjaError(.runtime, "range() arg 3 must not be zero") }
-                let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-                guard count <= maxRange else { throw JinjaError(.runtime, "range too big, maximum size for range is \(maxRange)") }
+                let span = step > 0 ? Double(stop) - Double(start) : Double(start) - Double(stop)
+                let size = max(0, (span / Swift.abs(Double(step))).rounded(.up))
+                guard size <= Double(maxRange) else { throw JinjaError(.runtime, "range too big, maximum size for range is \(maxRange)") }
+                let count = Int(size)
                 return .list((0..<count).map { .int(start + $0 * step) })
             },
             "namespace": fn("namespace") { a, kw in
@@ -128,11 +130,21 @@ enum JinjaBuiltins {
             if step > 0 {
                 var i = clamp(try int(a), 0, lo: 0, hi: n)
                 let end = clamp(try int(b), n, lo: 0, hi: n)
-                while i < end { out.append(items[i]); i += step }
+                while i < end {
+                    out.append(items[i])
+                    let (next, o) = i.addingReportingOverflow(step)
+                    if o { break }
+                    i = next
+                }
             } else {
                 var i = clamp(try int(a), n - 1, lo: -1, hi: n - 1)
                 let end = clamp(try int(b), -1, lo: -1, hi: n - 1)
-                while i > end { out.append(items[i]); i += step }
+                while i > end {
+                    out.append(items[i])
+                    let (next, o) = i.addingReportingOverflow(step)
+                    if o { break }
+                    i = next
+                }
             }
             return out
         }
@@ -146,19 +158,41 @@ enum JinjaBuiltins {
 
     // MARK: operators
 
+    /// Strings and lists an operator or filter makes are bounded (a template doubling a string in
+    /// a loop must fail, not fill the memory).
+    static let maxSize = 16 << 20
+
+    static func bounded(_ s: String) throws -> JinjaValue {
+        guard s.utf8.count <= maxSize else { throw JinjaError(.runtime, "a string grew past \(maxSize) bytes") }
+        return .string(s)
+    }
+
+    static func bounded(_ l: [JinjaValue]) throws -> JinjaValue {
+        guard l.count <= maxSize / 16 else { throw JinjaError(.runtime, "a list grew past \(maxSize / 16) items") }
+        return .list(l)
+    }
+
     static func binary(_ op: String, _ a: JinjaValue, _ b: JinjaValue) throws -> JinjaValue {
-        if op == "~" { return .string(a.str + b.str) }
+        if op == "~" { return try bounded(a.str + b.str) }
         if a.isUndefined { throw JinjaError(.runtime, undefinedMessage(a)) }
         if b.isUndefined { throw JinjaError(.runtime, undefinedMessage(b)) }
         func typeError() -> JinjaError {
             JinjaError(.runtime, "unsupported operand type(s) for \(op): '\(a.typeName)' and '\(b.typeName)'")
         }
+        func repeated(_ size: Int, _ n: Int) throws -> Int {
+            let n = max(0, n)
+            guard size == 0 || n <= maxSize / size else { throw JinjaError(.runtime, "a repetition would pass \(maxSize) bytes") }
+            return n
+        }
         switch (op, a, b) {
-        case ("+", .string(let x), .string(let y)): return .string(x + y)
-        case ("+", .list(let x), .list(let y)): return .list(x + y)
-        case ("*", .string(let s), _) where b.intValue != nil: return .string(String(repeating: s, count: max(0, b.intValue!)))
-        case ("*", _, .string(let s)) where a.intValue != nil: return .string(String(repeating: s, count: max(0, a.intValue!)))
-        case ("*", .list(let l), _) where b.intValue != nil: return .list(Array(repeatElement(l, count: max(0, b.intValue!)).joined()))
+        case ("+", .string(let x), .string(let y)): return try bounded(x + y)
+        case ("+", .list(let x), .list(let y)): return try bounded(x + y)
+        case ("*", .string(let s), _) where b.intValue != nil:
+            return .string(String(repeating: s, count: try repeated(s.utf8.count, b.intValue!)))
+        case ("*", _, .string(let s)) where a.intValue != nil:
+            return .string(String(repeating: s, count: try repeated(s.utf8.count, a.intValue!)))
+        case ("*", .list(let l), _) where b.intValue != nil:
+            return .list(Array(repeatElement(l, count: try repeated(l.count * 16, b.intValue!)).joined()))
         default: break
         }
         if let x = a.intValue, let y = b.intValue {
@@ -175,19 +209,29 @@ enum JinjaBuiltins {
                 return .double(Double(x) / Double(y))
             case "//":
                 guard y != 0 else { throw JinjaError(.runtime, "integer division or modulo by zero") }
+                guard x != .min || y != -1 else { throw JinjaError(.runtime, "integer overflow in //") }
                 let q = x / y
                 return .int((x % y != 0) && ((x < 0) != (y < 0)) ? q - 1 : q)
             case "%":
                 guard y != 0 else { throw JinjaError(.runtime, "integer division or modulo by zero") }
+                guard y != -1 else { return .int(0) }
                 let r = x % y
                 return .int(r != 0 && ((r < 0) != (y < 0)) ? r + y : r)
             case "**":
                 if y < 0 { return .double(Foundation.pow(Double(x), Double(y))) }
-                var r = 1
-                for _ in 0..<y {
-                    let (m, o) = r.multipliedReportingOverflow(by: x)
-                    if o { throw JinjaError(.runtime, "integer overflow in **") }
-                    r = m
+                var (r, base, e) = (1, x, y)   // by squaring: log2(y) steps
+                while e > 0 {
+                    if e & 1 == 1 {
+                        let (m, o) = r.multipliedReportingOverflow(by: base)
+                        if o { throw JinjaError(.runtime, "integer overflow in **") }
+                        r = m
+                    }
+                    e >>= 1
+                    if e > 0 {
+                        let (b2, o) = base.multipliedReportingOverflow(by: base)
+                        if o { throw JinjaError(.runtime, "integer overflow in **") }
+                        base = b2
+                    }
                 }
                 return .int(r)
             default: throw typeError()
@@ -351,7 +395,7 @@ enum JinjaBuiltins {
         case "replace":
             guard let old = arg(0, "old"), let new = arg(1, "new") else { throw JinjaError(.runtime, "replace needs old and new") }
             let count = arg(2, "count")?.intValue ?? -1
-            return .string(replace(v.str, old.str, new.str, count: count))
+            return try bounded(replace(v.str, old.str, new.str, count: count))
         case "tojson":
             let indent = arg(0, "indent")
             let sortKeys = kw.first { $0.0 == "sort_keys" }?.1.truthy ?? false
@@ -361,12 +405,11 @@ enum JinjaBuiltins {
             switch v {
             case .int: return v
             case .bool(let b): return .int(b ? 1 : 0)
-            case .double(let d): return d.isFinite ? .int(Int(d)) : dflt
+            case .double(let d): return wholeNumber(d).map { .int($0) } ?? dflt
             case .string(let s):
                 let t = pyStrip(s, left: true, right: true).replacingOccurrences(of: "_", with: "")
                 if let i = Int(t) { return .int(i) }
-                if let d = Double(t), d.isFinite { return .int(Int(d)) }
-                return dflt
+                return Double(t).flatMap(wholeNumber).map { .int($0) } ?? dflt
             default: return dflt
             }
         case "float":
@@ -376,7 +419,7 @@ enum JinjaBuiltins {
             return dflt
         case "abs":
             switch v {
-            case .int(let i): return .int(Swift.abs(i))
+            case .int(let i): return i == .min ? .double(-Double(i)) : .int(Swift.abs(i))
             case .double(let d): return .double(Swift.abs(d))
             default: throw JinjaError(.runtime, "bad operand type for abs(): '\(v.typeName)'")
             }
@@ -389,14 +432,14 @@ enum JinjaBuiltins {
             switch method {
             case "ceil": r = (x * f).rounded(.up) / f
             case "floor": r = (x * f).rounded(.down) / f
-            default: r = (x * f).rounded(.toNearestOrAwayFromZero) / f
+            default: r = (x * f).rounded(.toNearestOrEven) / f   // Python's round()
             }
             return .double(r)
         case "join":
             let sep = arg(0, "d")?.str ?? ""
             var items = try list(v)
             if let attr = arg(1, "attribute") { items = try items.map { try attributePath($0, attr) } }
-            return .string(items.map(\.str).joined(separator: sep))
+            return try bounded(items.map(\.str).joined(separator: sep))
         case "first":
             return try list(v).first ?? .undefined("No first item, sequence was empty.")
         case "last":
@@ -491,7 +534,7 @@ enum JinjaBuiltins {
             return .string(escapeHTML(v.str))
         case "indent":
             let width = arg(0, "width")
-            let widthText = width.map { w -> String in if case .string(let s) = w { return s }; return String(repeating: " ", count: w.intValue ?? 4) }
+            let widthText = width.map { w -> String in if case .string(let s) = w { return s }; return String(repeating: " ", count: min(max(w.intValue ?? 4, 0), 4096)) }
                 ?? "    "
             let first = arg(1, "first")?.truthy ?? false
             let blank = arg(2, "blank")?.truthy ?? false
@@ -499,9 +542,9 @@ enum JinjaBuiltins {
             for k in lines.indices where (k > 0 || first) && (blank || !lines[k].allSatisfy(\.isPythonWhitespace)) {
                 lines[k] = widthText + lines[k]
             }
-            return .string(lines.joined(separator: "\n"))
+            return try bounded(lines.joined(separator: "\n"))
         case "center":
-            let width = arg(0, "width")?.intValue ?? 80
+            let width = min(arg(0, "width")?.intValue ?? 80, maxSize)
             let s = v.str
             let total = width - s.count
             guard total > 0 else { return .string(s) }
@@ -525,6 +568,11 @@ enum JinjaBuiltins {
         default:
             throw JinjaError(.runtime, "unknown filter '\(name)'")
         }
+    }
+
+    /// A double truncated to an Int, nil where it does not fit.
+    static func wholeNumber(_ d: Double) -> Int? {
+        d.isFinite && Swift.abs(d) < 9.2e18 ? Int(d) : nil
     }
 
     /// `attribute="a.b"` or an integer index, as map/selectattr/join resolve it.
@@ -661,7 +709,7 @@ enum JinjaBuiltins {
         case "replace":
             return fn(name) { a, _ in
                 guard a.count >= 2 else { throw JinjaError(.runtime, "replace expected at least 2 arguments") }
-                return .string(replace(s, a[0].str, a[1].str, count: a.count > 2 ? a[2].intValue ?? -1 : -1))
+                return try bounded(replace(s, a[0].str, a[1].str, count: a.count > 2 ? a[2].intValue ?? -1 : -1))
             }
         case "find", "index", "rfind":
             return fn(name) { a, _ in
@@ -686,7 +734,7 @@ enum JinjaBuiltins {
         case "join":
             return fn(name) { a, _ in
                 guard case .list(let l) = a.first ?? .none else { throw JinjaError(.runtime, "join needs a list") }
-                return .string(l.map(\.str).joined(separator: s))
+                return try bounded(l.map(\.str).joined(separator: s))
             }
         case "isdigit": return fn(name) { _, _ in .bool(!s.isEmpty && s.allSatisfy(\.isNumber)) }
         case "isspace": return fn(name) { _, _ in .bool(!s.isEmpty && s.allSatisfy(\.isPythonWhitespace)) }

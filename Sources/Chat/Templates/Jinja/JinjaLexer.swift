@@ -115,7 +115,7 @@ struct JinjaLexer {
                 advance(to: j + 2)
                 lineStarting = closeTag(strip: strip, keep: j > i && s[j - 1] == "+")
             case "%":
-                if try rawBlock() { lineStarting = false; continue }
+                if let starting = try rawBlock() { lineStarting = starting; continue }
                 tokens.append(JinjaToken(kind: .blockBegin, line: tagLine))
                 let (strip, keep) = try tagTokens(closer: "%")
                 tokens.append(JinjaToken(kind: .blockEnd, line: line))
@@ -150,19 +150,20 @@ struct JinjaLexer {
         return newline
     }
 
-    /// `{% raw %}…{% endraw %}`: the text between is output as written.
-    private mutating func rawBlock() throws -> Bool {
+    /// `{% raw %}…{% endraw %}`: the text between is output as written. Nil when the tag is not
+    /// `raw`; else whether the text after it starts a line.
+    private mutating func rawBlock() throws -> Bool? {
         var k = i
         while k < s.count, s[k].isPythonWhitespace { k += 1 }
-        guard startsWith("raw", at: k) else { return false }
+        guard startsWith("raw", at: k) else { return nil }
         k += 3
         while k < s.count, s[k].isPythonWhitespace { k += 1 }
         var strip = false
         if at(k) == "-" { strip = true; k += 1 }
-        guard startsWith("%}", at: k) else { return false }
+        guard startsWith("%}", at: k) else { return nil }
         let startLine = line
         advance(to: k + 2)
-        if strip { _ = skipWhitespace() } else if at(i) == "\n" { advance(to: i + 1) }
+        if strip { _ = skipWhitespace() }   // trim_blocks does not act on `{% raw %}`, only on its end
         var j = i
         while j < s.count {
             if startsWith("{%", at: j) {
@@ -180,8 +181,9 @@ struct JinjaLexer {
                     if stripBefore { text = JinjaBuiltins.pyStrip(text, left: false, right: true) }
                     emitText(text)
                     advance(to: m + 2)
-                    if stripAfter { _ = skipWhitespace() } else if at(i) == "\n" { advance(to: i + 1) }
-                    return true
+                    if stripAfter { return skipWhitespace() }
+                    if at(i) == "\n" { advance(to: i + 1); return true }
+                    return false
                 }
             }
             j += 1

@@ -53,7 +53,9 @@ indirect enum JinjaNode: Sendable {
 }
 
 struct JinjaParser {
-    static let maxDepth = 200
+    /// Blocks, brackets and operators nested in one another (real chat templates stay near 10);
+    /// the parser and the evaluator recurse, so this bounds their stack.
+    static let maxDepth = 40
 
     private let tokens: [JinjaToken]
     private var p = 0

@@ -8,9 +8,9 @@ import Foundation
 final class JinjaRenderer {
     struct Limits {
         /// Loop iterations and macro calls, all together.
-        var steps = 1_000_000
-        /// Nested macro calls and expression evaluation.
-        var depth = 200
+        var steps = 200_000
+        /// Nested macro calls (each also nests expression evaluation: this bounds the stack).
+        var depth = 24
         /// Output, in UTF-8 bytes.
         var outputBytes = 16 << 20
     }
@@ -21,6 +21,7 @@ final class JinjaRenderer {
     private var scopes: [[String: JinjaValue]]
     private var steps = 0
     private var depth = 0
+    private var evalDepth = 0
     private var loopDepth = 0
     private var out = ""
 
@@ -236,9 +237,9 @@ final class JinjaRenderer {
     }
 
     func eval(_ e: JinjaExpr) throws -> JinjaValue {
-        depth += 1
-        defer { depth -= 1 }
-        if depth > limits.depth * 4 { throw JinjaError(.runtime, "expression nests too deeply", line: e.line) }
+        evalDepth += 1
+        defer { evalDepth -= 1 }
+        if evalDepth > 400 { throw JinjaError(.runtime, "expression nests too deeply", line: e.line) }
         do {
             return try evalKind(e)
         } catch var err as JinjaError {
@@ -299,7 +300,7 @@ final class JinjaRenderer {
         case .negate(let x):
             let v = try eval(x)
             switch v {
-            case .int(let i): return .int(-i)
+            case .int(let i): return i == .min ? .double(-Double(i)) : .int(-i)
             case .bool(let b): return .int(b ? -1 : 0)
             case .double(let d): return .double(-d)
             default: throw JinjaError(.runtime, v.isUndefined ? undefinedMessage(v) : "bad operand type for unary -: '\(v.typeName)'")

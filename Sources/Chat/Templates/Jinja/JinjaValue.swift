@@ -230,7 +230,7 @@ extension JinjaValue {
     /// transformers' own `tojson` filter calls it.
     func json(indent: Int?, sortKeys: Bool = false, level: Int = 0) throws -> String {
         let itemSep = indent == nil ? ", " : ","
-        func pad(_ n: Int) -> String { indent.map { "\n" + String(repeating: " ", count: $0 * n) } ?? "" }
+        func pad(_ n: Int) -> String { indent.map { "\n" + String(repeating: " ", count: min(max($0, 0), 64) * n) } ?? "" }
         switch self {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
