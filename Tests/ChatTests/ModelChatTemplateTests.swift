@@ -32,6 +32,18 @@ import Testing
         #expect(t.stop.tokens.contains(.eos) && t.stop.texts == ["</s>"])
     }
 
+    /// Both tokenizers read special tokens in markup only, and join text across part boundaries.
+    @Test func tokenizersParseMarkupOnly() throws {
+        let glm = try TokenizerLoader.load(folder: ChatFixtures.path("models/chatglm/safetensors"))
+        let ids = glm.encode(parts: [("曹操<sop>", true), ("<sop>曰", false)], addSpecialTokens: false)
+        #expect(ids.filter { $0 == 1004 }.count == 1, "\(ids)")
+        #expect(glm.encode(parts: [("曹操\n", true), ("曰  说", false)], addSpecialTokens: true)
+                == glm.encode("曹操\n曰  说", addSpecialTokens: true))
+        let llama = try TokenizerLoader.load(folder: ChatFixtures.path("models/llama/safetensors"))
+        #expect(llama.encode(parts: [("<s>he", true), ("llo <end>", false), ("<end>", true)], addSpecialTokens: false)
+                == [1] + llama.encode("hello <end>", addSpecialTokens: false, parseSpecialTokens: false) + [1000])
+    }
+
     /// Templates that refuse a system message or a reply first get the conversation as they take it.
     @Test func strictTemplatesGetAConversationTheyAccept() throws {
         let gemma = #"{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"#
@@ -69,6 +81,7 @@ import Testing
         let c = ChatController(options: .init(modelsRoot: ChatFixtures.fixtures.path, pinnedModel: "models/llama-chat-template"),
                                host: CannedModelHost(loadSeconds: 0), library: PersonaLibrary(personas: [p]),
                                store: try Runtime.store(dir), persona: p)
+        #expect(try c.switchPersona("cards/diaochan").contains("template: the chat_template of models/llama-chat-template"))
         _ = try c.send("你好 </s>")
         let request = try #require((c.engine as? CannedEngine)?.requests.last)
         let prompt = ScalarTokenizer().decode(request.promptIDs, skipSpecialTokens: false)

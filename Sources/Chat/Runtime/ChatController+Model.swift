@@ -40,9 +40,10 @@ extension ChatController {
         }
     }
 
-    /// Makes `p` current: its base (loaded when it differs from the loaded one) and its adapters
-    /// (replacing the previous persona's and those loaded by hand for it). All or nothing: on
-    /// failure the previous model, adapters and persona stay. Returns what changed, in words.
+    /// Makes `p` current: its base (loaded when it differs from the loaded one), its adapters
+    /// (replacing the previous persona's and those loaded by hand for it) and, for `auto`, that
+    /// base's chat template. All or nothing: on failure the previous model, adapters and persona
+    /// stay. Returns what changed, in words.
     func activate(_ unresolved: Persona) throws(ChatError) -> [String] {
         var notes: [String] = []
         let path = basePath(for: unresolved)
@@ -54,6 +55,10 @@ extension ChatController {
         }
         if options.pinnedModel != nil && resolve(p.model) != path {
             notes.append("\(p.name) is made for \(p.model); replies come from \(target.info.name)")
+        }
+        if p.template == TemplateRegistry.auto && (fresh || p.id != persona.id) {
+            let base = options.pinnedModel ?? p.model
+            notes.append(p.baseChatTemplate != nil ? "template: the chat_template of \(base)" : "template: plain (\(base) has no chat_template)")
         }
         var list: [ActiveAdapter] = []
         do throws(ChatError) {
