@@ -104,6 +104,34 @@ import Testing
         #expect(throws: JinjaError.self) { try JinjaTemplate(nots) }
     }
 
+    /// Garbage made of template pieces: every one either renders or fails with a JinjaError.
+    @Test func randomTemplatesNeverCrash() {
+        let pieces = ["{{", "}}", "{%", "%}", "{#", "#}", "{%-", "-%}", "{{-", "-}}", " if ", " elif ", " else ", " endif ",
+                      " for ", " in ", " endfor ", " set ", " = ", " macro ", " endmacro ", " raw ", " endraw ", "x", "m", "ns",
+                      "messages", "loop", ".", "(", ")", "[", "]", "{", "}", ":", ",", "|", " trim", " length", " join",
+                      " is ", " not ", " defined", " and ", " or ", "'a'", "\"b\"", "'", "1", "-1", "2.5", "+", "-", "*",
+                      "/", "//", "%", "**", "~", "==", "<", "\n", " ", "namespace(x=1)", "range(3)", "raise_exception('r')",
+                      ".strip()", "[::-1]", "[1:]", "tojson", "items", " break ", " continue ", "\\", "é", "中"]
+        var seed: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: seed >> 33)
+        }
+        let context: [String: JinjaContextValue] = ["x": 1, "m": .dict([("role", "user"), ("content", " hi ")]),
+                                                     "messages": .list([.dict([("role", "user"), ("content", "你好")])])]
+        var rendered = 0
+        for _ in 0..<3000 {
+            let source = (0..<(3 + next() % 30)).map { _ in pieces[next() % pieces.count] }.joined()
+            do {
+                _ = try JinjaTemplate(source).render(context)
+                rendered += 1
+            } catch {
+                #expect(!error.message.isEmpty)
+            }
+        }
+        #expect(rendered > 0)
+    }
+
     @Test func contextValuesFromSwift() throws {
         let t = try JinjaTemplate("{% for m in messages %}{{ m.role }}:{{ m['content'] }}|{% endfor %}{{ bos_token }}{{ add_generation_prompt }}")
         let out = try t.render(["messages": .list([.dict([("role", "user"), ("content", "你好")])]), "bos_token": "<s>",

@@ -16,6 +16,22 @@ import Testing
         #expect(try ModelChatTemplate.load(folder: ChatFixtures.path("models/llama/safetensors")) == nil)
     }
 
+    /// Newer folders: a list of named templates (`default` is used), or chat_template.jinja beside
+    /// the config (which wins, as in transformers); AddedToken dictionaries give their content.
+    @Test func namedTemplatesAndTemplateFiles() throws {
+        let dir = try TempDir()
+        let config = #"{"eos_token": {"__type": "AddedToken", "content": "<|im_end|>"}, "bos_token": null, "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D{{ eos_token }}"}]}"#
+        try config.write(toFile: dir.file("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        let named = try #require(try ModelChatTemplate.load(folder: dir.path))
+        #expect(try named.template.render([:]) == "D" && named.tokens == ["eos_token": "<|im_end|>"])
+        try "F{{ messages | length }}\n".write(toFile: dir.file("chat_template.jinja"), atomically: true, encoding: .utf8)
+        let file = try #require(try ModelChatTemplate.load(folder: dir.path))
+        #expect(file.file == dir.file("chat_template.jinja"))
+        #expect(try ChatTemplatePrompt(model: file).render(history: [], input: "x").text == "F1")
+        try "{not json".write(toFile: dir.file("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        #expect(throws: ChatError(dir.file("tokenizer_config.json"), "is not a JSON object")) { try ModelChatTemplate.load(folder: dir.path) }
+    }
+
     @Test func markupIsTokensAndMessagesAreText() throws {
         let t = ChatTemplatePrompt(model: try #require(try ModelChatTemplate.load(folder: Self.folder)), preamble: "你是貂蝉。")
         let tok = try TokenizerLoader.load(folder: Self.folder)
