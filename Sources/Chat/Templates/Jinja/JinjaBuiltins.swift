@@ -397,9 +397,14 @@ enum JinjaBuiltins {
             let count = arg(2, "count")?.intValue ?? -1
             return try bounded(replace(v.str, old.str, new.str, count: count))
         case "tojson":
-            let indent = arg(0, "indent")
-            let sortKeys = kw.first { $0.0 == "sort_keys" }?.1.truthy ?? false
-            return .string(try defined(v).json(indent: indent?.intValue, sortKeys: sortKeys))
+            // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+            let indent = arg(1, "indent")
+            let ensureASCII = arg(0, "ensure_ascii")?.truthy ?? false
+            var separators: (String, String)?
+            if case .list(let l)? = arg(2, "separators"), l.count == 2 { separators = (l[0].str, l[1].str) }
+            let sortKeys = arg(3, "sort_keys")?.truthy ?? false
+            return try bounded(try defined(v).json(indent: indent?.intValue, sortKeys: sortKeys, ensureASCII: ensureASCII,
+                                                   separators: separators))
         case "int":
             let dflt = arg(0, "default") ?? .int(0)
             switch v {

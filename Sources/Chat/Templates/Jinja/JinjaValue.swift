@@ -228,9 +228,14 @@ func pythonRepr(_ s: String) -> String {
 extension JinjaValue {
     /// `json.dumps(x, ensure_ascii=False, indent=indent, separators=…, sort_keys=…)`, as
     /// transformers' own `tojson` filter calls it.
-    func json(indent: Int?, sortKeys: Bool = false, level: Int = 0) throws -> String {
-        let itemSep = indent == nil ? ", " : ","
+    func json(indent: Int?, sortKeys: Bool = false, ensureASCII: Bool = false, separators: (String, String)? = nil,
+              level: Int = 0) throws -> String {
+        let itemSep = separators?.0 ?? (indent == nil ? ", " : ",")
+        let keySep = separators?.1 ?? ": "
         func pad(_ n: Int) -> String { indent.map { "\n" + String(repeating: " ", count: min(max($0, 0), 64) * n) } ?? "" }
+        func inner(_ v: JinjaValue) throws -> String {
+            try v.json(indent: indent, sortKeys: sortKeys, ensureASCII: ensureASCII, separators: separators, level: level + 1)
+        }
         switch self {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -239,16 +244,16 @@ extension JinjaValue {
             if d.isNaN { return "NaN" }
             if d.isInfinite { return d < 0 ? "-Infinity" : "Infinity" }
             return pythonFloat(d)
-        case .string(let s): return jsonString(s)
+        case .string(let s): return jsonString(s, ensureASCII: ensureASCII)
         case .list(let l):
             if l.isEmpty { return "[]" }
-            let items = try l.map { try pad(level + 1) + $0.json(indent: indent, sortKeys: sortKeys, level: level + 1) }
+            let items = try l.map { try pad(level + 1) + inner($0) }
             return "[" + items.joined(separator: itemSep) + pad(level) + "]"
         case .dict(let d):
             if d.count == 0 { return "{}" }
             let pairs = sortKeys ? d.pairs.sorted { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) } : d.pairs
             let items = try pairs.map { k, v in
-                try pad(level + 1) + jsonString(k) + ": " + v.json(indent: indent, sortKeys: sortKeys, level: level + 1)
+                try pad(level + 1) + jsonString(k, ensureASCII: ensureASCII) + keySep + inner(v)
             }
             return "{" + items.joined(separator: itemSep) + pad(level) + "}"
         case .namespace, .function, .undefined:
@@ -266,7 +271,9 @@ extension JinjaValue {
     }
 }
 
-func jsonString(_ s: String) -> String {
+/// A JSON string as Python's json.dumps writes it (`ensureASCII`: every non-ASCII code point as
+/// `\uXXXX`, surrogate pairs beyond the BMP).
+func jsonString(_ s: String, ensureASCII: Bool = false) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {
@@ -278,7 +285,11 @@ func jsonString(_ s: String) -> String {
         case "\u{08}": out += "\\b"
         case "\u{0C}": out += "\\f"
         default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            if u.value < 0x20 || (ensureASCII && u.value > 0x7E) {
+                for unit in String(u).utf16 { out += String(format: "\\u%04x", unit) }
+            } else {
+                out.unicodeScalars.append(u)
+            }
         }
     }
     return out + "\""
