@@ -14,7 +14,8 @@ public protocol Tokenizer: Sendable {
     /// `[sMASK]` (not special-token attributes in transformers), so HF, and Yanyi, read a typed
     /// `<sop>` as the token and a typed `[gMASK]` as text. Without it every character is text
     /// (transformers' `split_special_tokens=True`): what the chat layer uses for what people write,
-    /// so that only templates (through `addSpecialTokens`) add control tokens.
+    /// so that only templates (through `addSpecialTokens`, or the markup parts of `encode(parts:)`)
+    /// add control tokens.
     func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32]
     /// Text in parts: in a part marked `markup` (what a chat template wrote) special-token text
     /// becomes its token as with `parseSpecialTokens`; every other part is characters only (what
@@ -33,7 +34,9 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
-    /// Run by run: consecutive parts of one kind encoded together (tokenizers without special tokens).
+    /// Run by run: consecutive parts of one kind encoded together, special tokens (if any) first.
+    /// Exact for tokenizers whose pieces never span characters (the canned engine's); the real
+    /// tokenizers implement the rule above.
     public func encode(parts: [(text: String, markup: Bool)], addSpecialTokens: Bool) -> [Int32] {
         var runs: [(text: String, markup: Bool)] = []
         for p in parts where !p.text.isEmpty {
