@@ -31,7 +31,14 @@ struct Target {
             t = Target(base: try catalog.base(named: b).path, persona: nil, adapters: [])
         case .persona(let id):
             guard let p = catalog.persona(id) else { throw APIError.modelNotFound("persona:" + id, known: catalog.modelIDs) }
-            t = Target(base: catalog.resolve(p.model), persona: p, adapters: [])
+            let base = catalog.resolve(p.model)
+            let onBase: Persona
+            do throws(ChatError) {
+                onBase = try p.onBase(base)   // `auto`: the base's chat_template
+            } catch {
+                throw APIError.internalError(error.description)
+            }
+            t = Target(base: base, persona: onBase, adapters: [])
             for a in p.adapters { t.add(catalog.resolve(a.path), Float(min(max(a.scale, 0), 2))) }
         }
         for a in spec.adapters { t.add(try catalog.adapter(named: a.name, param: "model").path, a.scale) }

@@ -21,7 +21,7 @@ import Testing
         let (v1, _) = try CharacterCard.read(Self.card("v1.json"))
         #expect(v1.spec == .v1 && v1.name == "貂蝉")
         let p1 = try v1.persona(id: "diaochan", file: "v1.json")
-        #expect(p1.id == "cards/diaochan" && p1.template == "plain" && p1.greetings == ["“大人深夜至此，有何吩咐？”"])
+        #expect(p1.id == "cards/diaochan" && p1.template == "auto" && p1.greetings == ["“大人深夜至此，有何吩咐？”"])
         #expect(p1.preamble == nil && p1.communityCard != nil)
         let story = RoleplayPrompt(persona: p1, history: [], input: "", lore: nil, inputs: .init(user: .init(name: "子龙"))).story
         #expect(story.hasPrefix("貂蝉乃王允府中歌伎"), "{{char}} replaced")

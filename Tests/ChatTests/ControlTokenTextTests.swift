@@ -58,7 +58,7 @@ import Testing
             }
             // And the whole prompt is its text encoded with parsing off, plus the template's tokens.
             let t = try #require(TemplateRegistry.make(template))
-            let p = t.render(history: [], input: message)
+            let p = try t.render(history: [], input: message)
             #expect(p.tokenIDs(tokenizer) == tokenizer.encode(p.text, addSpecialTokens: p.addSpecialTokens, parseSpecialTokens: false))
         }
     }

@@ -40,18 +40,18 @@ public struct PromptBudget: Sendable, Equatable {
         let byLimit = units[..<start].flatMap { $0 }
         let allowed = contextLength - maxNewTokens
 
-        func render(_ drop: Int) -> (Prompt, [Int32]) {
-            let prompt = template.render(history: units[drop...].flatMap { $0 }, input: input)
+        func render(_ drop: Int) throws(ChatError) -> (Prompt, [Int32]) {
+            let prompt = try template.render(history: units[drop...].flatMap { $0 }, input: input)
             return (prompt, prompt.tokenIDs(tokenizer))
         }
         // Token counts are taken on the whole rendered prompt (tokenizing a concatenation is not
         // the sum of its parts). Binary search for a drop count that fits while keeping one more
         // unit would not: prompts shrink as units go, so this is the fewest dropped.
         var drop = start
-        var best = render(start)
+        var best = try render(start)
         if best.1.count > allowed {
             var lo = start, hi = units.count   // fits(lo) false; hi unknown
-            let last = render(hi)
+            let last = try render(hi)
             if last.1.count > allowed {
                 drop = hi
                 best = last
@@ -59,7 +59,7 @@ public struct PromptBudget: Sendable, Equatable {
                 best = last
                 while hi - lo > 1 {
                     let mid = (lo + hi) / 2
-                    let r = render(mid)
+                    let r = try render(mid)
                     if r.1.count <= allowed { hi = mid; best = r } else { lo = mid }
                 }
                 drop = hi

@@ -91,10 +91,14 @@ public struct CharacterCard: Sendable, Equatable {
 
     // MARK: card -> persona
 
+    /// The base a card runs on when it binds none (the shipped demo model; `--model` pins another).
+    static let defaultModel = "llama-demo"
+
     /// The persona this card describes. With `extensions.yanyi` the persona is validated like a
-    /// YAML file (errors name `data.extensions.yanyi.<field>`); without, it becomes a plain-
-    /// template persona on the default base whose prompt RoleplayPrompt builds from the card's
-    /// fields each turn (macros for the user of the moment).
+    /// YAML file (errors name `data.extensions.yanyi.<field>`); without, it becomes an `auto`-
+    /// template persona (the base's chat_template, else `plain`) on the default base whose prompt
+    /// RoleplayPrompt builds from the card's fields each turn (macros for the user of the moment).
+    /// A binding without `template` or `model` gets those two defaults.
     /// `group`: the group when the card names none (the folder a card file is in); else `cards`.
     public func persona(id defaultID: String, file: String, group: String? = nil) throws(ChatError) -> Persona {
         let prefix = spec == .v1 ? "" : "data."
@@ -127,10 +131,13 @@ public struct CharacterCard: Sendable, Equatable {
             }
             for (k, v) in yanyi.sorted(by: { $0.key < $1.key }) { fields.append((Node(k), Self.node(v))) }
             if let group, yanyi["group"] == nil { fields.append(("group", Node(group, .implicit, .doubleQuoted))) }
+            // What the card does not bind takes the defaults of a card with no binding.
+            if yanyi["template"] == nil { fields.append(("template", Node(TemplateRegistry.auto))) }
+            if yanyi["model"] == nil { fields.append(("model", Node(Self.defaultModel))) }
         } else {
             if let group { fields.append(("group", Node(group, .implicit, .doubleQuoted))) }
-            fields.append(("template", "plain"))
-            fields.append(("model", "llama-demo"))
+            fields.append(("template", Node(TemplateRegistry.auto)))
+            fields.append(("model", Node(Self.defaultModel)))
         }
         var p = try PersonaFile.parse(root: Node(fields), file: file, id: id, folder: nil, prefix: "")
         p.card = .object(root)

@@ -13,8 +13,11 @@ public struct Persona: Sendable, Equatable {
     public var description: String
     /// First messages; the first is the default, the others are alternatives (card "swipes").
     public var greetings: [String]
-    /// Registry name of the prompt template.
+    /// Registry name of the prompt template (`auto`: the base's own chat template, else `plain`).
     public var template: String
+    /// For `auto`: the chat template of the base this persona runs on, once the runtime has read
+    /// it (nil: not read yet, or the base has none, and `plain` applies).
+    public var baseChatTemplate: ModelChatTemplate?
     /// System / meta text kept on every turn (templates that have room for one).
     public var preamble: String?
     /// How a cosplay turn hands over to this character: `{context}，{name}{verb}：`.
@@ -139,8 +142,26 @@ public struct Persona: Sendable, Equatable {
 
     /// The template with this persona's options (validated personas always have one).
     public var promptTemplate: any PromptTemplate {
-        TemplateRegistry.make(template, .init(preamble: preamble, chatGLMPostprocess: chatGLMPostprocess))
+        if template == TemplateRegistry.auto, let baseChatTemplate {
+            return ChatTemplatePrompt(model: baseChatTemplate, preamble: preamble ?? "")
+        }
+        return TemplateRegistry.make(template, .init(preamble: preamble, chatGLMPostprocess: chatGLMPostprocess))
             ?? PlainTemplate(preamble: preamble ?? "")
+    }
+
+    /// This persona on the base at `folder`: for `auto`, with that base's chat template (read
+    /// from its tokenizer_config.json; none: `plain`). Other templates are left as they are.
+    public func onBase(_ folder: String) throws(ChatError) -> Persona {
+        guard template == TemplateRegistry.auto else { return self }
+        var p = self
+        p.baseChatTemplate = try ModelChatTemplate.load(folder: folder)
+        return p
+    }
+
+    /// The template in words: `auto` says what it resolved to.
+    public var templateLabel: String {
+        guard template == TemplateRegistry.auto else { return template }
+        return baseChatTemplate == nil ? "auto (plain)" : "auto (chat_template)"
     }
 
     /// Stop rule: the template's plus this persona's stop strings.

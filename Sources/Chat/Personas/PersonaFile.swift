@@ -57,7 +57,7 @@ public enum PersonaFile {
         }
         let template = try r.requiredString("template")
         guard let tmpl = TemplateRegistry.make(template) else {
-            throw r.error("template", "unknown template \(template.quotedForError) (known: \(TemplateRegistry.ids.joined(separator: ", ")))")
+            throw r.error("template", "unknown template \(template.quotedForError) (known: \(TemplateRegistry.names.joined(separator: ", ")))")
         }
 
         var greetings = try r.strings("greetings") ?? []

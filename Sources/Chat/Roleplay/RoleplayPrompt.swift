@@ -114,7 +114,7 @@ public struct RoleplayPrompt: Sendable {
             } else {
                 // As the lore was always placed around a persona's preamble.
                 story = (before + [own ?? ""].filter { !$0.isEmpty } + after).joined(separator: "\n")
-                    + (persona.template == "plain" ? "" : "\n")
+                    + (persona.template == "plain" || persona.template == TemplateRegistry.auto ? "" : "\n")
             }
         }
         examples = blocks

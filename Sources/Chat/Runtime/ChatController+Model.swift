@@ -40,18 +40,25 @@ extension ChatController {
         }
     }
 
-    /// Makes `p` current: its base (loaded when it differs from the loaded one) and its adapters
-    /// (replacing the previous persona's and those loaded by hand for it). All or nothing: on
-    /// failure the previous model, adapters and persona stay. Returns what changed, in words.
-    func activate(_ p: Persona) throws(ChatError) -> [String] {
+    /// Makes `p` current: its base (loaded when it differs from the loaded one), its adapters
+    /// (replacing the previous persona's and those loaded by hand for it) and, for `auto`, that
+    /// base's chat template. All or nothing: on failure the previous model, adapters and persona
+    /// stay. Returns what changed, in words.
+    func activate(_ unresolved: Persona) throws(ChatError) -> [String] {
         var notes: [String] = []
-        let path = basePath(for: p)
+        let path = basePath(for: unresolved)
+        // `auto` takes the base's chat_template: read (and checked) before anything loads.
+        let p = try unresolved.onBase(path)
         let (target, fresh) = try engine(at: path)
         if fresh {
             notes.append("loaded \(options.pinnedModel ?? p.model) (\(target.info.family), \(target.info.precision))")
         }
         if options.pinnedModel != nil && resolve(p.model) != path {
             notes.append("\(p.name) is made for \(p.model); replies come from \(target.info.name)")
+        }
+        if p.template == TemplateRegistry.auto && (fresh || p.id != persona.id) {
+            let base = options.pinnedModel ?? p.model
+            notes.append(p.baseChatTemplate != nil ? "template: the chat_template of \(base)" : "template: plain (\(base) has no chat_template)")
         }
         var list: [ActiveAdapter] = []
         do throws(ChatError) {
@@ -231,7 +238,7 @@ extension ChatController {
     /// `activate(p)`, then tells front ends the persona and its settings changed.
     func announce(_ p: Persona) throws(ChatError) -> [String] {
         let notes = try activate(p)
-        emit(.persona(p))
+        emit(.persona(persona))
         emit(.settings)
         return notes
     }

@@ -58,18 +58,43 @@ public enum HistoryUnit: String, Sendable {
 /// tokenizer_config.json says so (LLaMA, Baichuan), `[gMASK] <sop>` at the end for ChatGLM.
 /// The text is data: it is tokenized with special-token parsing off, so a `<sop>`, `</s>`, `<eop>`
 /// or `[gMASK]` that a user, a character card or a reply contains is characters, never a control
-/// token; `addSpecialTokens` is the only way control tokens enter a chat prompt.
+/// token. Control tokens enter a chat prompt only through `addSpecialTokens` or through `markup`:
+/// the parts of `text` a model's own chat template wrote (its `<|im_start|>`, `[INST]`, `</s>`),
+/// where special-token text is parsed as Hugging Face parses it.
 public struct Prompt: Sendable, Equatable {
     public var text: String
     public var addSpecialTokens: Bool
+    /// `text` cut into parts, each marked whether it is template markup; empty: all of it is data.
+    public var parts: [Part]
+
+    public struct Part: Sendable, Equatable {
+        public var text: String
+        public var markup: Bool
+
+        public init(_ text: String, markup: Bool) {
+            self.text = text
+            self.markup = markup
+        }
+    }
 
     public init(text: String, addSpecialTokens: Bool) {
         self.text = text
         self.addSpecialTokens = addSpecialTokens
+        parts = []
+    }
+
+    /// A prompt from parts (its text is theirs joined).
+    public init(parts: [Part], addSpecialTokens: Bool) {
+        text = parts.map(\.text).joined()
+        self.addSpecialTokens = addSpecialTokens
+        self.parts = parts
     }
 
     public func tokenIDs(_ tokenizer: any Tokenizer) -> [Int32] {
-        tokenizer.encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: false)
+        guard parts.contains(where: \.markup) else {
+            return tokenizer.encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: false)
+        }
+        return tokenizer.encode(parts: parts.map { ($0.text, $0.markup) }, addSpecialTokens: addSpecialTokens)
     }
 }
 
@@ -125,8 +150,9 @@ public protocol PromptTemplate: Sendable {
     /// Whether the template has room for a persona preamble (system text kept on every turn).
     var acceptsPreamble: Bool { get }
     var stop: StopRule { get }
-    /// The prompt for `input` after `history` (already cut to what is kept).
-    func render(history: [Utterance], input: String) -> Prompt
+    /// The prompt for `input` after `history` (already cut to what is kept). Only a model's own
+    /// chat template can fail (its `raise_exception`, a broken template).
+    func render(history: [Utterance], input: String) throws(ChatError) -> Prompt
     /// The reply as the seed stored it, from the decoded generated tokens.
     func finishReply(_ raw: String) -> String
 }

@@ -12,7 +12,13 @@ public enum TemplateRegistry {
         }
     }
 
+    /// The fixed formats (each written after a seed system's code).
     public static let ids = ["baichuan-qa", "glm-cosplay", "glm-chat", "cutegpt", "cutegpt-readme", "plain"]
+    /// The base's own `chat_template` (tokenizer_config.json) when it has one, else `plain`;
+    /// resolved when the runtime knows the base (`Persona.onBase`).
+    public static let auto = "auto"
+    /// Every name a persona may give.
+    public static var names: [String] { ids + [auto] }
 
     public static func make(_ id: String, _ options: Options = Options()) -> (any PromptTemplate)? {
         switch id {
@@ -21,7 +27,7 @@ public enum TemplateRegistry {
         case "glm-chat": GLMChatTemplate()
         case "cutegpt": CuteGPTTemplate(variant: .current, preamble: options.preamble)
         case "cutegpt-readme": CuteGPTTemplate(variant: .readme, preamble: options.preamble)
-        case "plain": PlainTemplate(preamble: options.preamble ?? "")
+        case "plain", auto: PlainTemplate(preamble: options.preamble ?? "")
         default: nil
         }
     }

@@ -99,10 +99,19 @@ public struct ChatGLMTokenizer: Tokenizer {
         return addSpecialTokens ? ids + [gmask, sop] : ids
     }
 
+    public func encode(parts: [(text: String, markup: Bool)], addSpecialTokens: Bool) -> [Int32] {
+        let ids = encodeChunks(splitter.split(parts: parts))
+        return addSpecialTokens ? ids + [gmask, sop] : ids
+    }
+
     /// Parsing off: the whole text is pre-processed and encoded, and the special pieces (CONTROL in
     /// ice_text.model) never match input text.
     private func chunks(_ text: String, parse: Bool = true) -> [Int32] {
-        (parse ? splitter.split(text) : text.isEmpty ? [] : [.text(text)]).flatMap { chunk -> [Int32] in
+        encodeChunks(parse ? splitter.split(text) : text.isEmpty ? [] : [.text(text)])
+    }
+
+    private func encodeChunks(_ chunks: [SpecialTokenSplitter.Chunk]) -> [Int32] {
+        chunks.flatMap { chunk -> [Int32] in
             switch chunk {
             case .token(let t): return model.id(of: t).map { [$0 + imageTokens] } ?? []
             case .text(let s): return model.encode(preprocess(s)).map { $0 + imageTokens }

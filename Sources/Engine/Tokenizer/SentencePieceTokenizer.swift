@@ -67,10 +67,19 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
-        var ids: [Int32] = []
         // Parsing off: the whole text is one chunk for SentencePiece, whose control pieces
         // (<s>, </s>, <unk>) never match input text.
-        for chunk in parseSpecialTokens ? splitter.split(text) : (text.isEmpty ? [] : [.text(text)]) {
+        encodeChunks(parseSpecialTokens ? splitter.split(text) : (text.isEmpty ? [] : [.text(text)]),
+                     addSpecialTokens: addSpecialTokens)
+    }
+
+    public func encode(parts: [(text: String, markup: Bool)], addSpecialTokens: Bool) -> [Int32] {
+        encodeChunks(splitter.split(parts: parts), addSpecialTokens: addSpecialTokens)
+    }
+
+    private func encodeChunks(_ chunks: [SpecialTokenSplitter.Chunk], addSpecialTokens: Bool) -> [Int32] {
+        var ids: [Int32] = []
+        for chunk in chunks {
             switch chunk {
             case .token(let t): if let i = addedTokens[t] ?? model.id(of: t) { ids.append(i) }
             case .text(let s): ids += model.encode(s)

@@ -27,6 +27,28 @@ struct SpecialTokenSplitter: Sendable {
     }
 
     func split(_ text: String) -> [Chunk] {
+        stripped(match(text))
+    }
+
+    /// Text in parts, special tokens found only in parts marked `markup` (a template's own text);
+    /// the other parts stay characters. Text on both sides of a part boundary joins into one
+    /// chunk, so where no part holds a special token this is `split` of the whole text.
+    func split(parts: [(text: String, markup: Bool)]) -> [Chunk] {
+        var chunks: [Chunk] = []
+        for part in parts {
+            for c in part.markup ? match(part.text) : [.text(part.text)] {
+                if case .text(let t) = c, case .text(let before)? = chunks.last {
+                    chunks[chunks.count - 1] = .text(before + t)
+                } else {
+                    chunks.append(c)
+                }
+            }
+        }
+        return stripped(chunks)
+    }
+
+    /// Tokens found, longest first; no whitespace stripped yet.
+    private func match(_ text: String) -> [Chunk] {
         if rules.isEmpty || text.isEmpty { return text.isEmpty ? [] : [.text(text)] }
         var parts: [Chunk] = []
         var textStart = text.startIndex
@@ -52,8 +74,12 @@ struct SpecialTokenSplitter: Sendable {
             }
         }
         if textStart < text.endIndex { parts.append(.text(String(text[textStart...]))) }
+        return parts
+    }
 
-        // Strip whitespace next to tokens, in order, as the Python loop does.
+    /// Strips whitespace next to tokens, in order, as the Python loop does.
+    private func stripped(_ chunks: [Chunk]) -> [Chunk] {
+        var parts = chunks
         for k in parts.indices {
             guard case .token(let t) = parts[k], let rule = rules[t] else { continue }
             if rule.rstrip, k + 1 < parts.count, case .text(let right) = parts[k + 1] {

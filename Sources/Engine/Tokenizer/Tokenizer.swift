@@ -14,8 +14,15 @@ public protocol Tokenizer: Sendable {
     /// `[sMASK]` (not special-token attributes in transformers), so HF, and Yanyi, read a typed
     /// `<sop>` as the token and a typed `[gMASK]` as text. Without it every character is text
     /// (transformers' `split_special_tokens=True`): what the chat layer uses for what people write,
-    /// so that only templates (through `addSpecialTokens`) add control tokens.
+    /// so that only templates (through `addSpecialTokens`, or the markup parts of `encode(parts:)`)
+    /// add control tokens.
     func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32]
+    /// Text in parts: in a part marked `markup` (what a chat template wrote) special-token text
+    /// becomes its token as with `parseSpecialTokens`; every other part is characters only (what
+    /// people wrote). Text between tokens is encoded as one piece across part boundaries, so the
+    /// ids are those of `encode(joined text)` with parsing on wherever the data parts hold no
+    /// special-token text.
+    func encode(parts: [(text: String, markup: Bool)], addSpecialTokens: Bool) -> [Int32]
     /// `tokenizer.tokenize(text)`: the pieces, special tokens kept whole.
     func tokenize(_ text: String) -> [String]
     /// `tokenizer.decode(ids, skip_special_tokens:)`.
@@ -27,6 +34,19 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    /// Run by run: consecutive parts of one kind encoded together, special tokens (if any) first.
+    /// Exact for tokenizers whose pieces never span characters (the canned engine's); the real
+    /// tokenizers implement the rule above.
+    public func encode(parts: [(text: String, markup: Bool)], addSpecialTokens: Bool) -> [Int32] {
+        var runs: [(text: String, markup: Bool)] = []
+        for p in parts where !p.text.isEmpty {
+            if let last = runs.last, last.markup == p.markup { runs[runs.count - 1].text += p.text } else { runs.append(p) }
+        }
+        var ids = runs.flatMap { encode($0.text, addSpecialTokens: false, parseSpecialTokens: $0.markup) }
+        if addSpecialTokens { ids = encode("", addSpecialTokens: true, parseSpecialTokens: false) + ids }
+        return ids
+    }
+
     /// `encode(text, add_special_tokens:)` as Hugging Face does it: special-token text is parsed.
     public func encode(_ text: String, addSpecialTokens: Bool) -> [Int32] {
         encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: true)
