@@ -27,6 +27,13 @@ void ck_q8q8_matvec_ref(const int8_t *restrict q, const float *restrict scales, 
     }
 }
 
+void ck_q8q8_matvec_rows_ref(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                             const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                             size_t n, size_t ldy) {
+    size_t nb = ck_blocks(cols, block);
+    for (size_t t = 0; t < n; t++) ck_q8q8_matvec_ref(q, scales, xq + t * cols, xs + t * nb, y + t * ldy, rows, cols, block);
+}
+
 #ifdef CK_X86
 // ---- AVX2: 32-byte chunks (one block each), 4 rows share the chunk of x ------------------------
 __attribute__((target("avx2,fma"))) CK_INLINE void q8q8_rows256(
@@ -180,7 +187,98 @@ void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict s
         q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4, r + 8 <= rows ? q + (r + 4) * cols : NULL);
     for (; r < rows; r++) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1, NULL);
 }
+// ---- Several activation rows (batched decode): each weight row streamed from memory once -------
+// R weight rows x T activation rows per pass; every (row, activation) accumulator takes exactly
+// q8q8_rows512_b32's operations in its order (the same block-scale products, permutes, fmas and
+// final horizontal sum), so each output is bit-identical to ck_q8q8_matvec_avx512vnni of that
+// activation alone. Later passes over the same R rows (activations T.. of n) read them from L1.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512_b32_multi(
+    const int8_t *restrict q, const float *restrict s, const int8_t *restrict xq, const float *restrict xs,
+    float *restrict y, size_t cols, size_t ldy, const int R, const int T, const int8_t *ahead) {
+    const size_t nb = cols / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4][4];
+    CK_UNROLL
+    for (int r = 0; r < R; r++) {
+        CK_UNROLL
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (size_t i = 0; i < cols; i += 512) {
+        const size_t b0 = i / 32, chunks = ck_min(8, (cols - i) / 64);
+        const __mmask16 m = (__mmask16)((1u << (2 * chunks)) - 1);
+        __m512 sc[4][4];
+        CK_UNROLL
+        for (int t = 0; t < T; t++) {
+            const __m512 sx = _mm512_maskz_loadu_ps(m, xs + t * nb + b0);
+            CK_UNROLL
+            for (int r = 0; r < R; r++) sc[r][t] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + r * nb + b0), sx);
+        }
+        if (ahead) {
+            CK_UNROLL
+            for (int r = 0; r < R; r++) _mm_prefetch((const char *)(s + (R + r) * nb + b0), _MM_HINT_T0);
+        }
+        __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        for (size_t c = 0; c < chunks; c++, pick = _mm512_add_epi32(pick, _mm512_set1_epi32(2))) {
+            const size_t k = i + 64 * c;
+            __m512i xv[4], corr[4];
+            CK_UNROLL
+            for (int t = 0; t < T; t++) {
+                xv[t] = _mm512_loadu_si512(xq + t * cols + k);
+                corr[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv[t]));
+            }
+            if (ahead) {
+                CK_UNROLL
+                for (int r = 0; r < R; r++) _mm_prefetch((const char *)(ahead + r * cols + k), _MM_HINT_T0);
+            }
+            CK_UNROLL
+            for (int r = 0; r < R; r++) {
+                const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(q + r * cols + k), bias);
+                CK_UNROLL
+                for (int t = 0; t < T; t++) {
+                    __m512i dot = _mm512_dpbusd_epi32(corr[t], w, xv[t]);
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, sc[r][t]), acc[r][t]);
+                }
+            }
+        }
+    }
+    CK_UNROLL
+    for (int r = 0; r < R; r++) {
+        CK_UNROLL
+        for (int t = 0; t < T; t++) y[t * ldy + r] = ck_hsum512(acc[r][t]);
+    }
+}
+
+// Rows [r, r + R) against every activation, T at a time (the first pass prefetches the next rows).
+#define CK_MULTI_PASSES(R)                                                                                   \
+    for (size_t t = 0; t < n;) {                                                                             \
+        const int8_t *ahead = t == 0 && r + 2 * (R) <= rows ? q + (r + (R)) * cols : NULL;                    \
+        const int8_t *qr = q + r * cols, *xt = xq + t * cols;                                                \
+        const float *sr = scales + r * nb, *st = xs + t * nb;                                                \
+        float *yt = y + t * ldy + r;                                                                         \
+        switch (n - t >= 4 ? 4 : n - t) {                                                                    \
+        case 4: q8q8_rows512_b32_multi(qr, sr, xt, st, yt, cols, ldy, R, 4, ahead); t += 4; break;           \
+        case 3: q8q8_rows512_b32_multi(qr, sr, xt, st, yt, cols, ldy, R, 3, ahead); t += 3; break;           \
+        case 2: q8q8_rows512_b32_multi(qr, sr, xt, st, yt, cols, ldy, R, 2, ahead); t += 2; break;           \
+        default: q8q8_rows512_b32_multi(qr, sr, xt, st, yt, cols, ldy, R, 1, ahead); t += 1; break;          \
+        }                                                                                                    \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
+void ck_q8q8_matvec_rows_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq,
+                                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                                    size_t n, size_t ldy) {
+    const size_t nb = ck_blocks(cols, block);
+    if (!(block == 32 && cols % 64 == 0)) {  // the single-row kernel per activation (same results)
+        for (size_t t = 0; t < n; t++) ck_q8q8_matvec_avx512vnni(q, scales, xq + t * cols, xs + t * nb, y + t * ldy, rows, cols, block);
+        return;
+    }
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) { CK_MULTI_PASSES(4) }
+    for (; r < rows; r++) { CK_MULTI_PASSES(1) }
+}
+#undef CK_MULTI_PASSES
 #else
 void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
 void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
+void ck_q8q8_matvec_rows_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy) { ck_q8q8_matvec_rows_ref(q, scales, xq, xs, y, rows, cols, block, n, ldy); }
 #endif
