@@ -25,10 +25,18 @@ struct Bench: ParsableCommand {
     @Option(help: "Also decode --gen-tokens steps of beam search with this many beams (2–8): per-step cost vs one beam.")
     var beams = 1
 
+    @Option(help: "Also time up to this many sequences decoding together (one forward per step): step cost of 1, 2, 4, … and this many, relative to one.")
+    var batch = 1
+
+    @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
+    var batchAdapters = false
+
     func validate() throws {
         if promptTokens < 2 || genTokens < 1 { throw ValidationError("--prompt-tokens ≥ 2 and --gen-tokens ≥ 1") }
         if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
         if !(1...8).contains(beams) { throw ValidationError("--beams must be 1–8") }
+        if !(1...64).contains(batch) { throw ValidationError("--batch must be 1–64") }
+        if batchAdapters && (batch < 2 || options.adapter.isEmpty) { throw ValidationError("--batch-adapters needs --batch ≥ 2 and --adapter") }
     }
 
     func run() throws {
@@ -115,6 +123,8 @@ struct Bench: ParsableCommand {
             fail("\(error)")
         }
         let beamRate = beams > 1 ? Self.beamDecodeRate(lm, folder, prompt, session, beams: beams, steps: genTokens) : 0
+        let batchSteps = batch > 1 ? Self.batchDecode(lm, prompt, session, upTo: batch, steps: genTokens,
+                                                      adapters: batchAdapters ? adapters : nil) : []
         let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -159,6 +169,13 @@ struct Bench: ParsableCommand {
                                           decodeRate / beamRate / Double(beams)), decodeRate / beamRate),
             ]
         }
+        if let one = batchSteps.first {
+            for b in batchSteps {
+                r.append(("batch of \(b.sequences)", String(format: "step %.1f ms = %.2f × one sequence; %.2f tok/s in all, %.2f each",
+                                                             b.seconds * 1000, b.seconds / one.seconds, Double(b.sequences) / b.seconds, 1 / b.seconds),
+                          ["sequences": b.sequences, "step_seconds": b.seconds, "relative": b.seconds / one.seconds]))
+            }
+        }
         if json {
             var obj: [String: Any] = [:]
             for (k, _, v) in r { obj[k.replacingOccurrences(of: " ", with: "_")] = v }
@@ -188,6 +205,42 @@ struct Bench: ParsableCommand {
             fail(error.description)
         }
         return 0
+    }
+
+    /// Median seconds per decode step of 1, 2, 4, … and `upTo` sequences decoding together (one
+    /// `forwardBatch` a step). Each sequence is a copy of `session` (which holds the prompt) and
+    /// decodes its own greedy continuation from its own first token; sizes take turns in chunks
+    /// of 8 steps, each chunk starting again from the prompt, so that every size sees the same
+    /// context lengths and the same machine noise. `adapters`: sequence i runs under adapter
+    /// i mod count alone (one group each) instead of the active set.
+    static func batchDecode(_ lm: any LanguageModel, _ prompt: [Int32], _ session: ModelSession, upTo n: Int, steps: Int,
+                            adapters: [(adapter: LoRAAdapter, multiplier: Float)]?) -> [(sequences: Int, seconds: Double)] {
+        session.truncate(to: prompt.count)
+        var sizes = Array(sequence(first: 1) { $0 * 2 }.prefix { $0 < n }) + [n]
+        sizes = Array(Set(sizes)).sorted()
+        let chunk = 8
+        do {
+            let stacks = try adapters.map { list in try (0..<n).map { i in try lm.makeAdapterStack([list[i % list.count]]) } }
+            let sessions = (0..<n).map { _ in session.fork(capacity: prompt.count + chunk) }
+            var times: [Int: [Double]] = [:]
+            for _ in 0..<max(1, steps / chunk) {
+                for size in sizes {
+                    let live = Array(sessions.prefix(size))
+                    for s in live { s.truncate(to: prompt.count) }
+                    var next = (0..<size).map { Int32(100 + 7 * $0) }
+                    let t = Measure.now()
+                    for _ in 0..<chunk {
+                        let logits = try lm.forwardBatch((0..<size).map { BatchItem(tokens: [next[$0]], session: live[$0], adapters: stacks?[$0]) })
+                        next = logits.map { GreedyDecoder.argmax($0[...]) }
+                    }
+                    times[size, default: []].append((Measure.now() - t) / Double(chunk))
+                }
+            }
+            session.truncate(to: prompt.count)
+            return sizes.map { ($0, median(times[$0]!)) }
+        } catch {
+            fail("\(error)")
+        }
     }
 
     static func gib(_ b: Int) -> String {

@@ -152,7 +152,7 @@ extension DecoderModel {
         var result = [[Float]](repeating: [], count: items.count)
         for k in order.indices {
             let q = order[k]
-            var logits = Array(out[(firstRow[k] * s.vocab)..<((firstRow[k] + headRows[k]) * s.vocab)])
+            var logits = order.count == 1 ? out : Array(out[(firstRow[k] * s.vocab)..<((firstRow[k] + headRows[k]) * s.vocab)])
             // Tokens run again (adapter switch, grown context) come first: their logits are not asked for.
             let asked = items[q.item].tokens.count
             if allRows && q.run.count > asked { logits = Array(logits.suffix(asked * s.vocab)) }
