@@ -171,9 +171,14 @@ struct Bench: ParsableCommand {
         }
         if let one = batchSteps.first {
             for b in batchSteps {
-                r.append(("batch of \(b.sequences)", String(format: "step %.1f ms = %.2f × one sequence; %.2f tok/s in all, %.2f each",
-                                                             b.seconds * 1000, b.seconds / one.seconds, Double(b.sequences) / b.seconds, 1 / b.seconds),
-                          ["sequences": b.sequences, "step_seconds": b.seconds, "relative": b.seconds / one.seconds]))
+                var text = String(format: "step %.1f ms = %.2f × one sequence; %.2f tok/s in all, %.2f each",
+                                  b.seconds * 1000, b.seconds / one.seconds, Double(b.sequences) / b.seconds, 1 / b.seconds)
+                var value: [String: Any] = ["sequences": b.sequences, "step_seconds": b.seconds, "relative": b.seconds / one.seconds]
+                if let alone = b.separately, let base = one.separately {
+                    text += String(format: " (one forward each: %.2f ×)", alone / base)
+                    value["separately_relative"] = alone / base
+                }
+                r.append(("batch of \(b.sequences)", text, value))
             }
         }
         if json {
@@ -208,36 +213,43 @@ struct Bench: ParsableCommand {
     }
 
     /// Median seconds per decode step of 1, 2, 4, … and `upTo` sequences decoding together (one
-    /// `forwardBatch` a step). Each sequence is a copy of `session` (which holds the prompt) and
-    /// decodes its own greedy continuation from its own first token; sizes take turns in chunks
-    /// of 8 steps, each chunk starting again from the prompt, so that every size sees the same
-    /// context lengths and the same machine noise. `adapters`: sequence i runs under adapter
-    /// i mod count alone (one group each) instead of the active set.
+    /// `forwardBatch` a step), and of the same sequences each run by its own `forward` (the weights
+    /// read once per sequence: what a step cost before batching). Each sequence is a copy of
+    /// `session` (which holds the prompt) and decodes its own greedy continuation from its own
+    /// first token; sizes and the two ways take turns in chunks of 8 steps, each chunk starting
+    /// again from the prompt, so that all see the same context lengths and the same machine noise.
+    /// `adapters`: sequence i runs under adapter i mod count alone (one group each) instead of the
+    /// active set (then only batched: a lone forward takes the active set).
     static func batchDecode(_ lm: any LanguageModel, _ prompt: [Int32], _ session: ModelSession, upTo n: Int, steps: Int,
-                            adapters: [(adapter: LoRAAdapter, multiplier: Float)]?) -> [(sequences: Int, seconds: Double)] {
+                            adapters: [(adapter: LoRAAdapter, multiplier: Float)]?)
+        -> [(sequences: Int, seconds: Double, separately: Double?)] {
         session.truncate(to: prompt.count)
-        var sizes = Array(sequence(first: 1) { $0 * 2 }.prefix { $0 < n }) + [n]
-        sizes = Array(Set(sizes)).sorted()
+        let sizes = Array(Set(Array(sequence(first: 1) { $0 * 2 }.prefix { $0 < n }) + [n])).sorted()
         let chunk = 8
         do {
             let stacks = try adapters.map { list in try (0..<n).map { i in try lm.makeAdapterStack([list[i % list.count]]) } }
             let sessions = (0..<n).map { _ in session.fork(capacity: prompt.count + chunk) }
-            var times: [Int: [Double]] = [:]
+            var batched: [Int: [Double]] = [:], separate: [Int: [Double]] = [:]
             for _ in 0..<max(1, steps / chunk) {
                 for size in sizes {
-                    let live = Array(sessions.prefix(size))
-                    for s in live { s.truncate(to: prompt.count) }
-                    var next = (0..<size).map { Int32(100 + 7 * $0) }
-                    let t = Measure.now()
-                    for _ in 0..<chunk {
-                        let logits = try lm.forwardBatch((0..<size).map { BatchItem(tokens: [next[$0]], session: live[$0], adapters: stacks?[$0]) })
-                        next = logits.map { GreedyDecoder.argmax($0[...]) }
+                    for together in stacks == nil ? [true, false] : [true] {
+                        let live = Array(sessions.prefix(size))
+                        for s in live { s.truncate(to: prompt.count) }
+                        var next = (0..<size).map { Int32(100 + 7 * $0) }
+                        let t = Measure.now()
+                        for _ in 0..<chunk {
+                            let logits = together
+                                ? try lm.forwardBatch((0..<size).map { BatchItem(tokens: [next[$0]], session: live[$0], adapters: stacks?[$0]) })
+                                : try (0..<size).map { try lm.forward([next[$0]], session: live[$0], logits: .last) }
+                            next = logits.map { GreedyDecoder.argmax($0[...]) }
+                        }
+                        let seconds = (Measure.now() - t) / Double(chunk)
+                        if together { batched[size, default: []].append(seconds) } else { separate[size, default: []].append(seconds) }
                     }
-                    times[size, default: []].append((Measure.now() - t) / Double(chunk))
                 }
             }
             session.truncate(to: prompt.count)
-            return sizes.map { ($0, median(times[$0]!)) }
+            return sizes.map { ($0, median(batched[$0]!), separate[$0].map(median)) }
         } catch {
             fail("\(error)")
         }
