@@ -204,12 +204,13 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
                 }
             }
         case .int8:
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: n * cols) { xq in
+            // xu (n, nb·block) offset-binary codes, xs (n, nb): quantized once, read by every thread.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n * nb * block) { xu in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: n * nb) { xs in
-                    let xq = xq.baseAddress!, xs = xs.baseAddress!
-                    for t in 0..<n { _ = ck_q8_quantize_act(x + t * cols, xq + t * cols, xs + t * nb, cols, block) }
+                    let xu = xu.baseAddress!, xs = xs.baseAddress!
+                    _ = ck_q8q8_act_rows(x, xu, xs, n, cols, block)
                     chunks(rows, threads, pool) { r in
-                        ck_q8q8_matvec_rows(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xq, xs, y + r.lowerBound, r.count, cols, block, n, rows)
+                        ck_q8q8_matvec_rows(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xu, xs, y + r.lowerBound, r.count, cols, block, n, rows)
                     }
                 }
             }
