@@ -166,4 +166,23 @@ import Testing
         }
         #expect(try lm.forwardBatch([]).isEmpty)
     }
+
+    /// A sequence the architecture refuses (ChatGLM: <sop> without [gMASK]) is refused before any
+    /// other session is touched, even one that would switch adapter sets (and so drop its cached
+    /// keys/values to run them again).
+    @Test func positionsAreCheckedBeforeAnySessionChanges() throws {
+        let lm = try Self.load("chatglm", .f32)
+        let glm = try #require(lm as? ChatGLMModel)
+        let a = lm.makeSession(capacity: 16)
+        _ = try lm.forward([5, 6, glm.gmaskID, glm.sopID], session: a, logits: .last)
+        let other = try lm.makeAdapterStack([(try AdapterTests.adapter("chatglm-qkv"), 1)])
+        do {
+            _ = try lm.forwardBatch([BatchItem(tokens: [7], session: a, adapters: other),
+                                     BatchItem(tokens: [5, glm.sopID], session: lm.makeSession(capacity: 8))])
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.sequence == 1 && error.description.contains("[gMASK]"), "\(error.description)")
+        }
+        #expect(a.count == 4 && a.adapterSignature == lm.lora.signature)
+    }
 }

@@ -12,6 +12,14 @@
 /// exactly as alone with the int8 kernels, whose rows do not depend on the other rows, and within
 /// fp32 rounding with OpenBLAS's sgemm (`BatchForwardTests`).
 
+/// For a continuous-batching scheduler (Serve's `GenerationScheduler` seam): keep one
+/// `ModelSession` per stream (`makeSession`), and per stream its own sampler chain and adapter
+/// stack (`makeAdapterStack`, shared by streams of the same set); each step, build one item per
+/// live stream — its sampled token, or the next chunk of its prompt — call `forwardBatch`, and
+/// sample each stream's logits with its own chain. Streams join and leave between steps; nothing
+/// but the sessions is kept across calls. A `ModelError` with `sequence` set names the stream at
+/// fault, and then no session has advanced: drop that stream and run the step again.
+
 /// One sequence's part of a batched forward step.
 public struct BatchItem {
     /// Tokens to run after what `session` holds: one for a decode step, a few for a chunk of prompt.

@@ -88,14 +88,19 @@ extension DecoderModel {
                 throw fault(i, "its session is already in the batch")
             }
         }
+        // Positions of each whole sequence (what align below leaves to run is always a suffix of
+        // it), checked before any session changes.
+        var wholePositions: [Positions] = []
+        for (i, item) in items.enumerated() {
+            do { wholePositions.append(try positions(item.session.tokens + item.tokens)) } catch { throw fault(i, error.description) }
+        }
         // Keys/values cached under another adapter set are stale: restore a snapshot of the new set
         // where one exists (as far as `reusable` allows), run the rest again.
         var prepared: [(item: Int, lora: LoRAStack, run: [Int32], start: Int, positions: Positions)] = []
         for (i, item) in items.enumerated() {
             let session = item.session, lora = item.adapters ?? self.lora
             var run = session.align(item.tokens, signature: lora.signature, reusable: reusable)
-            let p: Positions
-            do { p = try positions(session.tokens + run) } catch { throw fault(i, error.description) }
+            let p = wholePositions[i]
             if session.count > 0 && invalidates(cached: session.count, p) {
                 run = session.tokens + run
                 session.reset()
