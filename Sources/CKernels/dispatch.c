@@ -98,6 +98,19 @@ void ck_q8q8_matvec(const int8_t *restrict q, const float *restrict scales, cons
     ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block);
 }
 
+// Each activation row as ck_q8q8_matvec computes it alone (the same variant), bit for bit.
+void ck_q8q8_matvec_rows(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                         const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                         size_t n, size_t ldy) {
+    if (ck_cpu_has_avx512vnni()) { ck_q8q8_matvec_rows_avx512vnni(q, scales, xu, xs, y, rows, cols, block, n, ldy); return; }
+    size_t nb = (cols + block - 1) / block, kp = nb * block;
+    int8_t xq[kp];
+    for (size_t t = 0; t < n; t++) {
+        for (size_t i = 0; i < cols; i++) xq[i] = (int8_t)(xu[t * kp + i] ^ 0x80);
+        ck_q8q8_matvec(q, scales, xq, xs + t * nb, y + t * ldy, rows, cols, block);
+    }
+}
+
 float ck_dot_f32(const float *restrict x, const float *restrict y, size_t n) {
     switch (ck_isa_best()) {
     case CK_ISA_AVX512: return ck_dot_f32_avx512(x, y, n);

@@ -27,6 +27,25 @@ void ck_q8q8_matvec_ref(const int8_t *restrict q, const float *restrict scales, 
     }
 }
 
+void ck_q8q8_matvec_rows_ref(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                             const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                             size_t n, size_t ldy) {
+    size_t nb = ck_blocks(cols, block), kp = nb * block;
+    for (size_t t = 0; t < n; t++) {
+        const uint8_t *xt = xu + t * kp;
+        for (size_t r = 0; r < rows; r++) {
+            const int8_t *qr = q + r * cols;
+            double acc = 0;  // ck_q8q8_matvec_ref's sum, with xq = xu - 128
+            for (size_t b = 0; b < nb; b++) {
+                int32_t dot = 0;
+                for (size_t i = b * block; i < ck_min((b + 1) * block, cols); i++) dot += (int32_t)qr[i] * ((int32_t)xt[i] - 128);
+                acc += (double)scales[r * nb + b] * (double)xs[t * nb + b] * (double)dot;
+            }
+            y[t * ldy + r] = (float)acc;
+        }
+    }
+}
+
 #ifdef CK_X86
 // ---- AVX2: 32-byte chunks (one block each), 4 rows share the chunk of x ------------------------
 __attribute__((target("avx2,fma"))) CK_INLINE void q8q8_rows256(
@@ -180,7 +199,107 @@ void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict s
         q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 4, r + 8 <= rows ? q + (r + 4) * cols : NULL);
     for (; r < rows; r++) q8q8_rows512(q + r * cols, scales + r * nb, xq, xs, y + r, cols, block, 1, NULL);
 }
+// ---- Several activation rows (batched decode): each weight row streamed from memory once -------
+// R weight rows x T activation rows in one pass (R·T <= 16 accumulators). The roles of the
+// operands swap: the activations arrive offset-binary (xu = xq + 128, the unsigned operand,
+// prepared once per call) and the weights are the signed one, so the exact correction
+// -128 * sum(w) of each 4-byte group is computed once per weight chunk and shared by the T
+// activations. Every lane's int32 is the same exact block dot product as q8q8_rows512_b32's, and
+// what follows is its operations in its order (block-scale products, permute, fma, horizontal
+// sum), so each output is bit-identical to ck_q8q8_matvec_avx512vnni of that activation alone.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni"))) CK_INLINE void q8q8_rows512_b32_multi(
+    const int8_t *restrict q, const float *restrict s, const uint8_t *restrict xu, size_t kp, const float *restrict xs,
+    float *restrict y, size_t cols, size_t ldy, const int R, const int T, const int8_t *ahead) {
+    const size_t nb = cols / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4][8];
+    CK_UNROLL
+    for (int r = 0; r < R; r++) {
+        CK_UNROLL
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (size_t i = 0; i < cols; i += 512) {
+        const size_t b0 = i / 32, chunks = ck_min(8, (cols - i) / 64);
+        const __mmask16 m = (__mmask16)((1u << (2 * chunks)) - 1);
+        __m512 sc[4][8];  // (16,) row scale × activation scale of blocks b0 … b0+15
+        CK_UNROLL
+        for (int t = 0; t < T; t++) {
+            const __m512 sx = _mm512_maskz_loadu_ps(m, xs + t * nb + b0);
+            CK_UNROLL
+            for (int r = 0; r < R; r++) sc[r][t] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + r * nb + b0), sx);
+        }
+        if (ahead) {
+            CK_UNROLL
+            for (int r = 0; r < R; r++) _mm_prefetch((const char *)(s + (R + r) * nb + b0), _MM_HINT_T0);
+        }
+        __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        for (size_t c = 0; c < chunks; c++, pick = _mm512_add_epi32(pick, _mm512_set1_epi32(2))) {
+            const size_t k = i + 64 * c;
+            if (ahead) {
+                CK_UNROLL
+                for (int r = 0; r < R; r++) _mm_prefetch((const char *)(ahead + r * cols + k), _MM_HINT_T0);
+            }
+            __m512i w[4], corr[4];
+            CK_UNROLL
+            for (int r = 0; r < R; r++) {
+                w[r] = _mm512_loadu_si512(q + r * cols + k);
+                corr[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w[r]));
+            }
+            CK_UNROLL
+            for (int t = 0; t < T; t++) {
+                const __m512i xv = _mm512_loadu_si512(xu + t * kp + k);
+                CK_UNROLL
+                for (int r = 0; r < R; r++) {
+                    __m512i dot = _mm512_dpbusd_epi32(corr[r], xv, w[r]);
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, sc[r][t]), acc[r][t]);
+                }
+            }
+        }
+    }
+    CK_UNROLL
+    for (int r = 0; r < R; r++) {
+        CK_UNROLL
+        for (int t = 0; t < T; t++) y[t * ldy + r] = ck_hsum512(acc[r][t]);
+    }
+}
+
+// Rows [r, r + R) against activations [t, t + T), the next rows prefetched when `ahead`.
+#define CK_MULTI(R, T) q8q8_rows512_b32_multi(q + r * cols, scales + r * nb, xu + t * kp, kp, xs + t * nb, y + t * ldy + r, \
+                                              cols, ldy, R, T, t == 0 && r + 2 * (R) <= rows ? q + (r + (R)) * cols : NULL)
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
+void ck_q8q8_matvec_rows_avx512vnni(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                                    size_t n, size_t ldy) {
+    const size_t nb = ck_blocks(cols, block), kp = nb * block;
+    if (!(block == 32 && cols % 64 == 0)) {  // the single-row kernel per activation (the same results)
+        int8_t xq[kp];
+        for (size_t t = 0; t < n; t++) {
+            for (size_t i = 0; i < cols; i++) xq[i] = (int8_t)(xu[t * kp + i] ^ 0x80);
+            ck_q8q8_matvec_avx512vnni(q, scales, xq, xs + t * nb, y + t * ldy, rows, cols, block);
+        }
+        return;
+    }
+    // Up to 8 activations in one pass (4 rows at a time for up to 4, 2 rows for more); beyond 8,
+    // further passes over the same rows, which come from cache.
+    for (size_t t = 0; t < n; t += 8) {
+        const size_t m = ck_min(8, n - t);
+        size_t r = 0;
+        switch (m) {
+        case 8: for (; r + 2 <= rows; r += 2) CK_MULTI(2, 8); for (; r < rows; r++) CK_MULTI(1, 8); break;
+        case 7: for (; r + 2 <= rows; r += 2) CK_MULTI(2, 7); for (; r < rows; r++) CK_MULTI(1, 7); break;
+        case 6: for (; r + 2 <= rows; r += 2) CK_MULTI(2, 6); for (; r < rows; r++) CK_MULTI(1, 6); break;
+        case 5: for (; r + 2 <= rows; r += 2) CK_MULTI(2, 5); for (; r < rows; r++) CK_MULTI(1, 5); break;
+        case 4: for (; r + 4 <= rows; r += 4) CK_MULTI(4, 4); for (; r < rows; r++) CK_MULTI(1, 4); break;
+        case 3: for (; r + 4 <= rows; r += 4) CK_MULTI(4, 3); for (; r < rows; r++) CK_MULTI(1, 3); break;
+        case 2: for (; r + 4 <= rows; r += 4) CK_MULTI(4, 2); for (; r < rows; r++) CK_MULTI(1, 2); break;
+        default: for (; r + 4 <= rows; r += 4) CK_MULTI(4, 1); for (; r < rows; r++) CK_MULTI(1, 1); break;
+        }
+    }
+}
+#undef CK_MULTI
 #else
 void ck_q8q8_matvec_avx2(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
 void ck_q8q8_matvec_avx512vnni(const int8_t *restrict q, const float *restrict scales, const int8_t *restrict xq, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block) { ck_q8q8_matvec_ref(q, scales, xq, xs, y, rows, cols, block); }
+void ck_q8q8_matvec_rows_avx512vnni(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu, const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block, size_t n, size_t ldy) { ck_q8q8_matvec_rows_ref(q, scales, xu, xs, y, rows, cols, block, n, ldy); }
 #endif

@@ -31,10 +31,18 @@ struct Bench: ParsableCommand {
     @Option(help: "The other speaker's adapter, DIR[=SCALE] (repeatable; with --speaker-change).")
     var speakerAdapter: [String] = []
 
+    @Option(help: "Also time up to this many sequences decoding together (one forward per step): step cost of 1, 2, 4, … and this many, relative to one.")
+    var batch = 1
+
+    @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
+    var batchAdapters = false
+
     func validate() throws {
         if promptTokens < 2 || genTokens < 1 { throw ValidationError("--prompt-tokens ≥ 2 and --gen-tokens ≥ 1") }
         if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
         if !(1...8).contains(beams) { throw ValidationError("--beams must be 1–8") }
+        if !(1...64).contains(batch) { throw ValidationError("--batch must be 1–64") }
+        if batchAdapters && (batch < 2 || options.adapter.isEmpty) { throw ValidationError("--batch-adapters needs --batch ≥ 2 and --adapter") }
     }
 
     func run() throws {
@@ -131,6 +139,8 @@ struct Bench: ParsableCommand {
                 fail("\(error)")
             }
         }
+        let batchSteps = batch > 1 ? Self.batchDecode(lm, prompt, session, upTo: batch, steps: genTokens,
+                                                      adapters: batchAdapters ? adapters : nil) : []
         let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -183,6 +193,18 @@ struct Bench: ParsableCommand {
                 ("change, no snapshots", String(format: "%.3f s to first token (the history re-runs)", c.noSnapshots), c.noSnapshots),
             ]
         }
+        if let one = batchSteps.first {
+            for b in batchSteps {
+                var text = String(format: "step %.1f ms = %.2f × one sequence; %.2f tok/s in all, %.2f each",
+                                  b.seconds * 1000, b.seconds / one.seconds, Double(b.sequences) / b.seconds, 1 / b.seconds)
+                var value: [String: Any] = ["sequences": b.sequences, "step_seconds": b.seconds, "relative": b.seconds / one.seconds]
+                if let alone = b.separately, let base = one.separately {
+                    text += String(format: " (one forward each: %.2f ×)", alone / base)
+                    value["separately_relative"] = alone / base
+                }
+                r.append(("batch of \(b.sequences)", text, value))
+            }
+        }
         if json {
             var obj: [String: Any] = [:]
             for (k, _, v) in r { obj[k.replacingOccurrences(of: " ", with: "_")] = v }
@@ -212,6 +234,49 @@ struct Bench: ParsableCommand {
             fail(error.description)
         }
         return 0
+    }
+
+    /// Median seconds per decode step of 1, 2, 4, … and `upTo` sequences decoding together (one
+    /// `forwardBatch` a step), and of the same sequences each run by its own `forward` (the weights
+    /// read once per sequence: what a step cost before batching). Each sequence is a copy of
+    /// `session` (which holds the prompt) and decodes its own greedy continuation from its own
+    /// first token; sizes and the two ways take turns in chunks of 8 steps, each chunk starting
+    /// again from the prompt, so that all see the same context lengths and the same machine noise.
+    /// `adapters`: sequence i runs under adapter i mod count alone (one group each) instead of the
+    /// active set (then only batched: a lone forward takes the active set).
+    static func batchDecode(_ lm: any LanguageModel, _ prompt: [Int32], _ session: ModelSession, upTo n: Int, steps: Int,
+                            adapters: [(adapter: LoRAAdapter, multiplier: Float)]?)
+        -> [(sequences: Int, seconds: Double, separately: Double?)] {
+        session.truncate(to: prompt.count)
+        let sizes = Array(Set(Array(sequence(first: 1) { $0 * 2 }.prefix { $0 < n }) + [n])).sorted()
+        let chunk = 8
+        do {
+            let stacks = try adapters.map { list in try (0..<n).map { i in try lm.makeAdapterStack([list[i % list.count]]) } }
+            let sessions = (0..<n).map { _ in session.fork(capacity: prompt.count + chunk) }
+            var batched: [Int: [Double]] = [:], separate: [Int: [Double]] = [:]
+            for _ in 0..<max(1, steps / chunk) {
+                for size in sizes {
+                    for together in stacks == nil ? [true, false] : [true] {
+                        let live = Array(sessions.prefix(size))
+                        for s in live { s.truncate(to: prompt.count) }
+                        var next = (0..<size).map { Int32(100 + 7 * $0) }
+                        let t = Measure.now()
+                        for _ in 0..<chunk {
+                            let logits = together
+                                ? try lm.forwardBatch((0..<size).map { BatchItem(tokens: [next[$0]], session: live[$0], adapters: stacks?[$0]) })
+                                : try (0..<size).map { try lm.forward([next[$0]], session: live[$0], logits: .last) }
+                            next = logits.map { GreedyDecoder.argmax($0[...]) }
+                        }
+                        let seconds = (Measure.now() - t) / Double(chunk)
+                        if together { batched[size, default: []].append(seconds) } else { separate[size, default: []].append(seconds) }
+                    }
+                }
+            }
+            session.truncate(to: prompt.count)
+            return sizes.map { ($0, median(batched[$0]!), separate[$0].map(median)) }
+        } catch {
+            fail("\(error)")
+        }
     }
 
     static func gib(_ b: Int) -> String {

@@ -102,6 +102,21 @@ void ck_q8q8_matvec(const int8_t *restrict q, const float *restrict scales, cons
                     const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block);
 int ck_cpu_has_avx512vnni(void);
 
+// Batched decode: n activation rows against the same weights -> y (n, ldy), ldy >= rows (a
+// thread's row range writes into y + r0). Activations as ck_q8q8_act_rows gives them (below):
+// xu (n, kp) offset-binary, xs (n, nb). Each y row is bit-identical to ck_q8q8_matvec of that
+// activation alone (xq = xu - 128; the same variant); the VNNI variant reads each weight row
+// from memory once for up to 8 activations.
+void ck_q8q8_matvec_rows_ref(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                             const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                             size_t n, size_t ldy);
+void ck_q8q8_matvec_rows_avx512vnni(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                                    const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                                    size_t n, size_t ldy);
+void ck_q8q8_matvec_rows(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
+                         const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
+                         size_t n, size_t ldy);
+
 // Prefill as an int8 GEMM (q8q8_matmul.c). Activations: each row of x (n, cols) quantized by
 // the rule of ck_q8_quantize_act and stored offset-binary, xu = xq + 128, in rows of
 // kp = nb * block bytes (the tail past cols holds xq = 0); xs (n, nb). Returns non-finite blocks.

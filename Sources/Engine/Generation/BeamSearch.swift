@@ -4,7 +4,7 @@
 /// 2·beams without replacement from the warped scores of all beams together; candidates ending in
 /// EOS become finished hypotheses (only those ranked within the first `beams`), the rest fill the
 /// next beams. Each beam has its own session (BeamSessions) reading the one cached copy of the
-/// prompt: a step costs one one-token forward per beam.
+/// prompt; a step is one batched forward of every beam's token (`forwardBatch`).
 struct BeamSearch {
     let model: any LanguageModel
     let settings: GenerationSettings
@@ -84,12 +84,12 @@ struct BeamSearch {
                 return Outcome(hypotheses: finalize(hyps, ids: ids, scores: beamScores, done: false),
                                cancelled: true, steps: steps)
             }
-            for b in 0..<k {
-                do {
-                    logits[b] = try model.forward([ids[b].last!], session: sessions[b], logits: .last)
-                } catch {
-                    throw GenerationError(error.description)
-                }
+            // Every beam's next token in one forward (the weights read once per step, not per beam);
+            // each beam's logits are those of a forward of its own (Batch.swift).
+            do {
+                logits = try model.forwardBatch((0..<k).map { BatchItem(tokens: [ids[$0].last!], session: sessions[$0]) })
+            } catch {
+                throw GenerationError(error.description)
             }
         }
         return Outcome(hypotheses: finalize(hyps, ids: ids, scores: beamScores, done: done),

@@ -37,7 +37,8 @@ public struct GenerationStats: Sendable, Equatable {
     public var generatedTokens = 0
     /// From the first token to the last (beams: the search after the prefill).
     public var decodeSeconds = 0.0
-    /// Beam search: steps run, and one-token forwards (steps × beams, less the first step's).
+    /// Beam search: steps run (one batched forward each), and the beam tokens they ran (steps × beams,
+    /// less the first step's).
     public var beamSteps = 0
     public var forwards = 0
 

@@ -138,30 +138,31 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
     /// runs again.
     func invalidates(cached count: Int, _ p: Positions) -> Bool { count < p.contextLength }
 
-    /// x [n, dim]: the tokens at cache positions start..<start+n; p holds their position and block ids.
-    func forwardLayers(_ x: Scratch, n: Int, start: Int, _ p: Positions, cache: KVCache) {
-        let s = shape
+    /// x [n, dim]: each row a token of its sequence, whose Positions hold its position and block ids.
+    func forwardLayers(_ x: Scratch, _ batch: BatchRows<Positions>) {
+        let s = shape, n = batch.n, rows = batch.projection
         let hd = s.headDim
         let a = Scratch(n * s.dim), att = Scratch(n * s.dim), y = Scratch(n * s.dim)
         let qkv = Scratch(n * 3 * s.dim), hb = Scratch(n * s.inner)
-        let total = start + n
         defer { for b in [a, att, y, qkv, hb] { b.free() } }
 
         let scale = 1 / Float(hd).squareRoot()
         let alpha = self.alpha
         // 2-D rotary: one table for the position ids, one for the block position ids, with the
         // fp16-rounded frequencies of the original (its inv_freq buffer is `.half()`ed).
-        let ropePos = Ops.RopeTable(positions: (start..<total).map { p.position[$0] }, dims: hd / 2, theta: 10000,
+        let ids = (0..<n).map { i in (batch.sequences[batch.owner[i].sequence].positions, batch.position(i)) }
+        let ropePos = Ops.RopeTable(positions: ids.map { $0.0.position[$0.1] }, dims: hd / 2, theta: 10000,
                                     fp16Frequencies: true)
-        let ropeBlock = Ops.RopeTable(positions: (start..<total).map { p.block[$0] }, dims: hd / 2, theta: 10000,
+        let ropeBlock = Ops.RopeTable(positions: ids.map { $0.0.block[$0.1] }, dims: hd / 2, theta: 10000,
                                       fp16Frequencies: true)
 
         for (l, layer) in layers.enumerated() {
             for i in 0..<n {
                 Ops.layernorm(x.buffer + i * s.dim, layer.inputNormW, layer.inputNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
-            layer.qkv(a.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
+            layer.qkv(a.buffer, rows, qkv.buffer, pool: pool)
             for i in 0..<n {
+                let cache = batch.sequences[batch.owner[i].sequence].cache
                 for h in 0..<s.heads {
                     let q = qkv.buffer + i * 3 * s.dim + h * 3 * hd
                     let k = q + hd, v = q + 2 * hd
@@ -169,28 +170,30 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
                         ropePos.apply(vec, row: i)
                         ropeBlock.apply(vec + hd / 2, row: i)
                     }
-                    cache.store(layer: l, pos: start + i, at: h * hd, key: k, value: v, count: hd)
+                    cache.store(layer: l, pos: batch.position(i), at: h * hd, key: k, value: v, count: hd)
                 }
             }
             pool.parallelFor(n * s.heads) { task in
                 let i = task / s.heads, h = task % s.heads
-                // Prefix-LM: the whole context, and causally everything up to this token.
-                let visible = min(max(p.contextLength, start + i + 1), total)
+                // Prefix-LM: the whole context, and causally everything up to this token, of its own
+                // sequence (whose cache holds positions up to its last row's after this call).
+                let seq = batch.sequences[batch.owner[i].sequence]
+                let visible = min(max(seq.positions.contextLength, batch.position(i) + 1), seq.start + seq.rows.count)
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
-                    cache.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd, layer: l, head: h,
+                    seq.cache.attend(q: qkv.buffer + i * 3 * s.dim + h * 3 * hd, layer: l, head: h,
                                  visible: visible, scale: scale,
                                  scores: scores.baseAddress!, out: att.buffer + i * s.dim + h * hd)
                 }
             }
-            layer.dense(att.buffer, n: n, y.buffer, pool: pool, lora: lora)
+            layer.dense(att.buffer, rows, y.buffer, pool: pool)
             for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }   // h
 
             for i in 0..<n {
                 Ops.layernorm(x.buffer + i * s.dim, layer.postNormW, layer.postNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
-            layer.up(a.buffer, n: n, hb.buffer, pool: pool, lora: lora)
+            layer.up(a.buffer, rows, hb.buffer, pool: pool)
             for t in 0..<(n * s.inner) { hb.buffer[t] = Ops.geluTanh(hb.buffer[t]) }
-            layer.down(hb.buffer, n: n, y.buffer, pool: pool, lora: lora)
+            layer.down(hb.buffer, rows, y.buffer, pool: pool)
             for t in 0..<(n * s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }
         }
     }

@@ -111,16 +111,16 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
         norm.withUnsafeBufferPointer { w in Ops.rmsnorm(x, w.baseAddress!, out, n: shape.dim, eps: shape.eps) }
     }
 
-    /// x [n, dim]: the tokens at cache positions start..<start+n, each at its own index.
-    func forwardLayers(_ x: Scratch, n: Int, start: Int, _: Void, cache: KVCache) {
-        let s = shape
+    /// x [n, dim]: each row a token of its sequence, at its own cache index.
+    func forwardLayers(_ x: Scratch, _ batch: BatchRows<Void>) {
+        let s = shape, n = batch.n, rows = batch.projection
         let qkvDim = s.dim + 2 * s.kvDim
         let xb = Scratch(n * s.dim), xb2 = Scratch(n * s.dim)
         let qkv = Scratch(n * qkvDim), hb = Scratch(n * s.ffn), hb2 = Scratch(n * s.ffn)
         defer { for b in [xb, xb2, qkv, hb, hb2] { b.free() } }
 
         let scale = 1 / Float(s.headDim).squareRoot()
-        let rope = Ops.RopeTable(positions: Array(start..<(start + n)), dims: s.headDim, theta: s.theta)
+        let rope = Ops.RopeTable(positions: (0..<n).map(batch.position), dims: s.headDim, theta: s.theta)
 
         for (l, layer) in layers.enumerated() {
             // attention block
@@ -129,18 +129,18 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
             }
             switch layer.qkv {
             case .fused(let p):
-                p(xb.buffer, n: n, qkv.buffer, pool: pool, lora: lora)
+                p(xb.buffer, rows, qkv.buffer, pool: pool)
             case .separate(let q, let k, let v) where n == 1:
                 // One token: its q|k|v row is contiguous, so each projection writes in place.
-                q(xb.buffer, n: 1, qkv.buffer, pool: pool, lora: lora)
-                k(xb.buffer, n: 1, qkv.buffer + s.dim, pool: pool, lora: lora)
-                v(xb.buffer, n: 1, qkv.buffer + s.dim + s.kvDim, pool: pool, lora: lora)
+                q(xb.buffer, rows, qkv.buffer, pool: pool)
+                k(xb.buffer, rows, qkv.buffer + s.dim, pool: pool)
+                v(xb.buffer, rows, qkv.buffer + s.dim + s.kvDim, pool: pool)
             case .separate(let q, let k, let v):
                 // Separate outputs laid into the same [n, q|k|v] rows the fused path produces.
                 let tq = Scratch(n * s.dim), tk = Scratch(n * s.kvDim), tv = Scratch(n * s.kvDim)
-                q(xb.buffer, n: n, tq.buffer, pool: pool, lora: lora)
-                k(xb.buffer, n: n, tk.buffer, pool: pool, lora: lora)
-                v(xb.buffer, n: n, tv.buffer, pool: pool, lora: lora)
+                q(xb.buffer, rows, tq.buffer, pool: pool)
+                k(xb.buffer, rows, tk.buffer, pool: pool)
+                v(xb.buffer, rows, tv.buffer, pool: pool)
                 for i in 0..<n {
                     let row = qkv.buffer + i * qkvDim
                     row.update(from: tq.buffer + i * s.dim, count: s.dim)
@@ -154,29 +154,33 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
                 let row = qkv.buffer + i * qkvDim
                 for h in 0..<s.heads { rope.apply(row + h * s.headDim, row: i) }
                 for h in 0..<s.kvHeads { rope.apply(row + s.dim + h * s.headDim, row: i) }
-                cache.store(layer: l, pos: start + i, key: row + s.dim, value: row + s.dim + s.kvDim, count: s.kvDim)
+                batch.sequences[batch.owner[i].sequence].cache.store(layer: l, pos: batch.position(i), key: row + s.dim,
+                                                                     value: row + s.dim + s.kvDim, count: s.kvDim)
             }
-            // Causal attention: query i sees positions 0 … start+i. One task per (token, head).
+            // Causal attention: a query at position p sees its own sequence's positions 0 … p. One
+            // task per (token, head).
             let group = s.heads / s.kvHeads
             pool.parallelFor(n * s.heads) { task in
                 let i = task / s.heads, h = task % s.heads
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: start + i + 1) { scores in
-                    cache.attend(q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, head: h / group,
-                                 visible: start + i + 1, scale: scale,
+                let visible = batch.position(i) + 1
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
+                    batch.sequences[batch.owner[i].sequence].cache.attend(
+                                 q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, head: h / group,
+                                 visible: visible, scale: scale,
                                  scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
                 }
             }
-            layer.o(xb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)
+            layer.o(xb.buffer, rows, xb2.buffer, pool: pool)
             for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
 
             // MLP block
             layer.mlpNorm.withUnsafeBufferPointer { w in
                 for i in 0..<n { Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
             }
-            layer.gate(xb.buffer, n: n, hb.buffer, pool: pool, lora: lora)
-            layer.up(xb.buffer, n: n, hb2.buffer, pool: pool, lora: lora)
+            layer.gate(xb.buffer, rows, hb.buffer, pool: pool)
+            layer.up(xb.buffer, rows, hb2.buffer, pool: pool)
             for t in 0..<(n * s.ffn) { hb.buffer[t] = Ops.silu(hb.buffer[t]) * hb2.buffer[t] }
-            layer.down(hb.buffer, n: n, xb2.buffer, pool: pool, lora: lora)
+            layer.down(hb.buffer, rows, xb2.buffer, pool: pool)
             for t in 0..<(n * s.dim) { x.buffer[t] += xb2.buffer[t] }
         }
     }

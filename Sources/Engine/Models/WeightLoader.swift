@@ -205,24 +205,42 @@ public struct Projection: Sendable {
     public var cols: Int { weight.cols }
     public var byteSize: Int { weight.byteSize + (bias?.count ?? 0) * 4 }
 
-    /// x [n, cols] -> y [n, rows], plus Σ s·B(A·x) for the adapters `lora` holds for this projection.
+    /// x [n, cols] -> y [n, rows], plus Σ s·B(A·x) for the adapters `lora` holds for this projection
+    /// (one sequence's n tokens: the batch of one).
     public func callAsFunction(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool,
                                lora: LoRAStack? = nil) {
+        self(x, ProjectionRows(n: n, lora: lora), y, pool: pool)
+    }
+
+    /// x [n, cols] -> y [n, rows] for the rows of a batched forward: the base product over all rows
+    /// at once (the weights read once), the bias, then each adapter group's Σ s·B(A·x) on its own
+    /// rows only. Every row comes out as it would in a call for its sequence alone.
+    func callAsFunction(_ x: UnsafePointer<Float>, _ rows: ProjectionRows, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let n = rows.n, d = rows.decode, out = self.rows
         if n == 1 {
             weight.matvec(x, y, pool: pool)
         } else {
-            weight.matmul(x, n: n, y, pool: pool)
+            if d > 0 { weight.matvecRows(x, n: d, y, pool: pool) }
+            if n > d { weight.matmul(x + d * cols, n: n - d, y + d * out, pool: pool) }
         }
         if let bias {
             bias.withUnsafeBufferPointer { b in
                 for i in 0..<n {
-                    let row = y + i * rows
-                    for r in 0..<rows { row[r] += b[r] }
+                    let row = y + i * out
+                    for r in 0..<out { row[r] += b[r] }
                 }
             }
         }
-        if let deltas = lora?.deltas(name) {
-            for (module, multiplier) in deltas { module.apply(x, n: n, y, multiplier: multiplier) }
+        for group in rows.groups {
+            guard let deltas = group.lora.deltas(name) else { continue }
+            // One group's segments back to back: its adapters' A and B come from memory once per
+            // step and stay in cache for the rest of its rows (S-LoRA/Punica's grouping). Each
+            // segment is one sequence's rows, multiplied as a call for that sequence alone would.
+            for seg in group.segments {
+                for (module, multiplier) in deltas {
+                    module.apply(x + seg.lowerBound * cols, n: seg.count, y + seg.lowerBound * out, multiplier: multiplier)
+                }
+            }
         }
     }
 }

@@ -33,6 +33,18 @@ public final class F32Matrix: LinearWeight, @unchecked Sendable {
         }
     }
 
+    /// Each row by sgemv over the same row chunks as `matvec` (so bit-identical to it); a thread's
+    /// chunk stays in cache across the rows (the fp32 path checks results, it is not the fast one).
+    public func matvecRows(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let wp = w.pointer, rows = rows, cols = cols
+        pool.parallelChunks(rows, alignment: 4) { _, r in
+            for t in 0..<n {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(r.count), Int32(cols), 1, wp + r.lowerBound * cols, Int32(cols),
+                            x + t * cols, 1, 0, y + t * rows + r.lowerBound, 1)
+            }
+        }
+    }
+
     public func matmul(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         guard n > 0 else { return }
         let wp = w.pointer, rows = rows, cols = cols

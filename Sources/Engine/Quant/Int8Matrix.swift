@@ -184,6 +184,39 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         }
     }
 
+    /// y (n, rows) = x (n, cols) · Wᵀ for n independent rows (batched decode), each bit-identical to
+    /// `matvec` of that row alone: int8 activations go through `ck_q8q8_matvec_rows`, which streams
+    /// each weight row from memory once for all n; fp32 activations run `ck_q8_matvec` per row on
+    /// each thread's row range (which stays in cache between them).
+    public func matvecRows(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        matvecRows(x, n: n, y, pool: pool, activations: Self.defaultActivations)
+    }
+
+    public func matvecRows(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool, activations: Activations) {
+        guard n > 0 else { return }
+        let qp = q.pointer, sp = scales.pointer, rows = rows, cols = cols, nb = blocksPerRow, block = block
+        let threads = rows * cols < Self.parallelThreshold ? 1 : pool.threads
+        switch activations {
+        case .f32:
+            chunks(rows, threads, pool) { r in
+                for t in 0..<n {
+                    ck_q8_matvec(qp + r.lowerBound * cols, sp + r.lowerBound * nb, x + t * cols, y + t * rows + r.lowerBound, r.count, cols, block)
+                }
+            }
+        case .int8:
+            // xu (n, nb·block) offset-binary codes, xs (n, nb): quantized once, read by every thread.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n * nb * block) { xu in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: n * nb) { xs in
+                    let xu = xu.baseAddress!, xs = xs.baseAddress!
+                    _ = ck_q8q8_act_rows(x, xu, xs, n, cols, block)
+                    chunks(rows, threads, pool) { r in
+                        ck_q8q8_matvec_rows(qp + r.lowerBound * cols, sp + r.lowerBound * nb, xu, xs, y + r.lowerBound, r.count, cols, block, n, rows)
+                    }
+                }
+            }
+        }
+    }
+
     /// How prefill multiplies: the int8 tile kernel (`ck_q8_matmul`: each weight block converted
     /// in registers once per 5 tokens; rows bit-identical to matvec), or tiles of 256 rows
     /// dequantized to fp32 and multiplied by `cblas_sgemm`. The int8 kernel runs at one speed for

@@ -12,6 +12,9 @@ public protocol LinearWeight: Sendable {
     var byteSize: Int { get }
     /// x (cols,) -> y (rows,), rows split across the pool's threads.
     func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool)
+    /// x (n, cols) -> y (n, rows): n independent rows (n sequences' next tokens, batched decode),
+    /// each bit-identical to `matvec` of that row alone, the weights read from memory once for all.
+    func matvecRows(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool)
     /// x (n, cols) -> y (n, rows), row-major.
     func matmul(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool)
     /// W (rows, cols) as fp32, the values the products above use.
