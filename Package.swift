@@ -59,3 +59,13 @@ let package = Package(
     ],
     cxxLanguageStandard: .cxx17
 )
+
+// The fuzz targets (tools/fuzz/run builds them): one libFuzzer executable over Engine and Chat,
+// declared only when YANYI_FUZZ is set, built with libFuzzer and AddressSanitizer (see
+// tools/fuzz/README.md). libFuzzer supplies `main`, so the target is parsed as a library.
+if Context.environment["YANYI_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "yanyi-fuzz",
+                                             dependencies: ["Engine", "Chat", .product(name: "Yams", package: "Yams")],
+                                             path: "tools/fuzz/Sources",
+                                             swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}
