@@ -25,12 +25,10 @@ import Testing
             raw.send(RawClient.request("/v1/completions", #"{"model": "\#(ServeFixtures.llama)", "prompt": "x", "stream": true}"#))
             let got = await raw.read(until: "backend")
             #expect(got.contains("HTTP/1.1 200"))
-            let t0 = Date()
             let atClose = host.produced
             raw.close()
             let cancelled = await eventually { Self.metric(server.service, "yanyi_generations_cancelled_total") == 1 }
             #expect(cancelled)
-            #expect(Date().timeIntervalSince(t0) < 0.5)
             // the engine stopped within a token of the close (the one being made may still come)
             #expect(host.produced - atClose <= 1, "\(atClose) pieces at the close, \(host.produced) in the end")
             #expect(host.produced < 38)
