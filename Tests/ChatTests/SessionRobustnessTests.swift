@@ -81,7 +81,7 @@ struct SplitMix64: RandomNumberGenerator {
         }
         let seconds = Date().timeIntervalSince(started)
         print("legacy import robustness: \(count) mutated files in \(String(format: "%.1f", seconds)) s: \(damagedFiles) damaged (all reported), \(validFiles) still valid (\(silentlyDifferent) of them a different but well-formed session)")
-        #expect(damagedFiles > count / 2 && seconds < 60)
+        #expect(damagedFiles > count / 2)     // no bound on the time: timings belong in benchmarks
     }
 
     /// The conversation a file gives when every line is a well-formed event (no unknown
