@@ -10,6 +10,8 @@ request each, seeded by the scene's number, with the persona's own sampling exac
           <eop>, <end> or a stop string; a cosplay reply must also close its quote)
   run≤3   share of replies in which no character repeats more than 3 times in a row
   dist2   distinct-2: different character bigrams / all bigrams, over the persona's replies
+          together (it falls as replies are added); the summary row gives the mean over personas
+  d2/r    the same within each reply, averaged over replies
   cjk     share of CJK characters among the replies' non-space characters
 
 and RulaiGPT's answer to the seed's question 到底来没来？ (whether it says 如来).
@@ -105,11 +107,13 @@ def metrics(replies):
     short_runs = sum(1 for r in replies if longest_run(r["text"]) <= 3)
     bigrams = [t[i:i + 2] for t in (r["text"] for r in replies) for i in range(len(t) - 1)]
     chars = [c for r in replies for c in r["text"] if not c.isspace()]
+    per_reply = [len({t[i:i + 2] for i in range(len(t) - 1)}) / (len(t) - 1) for t in (r["text"] for r in replies) if len(t) > 1]
     return {
         "replies": n,
         "turn": ended / n if n else 0,
         "run3": short_runs / n if n else 0,
         "dist2": len(set(bigrams)) / len(bigrams) if bigrams else 0,
+        "dist2_reply": sum(per_reply) / len(per_reply) if per_reply else 0,
         "cjk": sum(1 for c in chars if is_cjk(c)) / len(chars) if chars else 0,
     }
 
@@ -154,6 +158,7 @@ def main():
             out["rulai"] = r["choices"][0]["message"]["content"]
         everything = [r for p in out["personas"].values() for r in p["replies"]]
         out["all"] = metrics(everything)
+        out["all"]["dist2"] = sum(p["metrics"]["dist2"] for p in out["personas"].values()) / max(1, len(out["personas"]))
         out["seconds"] = round(time.time() - t0, 1)
     finally:
         server.terminate()
@@ -162,14 +167,15 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, ensure_ascii=False, indent=1)
-    rows = [("persona", "turn", "run≤3", "dist2", "cjk")]
+    rows = [("persona", "turn", "run≤3", "dist2", "d2/r", "cjk")]
     for pid, p in sorted(out["personas"].items()):
         m = p["metrics"]
-        rows.append((pid, f"{m['turn']:.0%}", f"{m['run3']:.0%}", f"{m['dist2']:.2f}", f"{m['cjk']:.0%}"))
+        rows.append((pid, f"{m['turn']:.0%}", f"{m['run3']:.0%}", f"{m['dist2']:.2f}", f"{m['dist2_reply']:.2f}", f"{m['cjk']:.0%}"))
     m = out["all"]
-    rows.append((f"**all {m['replies']} replies**", f"**{m['turn']:.0%}**", f"**{m['run3']:.0%}**", f"**{m['dist2']:.2f}**", f"**{m['cjk']:.0%}**"))
+    rows.append((f"**all {m['replies']} replies**", f"**{m['turn']:.0%}**", f"**{m['run3']:.0%}**", f"**{m['dist2']:.2f}** (mean)",
+                 f"**{m['dist2_reply']:.2f}**", f"**{m['cjk']:.0%}**"))
     if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |\n|---|---:|---:|---:|---:|")
+        print("| " + " | ".join(rows[0]) + " |\n|---|---:|---:|---:|---:|---:|")
         for r in rows[1:]:
             print("| " + " | ".join(r) + " |")
     else:
