@@ -221,8 +221,10 @@ def llamacpp(server):
                 return r.status, json.loads(r.read().decode())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read().decode())
-    tokens = post("/tokenize", {"content": "Once upon a time", "add_special": True})[1]["tokens"]
-    check(post("/detokenize", {"tokens": tokens})[1]["content"].endswith("Once upon a time"), "tokenize / detokenize", tokens)
+    # without "model" these routes use the models folder's first base; here it holds several
+    tokens = post("/tokenize", {"model": BASE, "content": "Once upon a time", "add_special": True})[1]["tokens"]
+    check(post("/detokenize", {"model": BASE, "tokens": tokens})[1]["content"].endswith("Once upon a time"),
+          "tokenize / detokenize", tokens)
     status, whole = post("/completion", {"model": BASE, "prompt": tokens, "n_predict": 8, "temperature": 0, "n_probs": 2})
     check(status == 200 and whole.get("stop") is True and whole.get("tokens_predicted") == 8, "/completion", whole)
     check(len(whole.get("completion_probabilities", [])) == 8, "/completion n_probs", whole)
@@ -234,7 +236,9 @@ def llamacpp(server):
     check("".join(e.get("content", "") for e in events) == whole.get("content"), "/completion stream adds up", events)
     status, err = post("/completion", {"model": BASE, "prompt": "x", "temperature": "hot"})
     check(status == 400 and set(err.get("error", {})) == {"code", "message", "type"}, "/completion error shape", err)
-    check(json.loads(server.get("/props"))["default_generation_settings"]["n_ctx"] > 0, "/props")
+    check(json.loads(server.get("/props?model=" + BASE))["default_generation_settings"]["n_ctx"] > 0, "/props")
+    print("llama.cpp /completion: %r, stop_type %s, %d completion_probabilities"
+          % (whole.get("content"), whole.get("stop_type"), len(whole.get("completion_probabilities", []))), flush=True)
 
 
 def cancel(client, server):
