@@ -11,11 +11,12 @@ func wireLogprob(_ x: Float) -> Double { x.isFinite ? Double(x) : -9999 }
 
 /// What a request asks for: logprobs with `top` alternatives per token.
 enum LogprobRequest {
-    /// `/v1/completions`: `logprobs: N` (0–5); null or false: none.
+    /// `/v1/completions`: `logprobs: N`; null or false: none. OpenAI allows 0–5; this takes
+    /// 0–20 as vLLM does, since SillyTavern asks for 10.
     static func completions(_ f: RequestFields) throws(APIError) -> Int? {
         switch f.value("logprobs") {
         case nil, .null?, .bool(false)?: return nil
-        default: return try f.int("logprobs", in: 0...5, "a whole number from 0 to 5 (alternatives per token)")
+        default: return try f.int("logprobs", in: 0...20, "a whole number from 0 to 20 (alternatives per token)")
         }
     }
 

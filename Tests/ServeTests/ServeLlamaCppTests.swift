@@ -45,6 +45,9 @@ import Testing
                 Self.checkTop(o.values.compactMap(\.number).sorted(by: >))
             }
             #expect(lp["text_offset"]?.array?.compactMap(\.int) == [0, 1, 2, 3, 4])
+            // SillyTavern asks for 10 (OpenAI stops at 5, vLLM at 20)
+            let ten = try await client.post("/v1/completions", #"{"model": "\#(Self.m)", "prompt": "x", "max_tokens": 1, "logprobs": 10}"#)
+            #expect(ten.json["choices"]?[0]?["logprobs"]?["top_logprobs"]?[0]?.object?.count == 10, "\(ten.text)")
         }
     }
 
@@ -107,7 +110,7 @@ import Testing
                 let r = try await client.post(uri, body)
                 return (r.status.code, r.json["error"] ?? .null)
             }
-            var (s, e) = try await error("/v1/completions", #"{"model": "\#(Self.m)", "prompt": "x", "logprobs": 6}"#)
+            var (s, e) = try await error("/v1/completions", #"{"model": "\#(Self.m)", "prompt": "x", "logprobs": 21}"#)
             #expect(s == 400 && e["param"]?.string == "logprobs")
             (s, e) = try await error("/v1/chat/completions", #"{"model": "\#(Self.m)", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}"#)
             #expect(s == 400 && e["param"]?.string == "top_logprobs")

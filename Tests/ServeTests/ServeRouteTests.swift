@@ -185,7 +185,7 @@ import Testing
             #expect(s == 400 && e["code"]?.string == "invalid_json")
             (s, e) = try await error("/v1/completions", #"{"model": "\#(m)", "prompt": "x", "temperature": "hot"}"#)
             #expect(s == 400 && e["param"]?.string == "temperature" && e["type"]?.string == "invalid_request_error")
-            (s, e) = try await error("/v1/completions", #"{"model": "\#(m)", "prompt": "x", "logprobs": 6}"#)
+            (s, e) = try await error("/v1/completions", #"{"model": "\#(m)", "prompt": "x", "logprobs": 21}"#)
             #expect(s == 400 && e["param"]?.string == "logprobs")
             (s, e) = try await error("/v1/chat/completions", #"{"model": "\#(m)", "messages": [{"role": "user", "content": "x"}], "logprobs": "yes"}"#)
             #expect(s == 400 && e["param"]?.string == "logprobs")

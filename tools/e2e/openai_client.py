@@ -274,7 +274,7 @@ def errors(client, server):
         (dict(model=BASE, prompt="x", temperature="hot"), openai.BadRequestError, "bad temperature: 400"),
         (dict(model=BASE, prompt="x", extra_body={"adapters": [{"name": "../../etc"}]}), openai.BadRequestError,
          "adapter path refused: 400"),
-        (dict(model=BASE, prompt="x", logprobs=6), openai.BadRequestError, "logprobs above 5: 400"),
+        (dict(model=BASE, prompt="x", logprobs=21), openai.BadRequestError, "logprobs above 20: 400"),
         (dict(model=BASE, prompt="x", max_tokens=100000), openai.BadRequestError, "max_tokens cap: 400"),
     ]:
         try:
