@@ -4,7 +4,10 @@ import Foundation
 
 // Logprobs as OpenAI's two endpoints write them, from what the engine logged (LogprobLog): the
 // log-softmax of each step's logits after the processors (repetition penalty, …) and before the
-// warpers (temperature, top-k, top-p, min-p); see `TokenLogprob`.
+// warpers (temperature, top-k, top-p, min-p); see `TokenLogprob`. In a stream each chunk carries
+// the tokens logged since the previous chunk: the engine logs a token before handing on its
+// text, so a chunk has the tokens behind its text and, when the engine is ahead of the reader,
+// a few after it; every token is sent exactly once.
 
 /// A logprob as JSON can carry it: −∞ (a banned token) as −9999, as OpenAI writes it.
 func wireLogprob(_ x: Float) -> Double { x.isFinite ? Double(x) : -9999 }
