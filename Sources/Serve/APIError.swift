@@ -52,7 +52,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible, HTT
         type: "invalid_request_error", code: "invalid_api_key")
 
     public static func notFound(_ method: String, _ path: String) -> APIError {
-        APIError(.notFound, "No route \(method) \(path); routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /lora-adapters, GET /health, GET /metrics",
+        APIError(.notFound, "No route \(method) \(path); routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /lora-adapters, POST /completion, POST /tokenize, POST /detokenize, GET /props, GET /health, GET /metrics",
                  type: "invalid_request_error", code: "unknown_url")
     }
 

@@ -115,9 +115,8 @@ public final class OpenAIService: Sendable {
         let arrived = Measure.now()
         let f = try RequestFields(body)
         let s = try SamplingRequest(f, maxTokensCap: options.maxTokens, maxChoices: options.maxChoices)
-        if let l = f.value("logprobs"), l != .bool(false) {
-            throw APIError.unsupported("logprobs", "logprobs are not supported by this server yet; leave 'logprobs' out (or null).")
-        }
+        let logprobs = try LogprobRequest.completions(f)
+        try LogprobRequest.check(logprobs, s)
         if try f.bool("echo") == true { throw APIError.unsupported("echo", "'echo' is not supported; the prompt is yours already.") }
         if let suffix = try f.string("suffix"), !suffix.isEmpty { throw APIError.unsupported("suffix", "'suffix' (insertion) is not supported.") }
         let prompts = try PromptInput.parse(f)
@@ -128,7 +127,7 @@ public final class OpenAIService: Sendable {
         let addBOS = try f.bool("add_bos_token") ?? true
         var jobs: [GenerationJob] = []
         for p in prompts {
-            for i in 0..<s.n { jobs.append(completionJob(p, choice: i, target: target, sampling: s, addBOS: addBOS)) }
+            for i in 0..<s.n { jobs.append(completionJob(p, choice: i, target: target, sampling: s, addBOS: addBOS, logprobs: logprobs)) }
         }
         let model = try f.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? catalog.bases.first?.id ?? ""
         return try await run(jobs, kind: .completion, model: model, sampling: s, ignored: s.ignored, arrived: arrived, channel: channel)
@@ -139,9 +138,8 @@ public final class OpenAIService: Sendable {
         let arrived = Measure.now()
         let f = try RequestFields(body)
         let s = try SamplingRequest(f, maxTokensCap: options.maxTokens, maxChoices: options.maxChoices)
-        if try f.bool("logprobs") == true || f.has("top_logprobs") {
-            throw APIError.unsupported("logprobs", "logprobs are not supported by this server yet; leave 'logprobs' out (or false).")
-        }
+        let logprobs = try LogprobRequest.chat(f)
+        try LogprobRequest.check(logprobs, s)
         if case .array(let tools)? = f.value("tools"), !tools.isEmpty { throw APIError.unsupported("tools", "Tools are not supported.") }
         if let rf = f.value("response_format"), let type = rf["type"]?.string, type != "text" {
             throw APIError.unsupported("response_format", "Only the 'text' response format is supported.")
@@ -152,7 +150,7 @@ public final class OpenAIService: Sendable {
         if chat.system.contains(where: { !$0.isEmpty }) && !target.effectivePersona.promptTemplate.acceptsPreamble {
             ignored.append("messages[role=system]")
         }
-        let jobs = (0..<s.n).map { chatJob(chat, choice: $0, target: target, sampling: s) }
+        let jobs = (0..<s.n).map { chatJob(chat, choice: $0, target: target, sampling: s, logprobs: logprobs) }
         let model = try f.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? catalog.bases.first?.id ?? ""
         return try await run(jobs, kind: .chat, model: model, sampling: s, ignored: ignored, arrived: arrived, channel: channel)
     }

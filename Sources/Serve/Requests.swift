@@ -125,7 +125,9 @@ extension OpenAIService {
 
     /// One job of `/v1/completions`: the prompt as given, the target's base and adapters, the
     /// persona's sampling (if any) between generation_config.json and the request's.
-    func completionJob(_ prompt: PromptInput, choice: Int, target: Target, sampling s: SamplingRequest, addBOS: Bool) -> GenerationJob {
+    /// `logprobs`: alternatives per token when logprobs are wanted.
+    func completionJob(_ prompt: PromptInput, choice: Int, target: Target, sampling s: SamplingRequest, addBOS: Bool,
+                       logprobs: Int? = nil) -> GenerationJob {
         let persona = target.persona
         let maxTokens = s.maxTokens
         let defaultMax: @Sendable (any ReplyEngine) -> Int = { [self] e in defaultMaxTokens(persona, e) }
@@ -147,7 +149,8 @@ extension OpenAIService {
             p.maxLength = nil
             p.stop = s.stops.isEmpty ? nil : s.stops
             if let seed = s.seed(choice: choice) { p.seed = seed }
-            let request = EngineRequest(promptIDs: ids, parameters: try Self.validated(p, promptLength: ids.count), persona: persona?.id)
+            let request = EngineRequest(promptIDs: ids, parameters: try Self.validated(p, promptLength: ids.count), persona: persona?.id,
+                                        logprobs: logprobs.map { LogprobLog(top: $0, tokenizer: e.tokenizer) })
             return PreparedGeneration(request: request)
         }
     }
@@ -159,7 +162,7 @@ extension OpenAIService {
     ///
     /// System messages join the persona's preamble when its template has one; otherwise they
     /// are ignored (and named in `X-Yanyi-Ignored`).
-    func chatJob(_ chat: ChatInput, choice: Int, target: Target, sampling s: SamplingRequest) -> GenerationJob {
+    func chatJob(_ chat: ChatInput, choice: Int, target: Target, sampling s: SamplingRequest, logprobs: Int? = nil) -> GenerationJob {
         var withSystem = target.effectivePersona
         let system = chat.system.filter { !$0.isEmpty }.joined(separator: "\n")
         if !system.isEmpty && withSystem.promptTemplate.acceptsPreamble {
@@ -199,7 +202,7 @@ extension OpenAIService {
                 promptLength: ids.count, contextLength: e.info.contextLength, extraStops: s.stops)
             if let seed = s.seed(choice: choice) { params.seed = seed }
             let request = EngineRequest(promptIDs: ids, parameters: try Self.validated(params, promptLength: ids.count),
-                                        persona: p.id.isEmpty ? nil : p.id)
+                                        persona: p.id.isEmpty ? nil : p.id, logprobs: logprobs.map { LogprobLog(top: $0, tokenizer: e.tokenizer) })
             return PreparedGeneration(request: request, finish: finish, holdBack: holdBack)
         }
     }

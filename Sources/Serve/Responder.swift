@@ -128,12 +128,15 @@ extension OpenAIService {
                 timings.add(reply.stats)
                 let text = prepared.finish?(reply.text) ?? reply.text
                 let tokens = s.returnTokens ? reply.tokens : nil
+                let logged = prepared.request.logprobs?.all
                 switch kind {
                 case .completion:
-                    completionChoices.append(CompletionChoice(index: i, text: text, finishReason: finishReason(reply.reason), tokens: tokens))
+                    var offset = 0
+                    completionChoices.append(CompletionChoice(index: i, text: text, finishReason: finishReason(reply.reason), tokens: tokens,
+                                                              logprobs: logged.map { CompletionLogprobs($0, offset: &offset) }))
                 case .chat:
                     chatChoices.append(ChatChoice(index: i, message: ChatMessageOut(role: "assistant", content: text),
-                                                  finishReason: finishReason(reply.reason), tokens: tokens))
+                                                  finishReason: finishReason(reply.reason), tokens: tokens, logprobs: logged.map(ChatLogprobs.init)))
                 }
             }
             let data: Data
@@ -169,6 +172,8 @@ extension OpenAIService {
             do {
                 choices: for (i, job) in jobs.enumerated() {
                     var text: ReplyText?
+                    var log: LogprobLog?
+                    var offset = 0   // completions' text_offset
                     var sawDelta = false
                     while true {
                         let e: JobEvent
@@ -183,17 +188,24 @@ extension OpenAIService {
                         switch e {
                         case .started(let p, _):
                             text = ReplyText(p)
+                            log = p.request.logprobs
                             if i % perPrompt == 0 { usage.promptTokens += p.request.promptIDs.count }
                             if kind == .chat { try await writer.write(sse.chunk(index: i, role: "assistant", text: "", finish: nil)) }
                         case .delta(let d):
                             if i == 0 && !sawDelta { service.metrics.firstToken(after: (job.firstTokenAt ?? Measure.now()) - arrived) }
                             sawDelta = true
                             let out = text?.push(d) ?? d
-                            if !out.isEmpty { try await writer.write(sse.chunk(index: i, text: out, finish: nil)) }
+                            let lps = log?.take() ?? []
+                            if !out.isEmpty || !lps.isEmpty {
+                                try await writer.write(sse.chunk(index: i, text: out, finish: nil, logprobs: log == nil ? nil : lps, offset: &offset))
+                            }
                         case .finished(let r):
                             usage.completionTokens += r.stats?.generatedTokens ?? r.tokens.count
                             let rest = text?.end(r.text) ?? ""
-                            if !rest.isEmpty { try await writer.write(sse.chunk(index: i, text: rest, finish: nil)) }
+                            let lps = log?.take() ?? []
+                            if !rest.isEmpty || !lps.isEmpty {
+                                try await writer.write(sse.chunk(index: i, text: rest, finish: nil, logprobs: log == nil ? nil : lps, offset: &offset))
+                            }
                             if let err = r.error {
                                 try await writer.write(sse.error(APIError.internalError("The generation failed: \(err.description)")))
                                 for j in jobs { service.scheduler.cancel(j) }
@@ -241,13 +253,22 @@ struct SSEWriter {
     /// One choice's piece of text (`text: nil` with a finish reason ends the choice). Chat
     /// chunks carry `delta`; the first one of a choice has the role.
     func chunk(index: Int, role: String? = nil, text: String?, finish: String?, tokens: [Int32]? = nil) -> ByteBuffer {
+        var offset = 0
+        return chunk(index: index, role: role, text: text, finish: finish, tokens: tokens, logprobs: nil, offset: &offset)
+    }
+
+    /// The same with the logprobs of the tokens behind it (completions: `offset` is the
+    /// text_offset of the first, advanced past them).
+    func chunk(index: Int, role: String? = nil, text: String?, finish: String?, tokens: [Int32]? = nil, logprobs: [RenderedLogprob]?,
+               offset: inout Int) -> ByteBuffer {
         switch kind {
         case .completion:
-            let c = CompletionChoice(index: index, text: text ?? "", finishReason: finish, tokens: tokens)
+            let lp = logprobs.map { CompletionLogprobs($0, offset: &offset) }
+            let c = CompletionChoice(index: index, text: text ?? "", finishReason: finish, tokens: tokens, logprobs: lp)
             return Self.frame(encodeJSON(CompletionBody(id: id, object: kind.chunkObject, created: created, model: model, choices: [c])))
         case .chat:
             let delta = ChatMessageOut(role: role, content: text)
-            let c = ChatChoice(index: index, delta: delta, finishReason: finish, tokens: tokens)
+            let c = ChatChoice(index: index, delta: delta, finishReason: finish, tokens: tokens, logprobs: logprobs.map(ChatLogprobs.init))
             return Self.frame(encodeJSON(CompletionBody(id: id, object: kind.chunkObject, created: created, model: model, choices: [c])))
         }
     }

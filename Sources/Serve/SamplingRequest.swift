@@ -35,7 +35,8 @@ struct SamplingRequest {
         ("banned_strings", .array([])), ("logit_bias", .object([:])), ("guidance_scale", .int(1)), ("negative_prompt", .string("")),
         ("grammar_string", .string("")), ("grammar", .string("")), ("json_schema", .object([:])), ("dry_multiplier", .int(0)),
         ("xtc_probability", .int(0)), ("smoothing_factor", .int(0)), ("nsigma", .int(0)), ("top_n_sigma", .int(0)),
-        ("dynamic_temperature", .bool(false)),
+        ("dynamic_temperature", .bool(false)), ("tfs_z", .int(1)), ("dynatemp_range", .int(0)), ("penalize_nl", .bool(false)),
+        ("min_keep", .int(0)), ("skew", .int(0)),
     ]
 
     static func isNeutral(_ v: JSON, _ neutral: JSON) -> Bool {

@@ -22,6 +22,9 @@ public struct ServeContext: RequestContext {
 ///     POST /v1/completions         a raw prompt
 ///     POST /v1/chat/completions    messages through a persona's (or the `plain`) template
 ///     GET  /lora-adapters          llama.cpp's adapter list (ids for `"lora": [{"id", "scale"}]`)
+///     POST /completion             llama.cpp's native completion (LlamaCppRoutes.swift), and its
+///     POST /tokenize, /detokenize  tokenizer routes and
+///     GET  /props                  default settings
 ///     GET  /health                 `{"status": "ok", …}` (no API key needed)
 ///     GET  /metrics                Prometheus text
 ///
@@ -62,6 +65,23 @@ public final class OpenAIServer: Sendable {
             }
         }
         router.get("/lora-adapters") { _, _ in json(service.loraAdapters()) }
+        // llama.cpp's native routes answer errors in llama.cpp's shape
+        @Sendable func llama(_ handle: () async throws -> Response) async -> Response {
+            do {
+                return try await handle()
+            } catch let e as APIError {
+                service.metrics.error(e.code)
+                return e.llamaResponse()
+            } catch {
+                return APIError.internalError("\(error)").llamaResponse()
+            }
+        }
+        router.post("/completion") { request, context in
+            await llama { try await service.llamaCompletion(try await body(request), channel: context.channel) }
+        }
+        router.post("/tokenize") { request, _ in await llama { json(try await service.llamaTokenize(try await body(request))) } }
+        router.post("/detokenize") { request, _ in await llama { json(try await service.llamaDetokenize(try await body(request))) } }
+        router.get("/props") { request, _ in await llama { json(try await service.llamaProps(model: request.uri.queryParameters["model"].map(String.init))) } }
         router.get("/health") { _, _ in json(service.health()) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -63,6 +63,7 @@ struct CompletionChoice: Encodable, Sendable {
     var finishReason: String?
     /// Generated ids (`"return_tokens": true`, llama.cpp's name): for tests and token-exact clients.
     var tokens: [Int32]?
+    var logprobs: CompletionLogprobs? = nil
 
     enum CodingKeys: String, CodingKey { case index, text, logprobs, finishReason = "finish_reason", tokens }
 
@@ -70,7 +71,7 @@ struct CompletionChoice: Encodable, Sendable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(index, forKey: .index)
         try c.encode(text, forKey: .text)
-        try c.encodeNil(forKey: .logprobs)
+        try c.encode(logprobs, forKey: .logprobs)
         try c.encode(finishReason, forKey: .finishReason)
         try c.encodeIfPresent(tokens, forKey: .tokens)
     }
@@ -96,6 +97,7 @@ struct ChatChoice: Encodable, Sendable {
     var delta: ChatMessageOut?
     var finishReason: String?
     var tokens: [Int32]?
+    var logprobs: ChatLogprobs? = nil
 
     enum CodingKeys: String, CodingKey { case index, message, delta, logprobs, finishReason = "finish_reason", tokens }
 
@@ -104,7 +106,7 @@ struct ChatChoice: Encodable, Sendable {
         try c.encode(index, forKey: .index)
         try c.encodeIfPresent(message, forKey: .message)
         try c.encodeIfPresent(delta, forKey: .delta)
-        try c.encodeNil(forKey: .logprobs)
+        try c.encode(logprobs, forKey: .logprobs)
         try c.encode(finishReason, forKey: .finishReason)
         try c.encodeIfPresent(tokens, forKey: .tokens)
     }

@@ -5,7 +5,9 @@ Starts the server on a free loopback port (--port 0) with an API key, then check
 list; completions and chat, streaming and not (a stream adds up to the whole answer); the
 adapter set per request (adapters / model "BASE+ADAPTER@SCALE" / lora ids), alone and mixed
 concurrently; a SillyTavern-shaped Text Completion request (printed with its streamed answer);
-a stream the client drops (the server cancels it); errors (wrong key, unknown model, bad
+logprobs (completions and chat, whole and streamed);
+llama.cpp's native routes (/completion, /tokenize, /detokenize, /props); a stream the client
+drops (the server cancels it); errors (wrong key, unknown model, bad
 value, queue); and a bounded load test on loopback (--requests, --concurrency): every request
 answered, none lost, the server's memory before and after. Ends with one-stream decode speed
 through the server beside `yanyi bench` on the same fixture.
@@ -178,6 +180,67 @@ def sillytavern(server):
     print("  text: %r" % text, flush=True)
 
 
+def logprobs(client, server):
+    """logprobs through the official client: completions (parallel lists) and chat (content
+    entries), whole and streamed; greedy tokens are the most likely; every top list sorted."""
+    common = dict(model=BASE, prompt="Once upon a time", max_tokens=8, temperature=0)
+    c = client.completions.create(logprobs=3, **common).choices[0]
+    lp = c.logprobs
+    check(lp is not None and len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 8,
+          "completion logprobs: parallel lists", lp)
+    check("".join(lp.tokens) == c.text, "completion logprob tokens spell the text", (lp.tokens, c.text))
+    for v, top in zip(lp.token_logprobs, lp.top_logprobs):
+        check(v <= 0 and abs(max(top.values()) - v) < 1e-6, "greedy token is the most likely", (v, top))
+    streamed = [t for ch in client.completions.create(logprobs=3, stream=True, **common)
+                if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.tokens]
+    check(streamed == lp.tokens, "streamed completion logprobs", (streamed, lp.tokens))
+
+    chat = dict(model="persona:runtime/llama-plain", max_tokens=8, temperature=0,
+                messages=[{"role": "user", "content": "Tell me a story"}])
+    r = client.chat.completions.create(logprobs=True, top_logprobs=4, **chat).choices[0]
+    content = r.logprobs.content if r.logprobs else []
+    check(len(content) > 0, "chat logprobs", r)
+    for e in content:
+        tops = [t.logprob for t in e.top_logprobs]
+        check(len(tops) == 4 and tops == sorted(tops, reverse=True) and abs(tops[0] - e.logprob) < 1e-6,
+              "chat top_logprobs sorted, chosen first", e)
+        check(bytes(e.bytes) == e.token.encode() or e.token.startswith("bytes:"), "chat logprob bytes", e)
+    n = sum(len(ch.choices[0].logprobs.content or []) for ch in client.chat.completions.create(
+        logprobs=True, top_logprobs=4, stream=True, **chat) if ch.choices and ch.choices[0].logprobs)
+    check(n == len(content), "streamed chat logprobs", (n, len(content)))
+    print("logprobs: first tokens %s with %s" % (lp.tokens[:3], [round(v, 3) for v in lp.token_logprobs[:3]]), flush=True)
+
+
+def llamacpp(server):
+    """llama.cpp's native routes, as SillyTavern's "llama.cpp" type calls them."""
+    def post(path, body):
+        req = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + KEY})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+    # without "model" these routes use the models folder's first base; here it holds several
+    tokens = post("/tokenize", {"model": BASE, "content": "Once upon a time", "add_special": True})[1]["tokens"]
+    check(post("/detokenize", {"model": BASE, "tokens": tokens})[1]["content"].endswith("Once upon a time"),
+          "tokenize / detokenize", tokens)
+    status, whole = post("/completion", {"model": BASE, "prompt": tokens, "n_predict": 8, "temperature": 0, "n_probs": 2})
+    check(status == 200 and whole.get("stop") is True and whole.get("tokens_predicted") == 8, "/completion", whole)
+    check(len(whole.get("completion_probabilities", [])) == 8, "/completion n_probs", whole)
+    events = [json.loads(e) for e in sse_post(server.url + "/completion",
+                                              {"model": BASE, "prompt": "Once upon a time", "n_predict": 8,
+                                               "temperature": 0, "stream": True, "cache_prompt": True})]
+    check(events and events[-1].get("stop") is True and all(e.get("stop") is False for e in events[:-1]),
+          "/completion stream ends with stop: true", events[-1:])
+    check("".join(e.get("content", "") for e in events) == whole.get("content"), "/completion stream adds up", events)
+    status, err = post("/completion", {"model": BASE, "prompt": "x", "temperature": "hot"})
+    check(status == 400 and set(err.get("error", {})) == {"code", "message", "type"}, "/completion error shape", err)
+    check(json.loads(server.get("/props?model=" + BASE))["default_generation_settings"]["n_ctx"] > 0, "/props")
+    print("llama.cpp /completion: %r, stop_type %s, %d completion_probabilities"
+          % (whole.get("content"), whole.get("stop_type"), len(whole.get("completion_probabilities", []))), flush=True)
+
+
 def cancel(client, server):
     """A stream the client drops mid-answer: the server cancels the generation at once."""
     before_c = server.metric("yanyi_generations_cancelled_total")
@@ -211,7 +274,7 @@ def errors(client, server):
         (dict(model=BASE, prompt="x", temperature="hot"), openai.BadRequestError, "bad temperature: 400"),
         (dict(model=BASE, prompt="x", extra_body={"adapters": [{"name": "../../etc"}]}), openai.BadRequestError,
          "adapter path refused: 400"),
-        (dict(model=BASE, prompt="x", logprobs=2), openai.BadRequestError, "logprobs: 400"),
+        (dict(model=BASE, prompt="x", logprobs=21), openai.BadRequestError, "logprobs above 20: 400"),
         (dict(model=BASE, prompt="x", max_tokens=100000), openai.BadRequestError, "max_tokens cap: 400"),
     ]:
         try:
@@ -301,6 +364,8 @@ def main():
         basics(client, server)
         adapters(client, server)
         sillytavern(server)
+        logprobs(client, server)
+        llamacpp(server)
         cancel(client, server)
         errors(client, server)
         load(client, server, args.requests, args.concurrency)

@@ -113,6 +113,8 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
         var text = ""
         var firstAt: Double?
         var reason = FinishReason.eos
+        var logprobs: [TokenLogprob] = []
+        var stopString: String?
         // stop strings end the reply as the engine's do (held back while they may be starting)
         var stops = StopStringMatcher(request.parameters.stop ?? [])
         let all = Self.pieces(Self.reply(persona: request.persona, continuing: request.continuing))
@@ -122,10 +124,15 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
             if tokenDelay > 0 { Thread.sleep(forTimeInterval: tokenDelay) }
             if firstAt == nil { firstAt = Measure.now() }
             stats.generatedTokens += 1
+            if let log = request.logprobs {
+                let lp = Self.logprob(t, step: i, top: log.top)
+                logprobs.append(lp)
+                log.append(lp)
+            }
             let (shown, stop) = stops.push(t)
             text += shown
             if !shown.isEmpty { onDelta(shown) }
-            if stop != nil { reason = .stopString; break }
+            if let stop { reason = .stopString; stopString = stop; break }
         }
         if reason != .stopString {
             let rest = stops.flush()
@@ -135,7 +142,19 @@ public final class CannedEngine: ReplyEngine, @unchecked Sendable {
         let end = Measure.now()
         stats.timeToFirstToken = (firstAt ?? end) - t0
         stats.decodeSeconds = end - (firstAt ?? end)
-        return EngineReply(text: text, reason: reason, stats: stats, tokens: tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false))
+        return EngineReply(text: text, reason: reason, stats: stats, tokens: tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false),
+                           logprobs: logprobs, stopString: stopString)
+    }
+
+    /// A made-up but well-formed logprob for piece `t` (its first scalar's id): the most likely
+    /// token (probability 0.61 at most), then `top - 1` neighbours each e² times less likely
+    /// (together below 1), the same every run.
+    static func logprob(_ t: String, step: Int, top: Int) -> TokenLogprob {
+        let id = Int32(t.unicodeScalars.first?.value ?? 0)
+        let best = -0.5 - 0.125 * Float(step % 4)
+        var alternatives: [TokenLogprob.Alternative] = []
+        for k in 0..<top { alternatives.append(.init(id: k == 0 ? id : id + Int32(k), logprob: best - 2 * Float(k))) }
+        return TokenLogprob(id: id, logprob: best, top: alternatives)
     }
 
     public func interrupt() {}

@@ -122,7 +122,8 @@ public final class LocalEngine: ReplyEngine, @unchecked Sendable {
     public func generate(_ request: EngineRequest, cancelled: CancellationFlag, onDelta: (String) -> Void) -> EngineReply {
         let gen: TokenGenerator
         do throws(GenerationError) {
-            let settings = try request.parameters.resolved(promptLength: request.promptIDs.count)
+            var settings = try request.parameters.resolved(promptLength: request.promptIDs.count)
+            settings.logprobs = request.logprobs?.top
             gen = try TokenGenerator(model: model, tokenizer: folder.tokenizer, prompt: request.promptIDs, settings: settings,
                                      session: session)
         } catch {
@@ -137,10 +138,12 @@ public final class LocalEngine: ReplyEngine, @unchecked Sendable {
                 guard let e = try gen.next() else { break }
                 switch e {
                 case .token(_, let t):
+                    if let log = request.logprobs, let lp = gen.logprobs.last { log.append(lp) }
                     if !t.isEmpty { text += t; onDelta(t) }
                 case .finished(let r):
                     if !r.remainingText.isEmpty { onDelta(r.remainingText) }
-                    return EngineReply(text: r.text, reason: r.reason, stats: r.stats, tokens: r.tokens)
+                    return EngineReply(text: r.text, reason: r.reason, stats: r.stats, tokens: r.tokens, logprobs: gen.logprobs,
+                                       stopString: r.stopString)
                 }
             }
         } catch {

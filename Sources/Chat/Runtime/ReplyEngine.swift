@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 
 // The one seam between the conversation runtime and whatever produces tokens: a rendered prompt,
 // an adapter set and settings go in; text deltas and a finish come out. The local int8 engine
@@ -44,12 +45,17 @@ public struct EngineRequest: Sendable {
     public var persona: String?
     /// The prompt ends inside a reply being continued.
     public var continuing: Bool
+    /// Set: the engine reports each generated token's logprob and `logprobs.top` alternatives
+    /// into it as the token comes (before the text it completes reaches `onDelta`). nil: off.
+    public var logprobs: LogprobLog?
 
-    public init(promptIDs: [Int32], parameters: GenerationParameters, persona: String? = nil, continuing: Bool = false) {
+    public init(promptIDs: [Int32], parameters: GenerationParameters, persona: String? = nil, continuing: Bool = false,
+                logprobs: LogprobLog? = nil) {
         self.promptIDs = promptIDs
         self.parameters = parameters
         self.persona = persona
         self.continuing = continuing
+        self.logprobs = logprobs
     }
 }
 
@@ -63,14 +69,95 @@ public struct EngineReply: Sendable {
     public var tokens: [Int32]
     /// A failure mid-reply: `text` is what came before it.
     public var error: ChatError?
+    /// With `EngineRequest.logprobs`: one per generated token, in order (see `TokenLogprob`).
+    public var logprobs: [TokenLogprob]
+    /// The stop string that ended it (reason `.stopString`).
+    public var stopString: String?
 
-    public init(text: String, reason: FinishReason?, stats: GenerationStats? = nil, tokens: [Int32] = [], error: ChatError? = nil) {
+    public init(text: String, reason: FinishReason?, stats: GenerationStats? = nil, tokens: [Int32] = [], error: ChatError? = nil,
+                logprobs: [TokenLogprob] = [], stopString: String? = nil) {
         self.text = text
         self.reason = reason
         self.stats = stats
         self.tokens = tokens
         self.error = error
+        self.logprobs = logprobs
+        self.stopString = stopString
     }
+}
+
+/// A token and its logprob as a client sees them: the piece's text and bytes.
+public struct PieceLogprob: Sendable, Equatable {
+    public var id: Int32
+    /// The piece's text; a piece that is not whole UTF-8 (a byte-fallback piece, part of a
+    /// character) as OpenAI writes it: `bytes:\xe4\xbd`.
+    public var token: String
+    public var bytes: [UInt8]
+    /// May be −∞ (a token a processor banned).
+    public var logprob: Float
+
+    public init(id: Int32, token: String, bytes: [UInt8], logprob: Float) {
+        self.id = id
+        self.token = token
+        self.bytes = bytes
+        self.logprob = logprob
+    }
+
+    public init(id: Int32, logprob: Float, tokenizer: any Tokenizer) {
+        let b = tokenizer.pieceBytes(id)
+        let text = String(validating: b, as: UTF8.self) ?? "bytes:" + b.map { "\\x" + String($0, radix: 16).leftPadded(2) }.joined()
+        self.init(id: id, token: text, bytes: b, logprob: logprob)
+    }
+}
+
+/// One generated token with the most likely alternatives at its step, most likely first.
+public struct RenderedLogprob: Sendable, Equatable {
+    public var chosen: PieceLogprob
+    public var top: [PieceLogprob]
+
+    public init(chosen: PieceLogprob, top: [PieceLogprob]) {
+        self.chosen = chosen
+        self.top = top
+    }
+}
+
+/// Where an engine reports logprobs as it generates, rendered with its tokenizer on its own
+/// thread; a streaming reader takes what has come since it last looked.
+public final class LogprobLog: @unchecked Sendable {
+    /// Alternatives per token (0–20).
+    public let top: Int
+    private let tokenizer: any Tokenizer
+    private let lock = NSLock()
+    private var entries: [RenderedLogprob] = []
+    private var taken = 0
+
+    public init(top: Int, tokenizer: any Tokenizer) {
+        self.top = top
+        self.tokenizer = tokenizer
+    }
+
+    /// Called by the engine for each generated token.
+    public func append(_ t: TokenLogprob) {
+        let r = RenderedLogprob(chosen: PieceLogprob(id: t.id, logprob: t.logprob, tokenizer: tokenizer),
+                                top: t.top.map { PieceLogprob(id: $0.id, logprob: $0.logprob, tokenizer: tokenizer) })
+        lock.withLock { entries.append(r) }
+    }
+
+    /// Every token so far.
+    public var all: [RenderedLogprob] { lock.withLock { entries } }
+
+    /// The tokens not taken before.
+    public func take() -> [RenderedLogprob] {
+        lock.withLock {
+            let out = Array(entries[taken...])
+            taken = entries.count
+            return out
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }
 
 /// A loaded base model with its adapters, as the runtime drives it. Calls come from one thread

@@ -201,6 +201,9 @@ public struct GenerationSettings: Sendable, Equatable {
     public var stopStrings: [String] = []
     /// nil: a fresh seed from the system generator.
     public var seed: UInt64?
+    /// Report each generated token's logprob and this many most likely alternatives (0–20)
+    /// through `TokenGenerator.logprobs` (greedy and sampling; not beams). nil: off, at no cost.
+    public var logprobs: Int?
 
     public init() {}
 
@@ -220,6 +223,7 @@ public struct GenerationSettings: Sendable, Equatable {
         if numReturnSequences < 1 || numReturnSequences > numBeams {
             throw bad("num_return_sequences must be 1–num_beams (is \(numReturnSequences), beams \(numBeams))")
         }
+        if let n = logprobs, !(0...20).contains(n) { throw bad("logprobs must be 0–20 alternatives (is \(n))") }
     }
 }
 

@@ -30,6 +30,8 @@ public final class TokenGenerator: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var stats = GenerationStats()
+    /// With `settings.logprobs`: one entry per generated token so far, in order (beams: none).
+    public private(set) var logprobs: [TokenLogprob] = []
     private var t0 = 0.0, firstTokenAt = 0.0, lastTokenAt = 0.0, beamSeconds = 0.0
 
     /// `session`: nil for a new one sized prompt + max_new_tokens.
@@ -80,6 +82,11 @@ public final class TokenGenerator: @unchecked Sendable {
             // the search is over: hand out the best sequence, then how the search ended
             guard !beamQueue.isEmpty else { return finish(beamEnding.0, eos: beamEnding.1) }
             id = beamQueue.removeFirst()
+        } else if let n = settings.logprobs {
+            var scores = logits
+            chain.process(&scores, ids: ids)
+            id = chain.pick(processed: scores, ids: ids, sample: settings.doSample, rng: &rng)
+            logprobs.append(TokenLogprob(scores: scores, chosen: id, top: n))
         } else {
             id = chain.pick(logits, ids: ids, sample: settings.doSample, rng: &rng)
         }

@@ -43,8 +43,15 @@ public struct SamplerChain: Sendable {
     public func pick(_ logits: [Float], ids: [Int32], sample: Bool, rng: inout SamplerRNG) -> Int32 {
         var scores = logits
         process(&scores, ids: ids)
+        return pick(processed: scores, ids: ids, sample: sample, rng: &rng)
+    }
+
+    /// `pick` after the processors: `scores` are `process(logits)` (a caller that also wants
+    /// the processed distribution, for logprobs, runs the processors once).
+    public func pick(processed scores: [Float], ids: [Int32], sample: Bool, rng: inout SamplerRNG) -> Int32 {
         guard sample else { return TokenPicker.argmax(scores) }
-        warp(&scores, ids: ids)
-        return TokenPicker.sample(scores, rng: &rng)
+        var warped = scores
+        warp(&warped, ids: ids)
+        return TokenPicker.sample(warped, rng: &rng)
     }
 }
