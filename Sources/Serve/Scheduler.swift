@@ -75,8 +75,8 @@ public final class GenerationJob: @unchecked Sendable {
 }
 
 /// Runs jobs on engines. The server talks to engines only through this: `SerialScheduler` runs
-/// one job at a time per base; a batch scheduler (issue 17, item 2: one forward for every running
-/// sequence, chunked prefill) can take its place without the routes changing.
+/// one job at a time per base; `BatchScheduler` (the default of `yanyi serve`) runs up to
+/// `maxBatch` together, one forward per step for every running sequence, the routes unchanged.
 public protocol GenerationScheduler: AnyObject, Sendable {
     /// Queues `jobs` in order, all or none. Throws `queue_full` (429) past the limit and 503
     /// once shut down.
