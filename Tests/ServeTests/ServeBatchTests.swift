@@ -25,8 +25,8 @@ import Testing
     }
 
     /// Two concurrent greedy requests with different adapters, and one without, give exactly the
-    /// tokens of each request run alone; a longer prompt among them is prefilled in chunks (8
-    /// tokens a step: counted, not timed).
+    /// tokens of each request run alone; the prompts are prefilled in chunks of 8 tokens (counted,
+    /// not timed; BatchDecoderTests holds the per-step budget).
     @Test func mixedAdaptersGiveTheTokensOfEachAlone() async throws {
         let prompt = "Once upon a time"
         let long = "Once upon a time there was a little fox who lived in the forest and liked to run"
@@ -41,7 +41,8 @@ import Testing
             ServeEngineTests.body(prompt, ServeFixtures.llama + "+llama-all@0.7"),
             ServeEngineTests.body(long, ServeFixtures.llama),
         ]
-        let (server, scheduler) = makeBatchServer(Self.host, chunk: 8, prefillBudget: 8)
+        // a budget no step reaches: each prompt's chunks are cut by `chunk` alone, whenever it arrives
+        let (server, scheduler) = makeBatchServer(Self.host, chunk: 8, prefillBudget: 1000)
         try await server.application().test(.router) { client in
             let replies = try await Self.together(client, bodies)
             for (i, j) in replies.enumerated() {
