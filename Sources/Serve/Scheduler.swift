@@ -75,8 +75,8 @@ public final class GenerationJob: @unchecked Sendable {
 }
 
 /// Runs jobs on engines. The server talks to engines only through this: `SerialScheduler` runs
-/// one job at a time per base; a batch scheduler (issue 17, item 2: one forward for every running
-/// sequence, chunked prefill) can take its place without the routes changing.
+/// one job at a time per base; `BatchScheduler` (the default of `yanyi serve`) runs up to
+/// `maxBatch` together, one forward per step for every running sequence, the routes unchanged.
 public protocol GenerationScheduler: AnyObject, Sendable {
     /// Queues `jobs` in order, all or none. Throws `queue_full` (429) past the limit and 503
     /// once shut down.
@@ -279,14 +279,9 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
 
         private func loadedEngine() throws(APIError) -> any ReplyEngine {
             if let e = cond.withLock({ engine }) { return e }
-            do {
-                let e = try host.load(base) { _, _ in }
-                cond.withLock { engine = e }
-                return e
-            } catch {
-                throw APIError.unavailable("The model \(URL(fileURLWithPath: base).lastPathComponent) could not be loaded: \(error.description)",
-                                           code: "model_load_failed")
-            }
+            let e = try loadEngine(base, host: host)
+            cond.withLock { engine = e }
+            return e
         }
 
         private func run(_ job: GenerationJob) {
@@ -299,15 +294,8 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
             let prepared: PreparedGeneration
             do throws(APIError) {
                 e = try loadedEngine()
-                for a in job.adapters {
-                    do { _ = try e.prepareAdapter(a.path) } catch {
-                        throw APIError.invalid("Adapter \(URL(fileURLWithPath: a.path).lastPathComponent) does not fit this model: \(error.description)",
-                                               param: "adapters", code: "adapter_mismatch")
-                    }
-                }
-                do { try e.setAdapters(job.adapters) } catch {
-                    throw APIError.invalid("The adapter set could not be applied: \(error.description)", param: "adapters", code: "adapter_mismatch")
-                }
+                try checkAdapters(job, on: e)
+                try setAdapters(job, on: e)
                 prepared = try job.prepare(e)
             } catch {
                 job.events.push(.failed(error))
@@ -318,5 +306,32 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
             job.onFinish?(reply, prepared)
             job.events.push(.finished(reply))
         }
+    }
+}
+
+/// The engine of `base`, loaded (a failure is the request's 503).
+func loadEngine(_ base: String, host: any ModelHost) throws(APIError) -> any ReplyEngine {
+    do {
+        return try host.load(base) { _, _ in }
+    } catch {
+        throw APIError.unavailable("The model \(URL(fileURLWithPath: base).lastPathComponent) could not be loaded: \(error.description)",
+                                   code: "model_load_failed")
+    }
+}
+
+/// Reads and checks each adapter of `job` against the engine's base.
+func checkAdapters(_ job: GenerationJob, on e: any ReplyEngine) throws(APIError) {
+    for a in job.adapters {
+        do { _ = try e.prepareAdapter(a.path) } catch {
+            throw APIError.invalid("Adapter \(URL(fileURLWithPath: a.path).lastPathComponent) does not fit this model: \(error.description)",
+                                   param: "adapters", code: "adapter_mismatch")
+        }
+    }
+}
+
+/// Makes `job`'s adapter set the engine's active one (a generation through `ReplyEngine.generate`).
+func setAdapters(_ job: GenerationJob, on e: any ReplyEngine) throws(APIError) {
+    do { try e.setAdapters(job.adapters) } catch {
+        throw APIError.invalid("The adapter set could not be applied: \(error.description)", param: "adapters", code: "adapter_mismatch")
     }
 }

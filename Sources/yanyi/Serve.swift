@@ -53,6 +53,12 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger ones are answered 413.")
     var maxBodyBytes = 4 << 20
 
+    @Option(name: .customLong("max-batch"), help: "Generations that run together per base (one forward per step for all of them).")
+    var maxBatch = 8
+
+    @Flag(help: "One generation at a time per base (no batching; reuses the prompt prefix across requests).")
+    var serial = false
+
     @Flag(help: "No model: canned replies streamed token by token (for trying clients and for tests).")
     var fake = false
 
@@ -62,8 +68,8 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         if let threads, let problem = ThreadPool.threadCountProblem(threads) { throw ValidationError(problem) }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
-        if maxTokens < 1 || maxQueue < 1 || maxBodyBytes < 1024 {
-            throw ValidationError("--max-tokens and --max-queue must be ≥ 1, --max-body-bytes ≥ 1024")
+        if maxTokens < 1 || maxQueue < 1 || maxBatch < 1 || maxBodyBytes < 1024 {
+            throw ValidationError("--max-tokens, --max-queue and --max-batch must be ≥ 1, --max-body-bytes ≥ 1024")
         }
         if fakeTokenMs < 0 { throw ValidationError("--fake-token-ms must be ≥ 0") }
     }
@@ -92,7 +98,9 @@ struct ServeCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: database), let store = try? SessionStore(database: database) {
             options.user = store.userProfile()
         }
-        let scheduler = SerialScheduler(host: modelHost, maxWaiting: maxQueue)
+        let scheduler: any GenerationScheduler = serial
+            ? SerialScheduler(host: modelHost, maxWaiting: maxQueue)
+            : BatchScheduler(host: modelHost, maxWaiting: maxQueue, maxBatch: maxBatch)
         let service = OpenAIService(options: options, scheduler: scheduler, personas: library.personas)
         let catalog = service.catalog
         let server = OpenAIServer(service: service)

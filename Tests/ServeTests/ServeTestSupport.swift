@@ -194,3 +194,11 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     }
     return condition()
 }
+
+/// A server over `host` on the fixture folders, with the batch scheduler.
+func makeBatchServer(_ host: any ModelHost, maxQueue: Int = 64, maxBatch: Int = 8, chunk: Int = 128,
+                     prefillBudget: Int = 256) -> (OpenAIServer, BatchScheduler) {
+    let options = ServeOptions(port: 0, modelsRoot: ServeFixtures.root, maxQueue: maxQueue)
+    let scheduler = BatchScheduler(host: host, maxWaiting: maxQueue, maxBatch: maxBatch, chunk: chunk, prefillBudget: prefillBudget)
+    return (OpenAIServer(service: OpenAIService(options: options, scheduler: scheduler, personas: ServeFixtures.personas)), scheduler)
+}

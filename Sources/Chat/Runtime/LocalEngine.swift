@@ -66,7 +66,7 @@ public struct LocalModelHost: ModelHost {
 
 /// A base model loaded here, with its one ModelSession (reused across turns, so the engine reuses
 /// the prompt prefix and keeps per-adapter KV snapshots) and the adapters read for it.
-public final class LocalEngine: ReplyEngine, @unchecked Sendable {
+public final class LocalEngine: BatchingEngine, @unchecked Sendable {
     public let path: String
     public let folder: ModelFolder
     public let model: any LanguageModel
@@ -114,6 +114,18 @@ public final class LocalEngine: ReplyEngine, @unchecked Sendable {
         for a in list { loaded.append((try adapter(a.path), a.scale)) }
         do {
             try model.setAdapters(loaded)
+        } catch {
+            throw ChatError("", error.description)
+        }
+    }
+
+    public func makeBatchDecoder() -> BatchDecoder { BatchDecoder(model: model, tokenizer: folder.tokenizer) }
+
+    public func adapterStack(_ list: [AdapterSetting]) throws(ChatError) -> LoRAStack {
+        var loaded: [(adapter: LoRAAdapter, multiplier: Float)] = []
+        for a in list { loaded.append((try adapter(a.path), a.scale)) }
+        do {
+            return try model.makeAdapterStack(loaded)
         } catch {
             throw ChatError("", error.description)
         }

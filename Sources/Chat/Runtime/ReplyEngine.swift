@@ -180,6 +180,16 @@ public protocol ReplyEngine: AnyObject, Sendable {
     func interrupt()
 }
 
+/// An engine whose model can run several requests in one forward per step (Serve's batch
+/// scheduler): each request a sequence of its own `BatchDecoder`, under its own adapter stack.
+public protocol BatchingEngine: ReplyEngine {
+    /// A decoder over this engine's model and tokenizer (drive it from one thread).
+    func makeBatchDecoder() -> BatchDecoder
+    /// `list` as a per-sequence adapter stack (each adapter read and checked once, as `setAdapters`
+    /// does); the model's active set is not touched.
+    func adapterStack(_ list: [AdapterSetting]) throws(ChatError) -> LoRAStack
+}
+
 /// Loads bases. `progress` gets 0–1 and an estimate of the seconds left (nil while unknown).
 public protocol ModelHost: Sendable {
     func load(_ path: String, progress: @escaping @Sendable (Double, Double?) -> Void) throws(ChatError) -> any ReplyEngine

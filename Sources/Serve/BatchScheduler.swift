@@ -1,0 +1,289 @@
+import Chat
+import Engine
+import Foundation
+
+/// Continuous batching (issue 17, item 2): one worker thread per base runs up to `maxBatch`
+/// generations together through the engine's `BatchDecoder` — one forward per step for every
+/// running sequence, each with its own KV cache and adapter stack, long prompts prefilled in
+/// chunks between decode steps. Jobs join between steps (prepared on the worker, as
+/// `SerialScheduler` does) and leave when they end or are cancelled: a cancelled job is dropped
+/// before the next step. More than `maxBatch` wait in the queue; past `maxWaiting` they get 429.
+///
+/// What does not batch runs alone on the same worker, the batch paused meanwhile: engines that are
+/// not `BatchingEngine`s (the canned one) and beam search (num_beams > 1).
+public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
+    public let host: any ModelHost
+    /// Jobs that may wait per base (running ones not counted).
+    public let maxWaiting: Int
+    /// Sequences that run together per base.
+    public let maxBatch: Int
+    /// Prompt tokens per sequence per step, and over all sequences per step.
+    public let chunk: Int, prefillBudget: Int
+    /// Called when the number of waiting jobs changes (metrics).
+    public var onQueueChange: (@Sendable (Int) -> Void)?
+    /// Called on a worker after each step with its step count (tests hold the worker between steps).
+    var afterStep: (@Sendable (Int) -> Void)?
+
+    private let lock = NSLock()
+    private var workers: [String: Worker] = [:]
+    private var stopped = false
+
+    public init(host: any ModelHost, maxWaiting: Int = 64, maxBatch: Int = 8, chunk: Int = 128, prefillBudget: Int = 256) {
+        precondition(maxBatch > 0 && chunk > 0 && prefillBudget > 0, "BatchScheduler: limits must be positive")
+        self.host = host
+        self.maxWaiting = maxWaiting
+        self.maxBatch = maxBatch
+        self.chunk = chunk
+        self.prefillBudget = prefillBudget
+    }
+
+    public func submit(_ jobs: [GenerationJob]) throws(APIError) {
+        guard let first = jobs.first else { return }
+        lock.lock()
+        if stopped {
+            lock.unlock()
+            throw APIError.unavailable("The server is shutting down.", code: "shutting_down")
+        }
+        let w = workers[first.base] ?? Worker(base: first.base, scheduler: self)
+        workers[first.base] = w
+        lock.unlock()
+        try w.enqueue(jobs, limit: maxWaiting)
+        queueChanged()
+    }
+
+    public func cancel(_ job: GenerationJob) {
+        job.cancelled.cancel()
+        let w = lock.withLock { workers[job.base] }
+        w?.interruptIfAlone(job)
+    }
+
+    public var waiting: Int { lock.withLock { Array(workers.values) }.reduce(0) { $0 + $1.waiting } }
+
+    public var loaded: [String] { lock.withLock { Array(workers.values) }.filter(\.isLoaded).map(\.base).sorted() }
+
+    /// Steps run and prompt chunks prefilled so far, over every base (tests assert on these).
+    public var counters: (steps: Int, prefillChunks: Int) {
+        lock.withLock { Array(workers.values) }.reduce((0, 0)) { sum, w in
+            let c = w.counters
+            return (sum.0 + c.steps, sum.1 + c.prefillChunks)
+        }
+    }
+
+    public func shutdown() {
+        let all = lock.withLock { () -> [Worker] in
+            stopped = true
+            return Array(workers.values)
+        }
+        for w in all { w.stop() }
+    }
+
+    fileprivate func queueChanged() { onQueueChange?(waiting) }
+
+    /// A base's thread, its queue, its engine (loaded by the first job) and its batch.
+    final class Worker: @unchecked Sendable {
+        let base: String
+        let host: any ModelHost
+        let maxBatch: Int, chunk: Int, prefillBudget: Int
+        let changed: @Sendable () -> Void
+        let afterStep: (@Sendable (Int) -> Void)?
+        private let cond = NSCondition()
+        // guarded by cond
+        private var queue: [GenerationJob] = []
+        private var engine: (any ReplyEngine)?
+        private var alone: GenerationJob?          // a job running outside the batch
+        private var stopping = false
+        private var stepCount = 0, chunkCount = 0
+        // the worker thread's own
+        private var decoder: BatchDecoder?
+        private var active: [Int: Sequence] = [:]
+
+        struct Sequence {
+            let job: GenerationJob
+            let prepared: PreparedGeneration
+            var text = ""
+        }
+
+        init(base: String, scheduler: BatchScheduler) {
+            self.base = base
+            host = scheduler.host
+            maxBatch = scheduler.maxBatch
+            chunk = scheduler.chunk
+            prefillBudget = scheduler.prefillBudget
+            changed = { [weak scheduler] in scheduler?.queueChanged() }
+            afterStep = scheduler.afterStep
+            let t = Thread { [self] in loop() }
+            t.name = "yanyi-serve " + URL(fileURLWithPath: base).lastPathComponent
+            t.stackSize = 8 << 20
+            t.start()
+        }
+
+        var waiting: Int { cond.withLock { queue.count } }
+        var isLoaded: Bool { cond.withLock { engine != nil } }
+        var counters: (steps: Int, prefillChunks: Int) { cond.withLock { (stepCount, chunkCount) } }
+
+        func enqueue(_ jobs: [GenerationJob], limit: Int) throws(APIError) {
+            cond.lock()
+            defer { cond.unlock() }
+            if stopping { throw APIError.unavailable("The server is shutting down.", code: "shutting_down") }
+            guard queue.count + jobs.count <= limit else {
+                throw APIError.queueFull(queue.count, model: URL(fileURLWithPath: base).lastPathComponent)
+            }
+            queue += jobs
+            cond.signal()
+        }
+
+        /// A job running outside the batch notices its flag at once; batched ones leave before the next step.
+        func interruptIfAlone(_ job: GenerationJob) {
+            let e = cond.withLock { alone === job ? engine : nil }
+            e?.interrupt()
+        }
+
+        func stop() {
+            cond.lock()
+            stopping = true
+            let dropped = queue
+            queue = []
+            let e = alone != nil ? engine : nil
+            alone?.cancelled.cancel()
+            cond.broadcast()
+            cond.unlock()
+            e?.interrupt()
+            for j in dropped {
+                j.events.push(.failed(.unavailable("The server is shutting down.", code: "shutting_down")))
+                j.events.close()
+            }
+        }
+
+        private func loop() {
+            while true {
+                cond.lock()
+                while queue.isEmpty && active.isEmpty && !stopping { cond.wait() }
+                if stopping {
+                    cond.unlock()
+                    // what runs ends as cancelled
+                    for (id, s) in active {
+                        s.job.cancelled.cancel()
+                        if let e = decoder?.cancel(id) { deliver(id, e) }
+                    }
+                    return
+                }
+                var admitted: [GenerationJob] = []
+                while active.count + admitted.count < maxBatch && !queue.isEmpty { admitted.append(queue.removeFirst()) }
+                cond.unlock()
+                if !admitted.isEmpty { changed() }
+                for job in admitted { admit(job) }
+                // cancelled sequences leave before the step
+                for (id, s) in active where s.job.cancelled.isCancelled {
+                    if let e = decoder?.cancel(id) { deliver(id, e) }
+                }
+                if let d = decoder, !d.isEmpty {
+                    for (id, e) in d.step() { deliver(id, e) }
+                    cond.withLock {
+                        stepCount = d.steps
+                        chunkCount = d.prefillChunks
+                    }
+                    afterStep?(d.steps)
+                }
+            }
+        }
+
+        private func loadedEngine() throws(APIError) -> any ReplyEngine {
+            if let e = cond.withLock({ engine }) { return e }
+            let e = try loadEngine(base, host: host)
+            cond.withLock { engine = e }
+            return e
+        }
+
+        /// Prepares `job` and adds it to the batch, or runs it alone (not batchable), or ends it.
+        private func admit(_ job: GenerationJob) {
+            if job.cancelled.isCancelled {
+                job.events.push(.finished(EngineReply(text: "", reason: .cancelled)))
+                job.events.close()
+                return
+            }
+            let e: any ReplyEngine
+            let prepared: PreparedGeneration
+            var stack: LoRAStack?
+            do throws(APIError) {
+                e = try loadedEngine()
+                try checkAdapters(job, on: e)
+                if let b = e as? any BatchingEngine {
+                    do { stack = try b.adapterStack(job.adapters) } catch {
+                        throw APIError.invalid("The adapter set could not be applied: \(error.description)", param: "adapters",
+                                               code: "adapter_mismatch")
+                    }
+                } else {
+                    try setAdapters(job, on: e)
+                }
+                prepared = try job.prepare(e)
+            } catch {
+                job.events.push(.failed(error))
+                job.events.close()
+                return
+            }
+            job.events.push(.started(prepared, queued: Measure.now() - job.submitted))
+            let request = prepared.request
+            let settings: GenerationSettings
+            do throws(GenerationError) {
+                settings = try request.parameters.resolved(promptLength: request.promptIDs.count)
+            } catch {
+                finish(job, prepared, EngineReply(text: "", reason: nil, error: ChatError("", error.description)))
+                return
+            }
+            // Beam search and logprobs run through the engine's own generate (the batch waits).
+            guard let b = e as? any BatchingEngine, let stack, settings.numBeams == 1, request.logprobs == nil else {
+                runAlone(job, prepared, on: e)
+                return
+            }
+            let d = decoder ?? b.makeBatchDecoder()
+            d.chunk = chunk
+            d.prefillBudget = prefillBudget
+            decoder = d
+            do throws(GenerationError) {
+                let id = try d.add(prompt: request.promptIDs, settings: settings, adapters: stack)
+                active[id] = Sequence(job: job, prepared: prepared)
+            } catch {
+                finish(job, prepared, EngineReply(text: "", reason: nil, error: ChatError("", error.description)))
+            }
+        }
+
+        /// Outside the batch (canned engine, beam search, logprobs): the engine's own `generate`, the batch waiting.
+        private func runAlone(_ job: GenerationJob, _ prepared: PreparedGeneration, on e: any ReplyEngine) {
+            if e is any BatchingEngine {
+                do throws(APIError) { try setAdapters(job, on: e) } catch {
+                    finish(job, prepared, EngineReply(text: "", reason: nil, error: ChatError("", error.message)))
+                    return
+                }
+            }
+            cond.withLock { alone = job }
+            let reply = e.generate(prepared.request, cancelled: job.cancelled) { d in job.delta(d) }
+            cond.withLock { alone = nil }
+            finish(job, prepared, reply)
+        }
+
+        private func finish(_ job: GenerationJob, _ prepared: PreparedGeneration, _ reply: EngineReply) {
+            job.onFinish?(reply, prepared)
+            job.events.push(.finished(reply))
+            job.events.close()
+        }
+
+        private func deliver(_ id: Int, _ event: BatchDecoder.Event) {
+            guard var s = active[id] else { return }
+            switch event {
+            case .token(_, let text):
+                if !text.isEmpty {
+                    s.text += text
+                    active[id] = s
+                    s.job.delta(text)
+                }
+            case .finished(let r):
+                active[id] = nil
+                if !r.remainingText.isEmpty { s.job.delta(r.remainingText) }
+                finish(s.job, s.prepared, EngineReply(text: r.text, reason: r.reason, stats: r.stats, tokens: r.tokens))
+            case .failed(let message):
+                active[id] = nil
+                finish(s.job, s.prepared, EngineReply(text: s.text, reason: nil, error: ChatError("", message)))
+            }
+        }
+    }
+}
