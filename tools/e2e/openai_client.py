@@ -305,18 +305,24 @@ def load(client, server, total, concurrency):
         except Exception as e:  # noqa: BLE001  (counted as lost)
             return repr(e)
 
+    # Memory flat: the first half warms the server up (engines, caches, pools); the second half
+    # must not grow it by more than 32 MiB.
     rss0 = server.rss_kib()
     t0 = time.time()
+    half = total // 2
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(one, range(total)))
+        results = list(pool.map(one, range(half)))
+        rss_mid = server.rss_kib()
+        results += list(pool.map(one, range(half, total)))
     dt = time.time() - t0
     rss1 = server.rss_kib()
     lost = [r for r in results if r is not True]
     check(not lost, "load: all %d answered" % total, lost[:3])
     check(server.metric("yanyi_requests_in_flight") == 0 and server.metric("yanyi_queue_length") == 0,
           "load: nothing left in flight or queued")
-    print("load: %d requests, %d concurrent: %d answered, %d lost in %.1f s (%.0f req/s); server RSS %d -> %d KiB"
-          % (total, concurrency, total - len(lost), len(lost), dt, total / dt, rss0, rss1), flush=True)
+    check(rss1 - rss_mid < 32 * 1024, "load: memory flat over the second half (%d -> %d KiB)" % (rss_mid, rss1))
+    print("load: %d requests, %d concurrent: %d answered, %d lost in %.1f s (%.0f req/s); server RSS %d -> %d -> %d KiB"
+          % (total, concurrency, total - len(lost), len(lost), dt, total / dt, rss0, rss_mid, rss1), flush=True)
     return rss0, rss1
 
 
