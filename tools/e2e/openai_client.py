@@ -12,7 +12,7 @@ value, queue); and a bounded load test on loopback (--requests, --concurrency): 
 answered, none lost, the server's memory before and after. Ends with one-stream decode speed
 through the server beside `yanyi bench` on the same fixture.
 
-    tools/e2e/openai_client.py [--yanyi .build/debug/yanyi] [--requests 200] [--concurrency 16]
+    tools/e2e/openai_client.py [--yanyi .build/debug/yanyi] [--requests 500] [--concurrency 32]
 
 Installs `openai` (tools/e2e/requirements.txt) into tools/e2e/.venv on first use.
 """
@@ -359,8 +359,8 @@ def speed(client, server, yanyi):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--yanyi", default=os.path.join(ROOT, ".build/debug/yanyi"))
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--no-speed", action="store_true", help="skip the decode-speed comparison")
     args = ap.parse_args()
     server = Server(args.yanyi)
