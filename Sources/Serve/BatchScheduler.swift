@@ -54,7 +54,7 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     public func cancel(_ job: GenerationJob) {
         job.cancelled.cancel()
         let w = lock.withLock { workers[job.base] }
-        w?.interruptIfAlone(job)
+        w?.interruptIfCurrent(job)
     }
 
     public var waiting: Int { lock.withLock { Array(workers.values) }.reduce(0) { $0 + $1.waiting } }
@@ -80,18 +80,10 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     fileprivate func queueChanged() { onQueueChange?(waiting) }
 
     /// A base's thread, its queue, its engine (loaded by the first job) and its batch.
-    final class Worker: @unchecked Sendable {
-        let base: String
-        let host: any ModelHost
+    final class Worker: EngineLane, @unchecked Sendable {
         let maxBatch: Int, chunk: Int, prefillBudget: Int
-        let changed: @Sendable () -> Void
         let afterStep: (@Sendable (Int) -> Void)?
-        private let cond = NSCondition()
         // guarded by cond
-        private var queue: [GenerationJob] = []
-        private var engine: (any ReplyEngine)?
-        private var alone: GenerationJob?          // a job running outside the batch
-        private var stopping = false
         private var stepCount = 0, chunkCount = 0
         // the worker thread's own
         private var decoder: BatchDecoder?
@@ -104,57 +96,17 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
         }
 
         init(base: String, scheduler: BatchScheduler) {
-            self.base = base
-            host = scheduler.host
             maxBatch = scheduler.maxBatch
             chunk = scheduler.chunk
             prefillBudget = scheduler.prefillBudget
-            changed = { [weak scheduler] in scheduler?.queueChanged() }
             afterStep = scheduler.afterStep
-            let t = Thread { [self] in loop() }
-            t.name = "yanyi-serve " + URL(fileURLWithPath: base).lastPathComponent
-            t.stackSize = 8 << 20
-            t.start()
+            super.init(base: base, host: scheduler.host, changed: { [weak scheduler] in scheduler?.queueChanged() })
+            start()
         }
 
-        var waiting: Int { cond.withLock { queue.count } }
-        var isLoaded: Bool { cond.withLock { engine != nil } }
         var counters: (steps: Int, prefillChunks: Int) { cond.withLock { (stepCount, chunkCount) } }
 
-        func enqueue(_ jobs: [GenerationJob], limit: Int) throws(APIError) {
-            cond.lock()
-            defer { cond.unlock() }
-            if stopping { throw APIError.unavailable("The server is shutting down.", code: "shutting_down") }
-            guard queue.count + jobs.count <= limit else {
-                throw APIError.queueFull(queue.count, model: URL(fileURLWithPath: base).lastPathComponent)
-            }
-            queue += jobs
-            cond.signal()
-        }
-
-        /// A job running outside the batch notices its flag at once; batched ones leave before the next step.
-        func interruptIfAlone(_ job: GenerationJob) {
-            let e = cond.withLock { alone === job ? engine : nil }
-            e?.interrupt()
-        }
-
-        func stop() {
-            cond.lock()
-            stopping = true
-            let dropped = queue
-            queue = []
-            let e = alone != nil ? engine : nil
-            alone?.cancelled.cancel()
-            cond.broadcast()
-            cond.unlock()
-            e?.interrupt()
-            for j in dropped {
-                j.events.push(.failed(.unavailable("The server is shutting down.", code: "shutting_down")))
-                j.events.close()
-            }
-        }
-
-        private func loop() {
+        override func loop() {
             while true {
                 cond.lock()
                 while queue.isEmpty && active.isEmpty && !stopping { cond.wait() }
@@ -185,13 +137,6 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
                     afterStep?(d.steps)
                 }
             }
-        }
-
-        private func loadedEngine() throws(APIError) -> any ReplyEngine {
-            if let e = cond.withLock({ engine }) { return e }
-            let e = try loadEngine(base, host: host)
-            cond.withLock { engine = e }
-            return e
         }
 
         /// Prepares `job` and adds it to the batch, or runs it alone (not batchable), or ends it.
@@ -255,9 +200,9 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
                     return
                 }
             }
-            cond.withLock { alone = job }
+            cond.withLock { current = job }
             let reply = e.generate(prepared.request, cancelled: job.cancelled) { d in job.delta(d) }
-            cond.withLock { alone = nil }
+            cond.withLock { current = nil }
             finish(job, prepared, reply)
         }
 

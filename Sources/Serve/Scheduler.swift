@@ -187,7 +187,7 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
     public func cancel(_ job: GenerationJob) {
         job.cancelled.cancel()
         let w = lock.withLock { workers[job.base] }
-        w?.interruptIfRunning(job)
+        w?.interruptIfCurrent(job)
     }
 
     public var waiting: Int { lock.withLock { Array(workers.values) }.reduce(0) { $0 + $1.waiting } }
@@ -204,63 +204,14 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
 
     private func queueChanged() { onQueueChange?(waiting) }
 
-    /// A base's thread, its queue and its engine (loaded by the first job).
-    final class Worker: @unchecked Sendable {
-        let base: String
-        let host: any ModelHost
-        let changed: @Sendable () -> Void
-        private let cond = NSCondition()
-        private var queue: [GenerationJob] = []
-        private var running: GenerationJob?
-        private var engine: (any ReplyEngine)?
-        private var stopping = false
-
-        init(base: String, host: any ModelHost, changed: @escaping @Sendable () -> Void) {
-            self.base = base
-            self.host = host
-            self.changed = changed
-            let t = Thread { [self] in loop() }
-            t.name = "yanyi-serve " + URL(fileURLWithPath: base).lastPathComponent
-            t.stackSize = 8 << 20
-            t.start()
+    /// A base's thread, its queue and its engine (loaded by the first job): one job at a time.
+    final class Worker: EngineLane, @unchecked Sendable {
+        override init(base: String, host: any ModelHost, changed: @escaping @Sendable () -> Void) {
+            super.init(base: base, host: host, changed: changed)
+            start()
         }
 
-        var waiting: Int { cond.withLock { queue.count } }
-        var isLoaded: Bool { cond.withLock { engine != nil } }
-
-        func enqueue(_ jobs: [GenerationJob], limit: Int) throws(APIError) {
-            cond.lock()
-            defer { cond.unlock() }
-            if stopping { throw APIError.unavailable("The server is shutting down.", code: "shutting_down") }
-            guard queue.count + jobs.count <= limit else {
-                throw APIError.queueFull(queue.count, model: URL(fileURLWithPath: base).lastPathComponent)
-            }
-            queue += jobs
-            cond.signal()
-        }
-
-        func interruptIfRunning(_ job: GenerationJob) {
-            let e = cond.withLock { running === job ? engine : nil }
-            e?.interrupt()
-        }
-
-        func stop() {
-            cond.lock()
-            stopping = true
-            let dropped = queue
-            queue = []
-            let e = running != nil ? engine : nil
-            running?.cancelled.cancel()
-            cond.broadcast()
-            cond.unlock()
-            e?.interrupt()
-            for j in dropped {
-                j.events.push(.failed(.unavailable("The server is shutting down.", code: "shutting_down")))
-                j.events.close()
-            }
-        }
-
-        private func loop() {
+        override func loop() {
             while true {
                 cond.lock()
                 while queue.isEmpty && !stopping { cond.wait() }
@@ -269,19 +220,12 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
                     return
                 }
                 let job = queue.removeFirst()
-                running = job
+                current = job
                 cond.unlock()
                 changed()
                 run(job)
-                cond.withLock { running = nil }
+                cond.withLock { current = nil }
             }
-        }
-
-        private func loadedEngine() throws(APIError) -> any ReplyEngine {
-            if let e = cond.withLock({ engine }) { return e }
-            let e = try loadEngine(base, host: host)
-            cond.withLock { engine = e }
-            return e
         }
 
         private func run(_ job: GenerationJob) {
