@@ -24,9 +24,7 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     /// Called on a worker after each step with its step count (tests hold the worker between steps).
     var afterStep: (@Sendable (Int) -> Void)?
 
-    private let lock = NSLock()
-    private var workers: [String: Worker] = [:]
-    private var stopped = false
+    private let workers = EngineLanes<Worker>()
 
     public init(host: any ModelHost, maxWaiting: Int = 64, maxBatch: Int = 8, chunk: Int = 128, prefillBudget: Int = 256) {
         precondition(maxBatch > 0 && chunk > 0 && prefillBudget > 0, "BatchScheduler: limits must be positive")
@@ -38,44 +36,25 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     }
 
     public func submit(_ jobs: [GenerationJob]) throws(APIError) {
-        guard let first = jobs.first else { return }
-        lock.lock()
-        if stopped {
-            lock.unlock()
-            throw APIError.unavailable("The server is shutting down.", code: "shutting_down")
-        }
-        let w = workers[first.base] ?? Worker(base: first.base, scheduler: self)
-        workers[first.base] = w
-        lock.unlock()
-        try w.enqueue(jobs, limit: maxWaiting)
+        try workers.submit(jobs, limit: maxWaiting) { Worker(base: $0, scheduler: self) }
         queueChanged()
     }
 
-    public func cancel(_ job: GenerationJob) {
-        job.cancelled.cancel()
-        let w = lock.withLock { workers[job.base] }
-        w?.interruptIfCurrent(job)
-    }
+    public func cancel(_ job: GenerationJob) { workers.cancel(job) }
 
-    public var waiting: Int { lock.withLock { Array(workers.values) }.reduce(0) { $0 + $1.waiting } }
+    public var waiting: Int { workers.waiting }
 
-    public var loaded: [String] { lock.withLock { Array(workers.values) }.filter(\.isLoaded).map(\.base).sorted() }
+    public var loaded: [String] { workers.loaded }
 
     /// Steps run and prompt chunks prefilled so far, over every base (tests assert on these).
     public var counters: (steps: Int, prefillChunks: Int) {
-        lock.withLock { Array(workers.values) }.reduce((0, 0)) { sum, w in
+        workers.all.reduce((0, 0)) { sum, w in
             let c = w.counters
             return (sum.0 + c.steps, sum.1 + c.prefillChunks)
         }
     }
 
-    public func shutdown() {
-        let all = lock.withLock { () -> [Worker] in
-            stopped = true
-            return Array(workers.values)
-        }
-        for w in all { w.stop() }
-    }
+    public func shutdown() { workers.shutdown() }
 
     fileprivate func queueChanged() { onQueueChange?(waiting) }
 

@@ -78,3 +78,43 @@ class EngineLane: @unchecked Sendable {
         return e
     }
 }
+
+/// A scheduler's lanes, one per base, made on a base's first job: the bookkeeping both
+/// schedulers' public calls share (submit, cancel, waiting, loaded, shutdown).
+final class EngineLanes<Lane: EngineLane>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lanes: [String: Lane] = [:]     // guarded by lock
+    private var stopped = false
+
+    /// Queues `jobs` (one base) on their lane, made by `make` if it is the base's first.
+    func submit(_ jobs: [GenerationJob], limit: Int, make: (String) -> Lane) throws(APIError) {
+        guard let first = jobs.first else { return }
+        lock.lock()
+        if stopped {
+            lock.unlock()
+            throw APIError.unavailable("The server is shutting down.", code: "shutting_down")
+        }
+        let lane = lanes[first.base] ?? make(first.base)
+        lanes[first.base] = lane
+        lock.unlock()
+        try lane.enqueue(jobs, limit: limit)
+    }
+
+    func cancel(_ job: GenerationJob) {
+        job.cancelled.cancel()
+        let lane = lock.withLock { lanes[job.base] }
+        lane?.interruptIfCurrent(job)
+    }
+
+    var all: [Lane] { lock.withLock { Array(lanes.values) } }
+    var waiting: Int { all.reduce(0) { $0 + $1.waiting } }
+    var loaded: [String] { all.filter(\.isLoaded).map(\.base).sorted() }
+
+    func shutdown() {
+        let list = lock.withLock { () -> [Lane] in
+            stopped = true
+            return Array(lanes.values)
+        }
+        for lane in list { lane.stop() }
+    }
+}

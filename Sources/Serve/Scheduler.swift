@@ -161,9 +161,7 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
     /// Called when the number of waiting jobs changes (metrics).
     public var onQueueChange: (@Sendable (Int) -> Void)?
 
-    private let lock = NSLock()
-    private var workers: [String: Worker] = [:]
-    private var stopped = false
+    private let workers = EngineLanes<Worker>()
 
     public init(host: any ModelHost, maxWaiting: Int = 64) {
         self.host = host
@@ -171,36 +169,19 @@ public final class SerialScheduler: GenerationScheduler, @unchecked Sendable {
     }
 
     public func submit(_ jobs: [GenerationJob]) throws(APIError) {
-        guard let first = jobs.first else { return }
-        lock.lock()
-        if stopped {
-            lock.unlock()
-            throw APIError.unavailable("The server is shutting down.", code: "shutting_down")
+        try workers.submit(jobs, limit: maxWaiting) { base in
+            Worker(base: base, host: host, changed: { [weak self] in self?.queueChanged() })
         }
-        let w = workers[first.base] ?? Worker(base: first.base, host: host, changed: { [weak self] in self?.queueChanged() })
-        workers[first.base] = w
-        lock.unlock()
-        try w.enqueue(jobs, limit: maxWaiting)
         queueChanged()
     }
 
-    public func cancel(_ job: GenerationJob) {
-        job.cancelled.cancel()
-        let w = lock.withLock { workers[job.base] }
-        w?.interruptIfCurrent(job)
-    }
+    public func cancel(_ job: GenerationJob) { workers.cancel(job) }
 
-    public var waiting: Int { lock.withLock { Array(workers.values) }.reduce(0) { $0 + $1.waiting } }
+    public var waiting: Int { workers.waiting }
 
-    public var loaded: [String] { lock.withLock { Array(workers.values) }.filter(\.isLoaded).map(\.base).sorted() }
+    public var loaded: [String] { workers.loaded }
 
-    public func shutdown() {
-        let all = lock.withLock { () -> [Worker] in
-            stopped = true
-            return Array(workers.values)
-        }
-        for w in all { w.stop() }
-    }
+    public func shutdown() { workers.shutdown() }
 
     private func queueChanged() { onQueueChange?(waiting) }
 
