@@ -61,8 +61,7 @@ public struct RoleplayPrompt: Sendable {
     /// The parts for `persona` this turn. `lore`: what the lorebooks gave (nil: none).
     public init(persona: Persona, history: [Utterance], input: String, lore: LoreScanner.Result?, inputs: Inputs) {
         self.persona = persona
-        var ctx = MacroContext(char: persona.name, user: inputs.user.name)
-        ctx.persona = inputs.user.description
+        var ctx = MacroContext(persona, user: inputs.user)
         ctx.chatID = inputs.chatID
         ctx.now = inputs.now
         ctx.lastUserTime = inputs.lastUserTime
@@ -79,12 +78,6 @@ public struct RoleplayPrompt: Sendable {
         var blocks: [String] = []
         var postHistory = ""
         if let card {
-            ctx.description = card.field("description")
-            ctx.personality = card.field("personality")
-            ctx.scenario = card.field("scenario")
-            ctx.charPrompt = card.field("system_prompt")
-            ctx.charInstruction = card.field("post_history_instructions")
-            ctx.mesExamples = card.field("mes_example")
             // Fields may use each other's macros ({{personality}} in a description): expand the
             // fields themselves first, each with the raw others.
             var plain = ctx
@@ -263,14 +256,25 @@ extension Persona {
     /// The greetings as shown: macros expanded for `user`.
     public func greetings(for user: UserProfile) -> [String] {
         guard card != nil else { return greetings }
-        var ctx = MacroContext(char: name, user: user.name)
-        ctx.persona = user.description
-        if let c = communityCard {
-            ctx.description = c.field("description")
-            ctx.personality = c.field("personality")
-            ctx.scenario = c.field("scenario")
-        }
+        var ctx = MacroContext(self, user: user)
         return greetings.map { Macros.expand($0, &ctx) }
+    }
+}
+
+extension MacroContext {
+    /// The macros `p` and `user` define: names, the user's description and, for a community
+    /// card, its character fields.
+    public init(_ p: Persona, user: UserProfile) {
+        self.init(char: p.name, user: user.name)
+        persona = user.description
+        if let card = p.communityCard {
+            description = card.field("description")
+            personality = card.field("personality")
+            scenario = card.field("scenario")
+            charPrompt = card.field("system_prompt")
+            charInstruction = card.field("post_history_instructions")
+            mesExamples = card.field("mes_example")
+        }
     }
 }
 
