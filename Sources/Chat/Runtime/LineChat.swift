@@ -183,8 +183,7 @@ public final class LineChat {
             note("you are \(u.name)" + (u.description.isEmpty ? "" : " — \(u.description)"))
             return
         }
-        let parts = rest.split(separator: "|", maxSplits: 1).map { String($0).pythonStripped }
-        try controller.setUserProfile(UserProfile(name: parts[0], description: parts.count > 1 ? parts[1] : ""))
+        try controller.setUserProfile(UserProfile(line: rest))
         note("you are \(controller.userProfile.name) in every conversation")
     }
 
@@ -198,15 +197,9 @@ public final class LineChat {
             note("author's note removed")
             return
         }
-        let parts = rest.split(separator: " ", maxSplits: 1)
-        var depth = AuthorsNote.defaultDepth
-        var text = rest
-        if parts.count == 2, let d = Int(parts[0]) {
-            depth = d
-            text = String(parts[1])
-        }
-        try controller.setNote(AuthorsNote(text: text, depth: depth))
-        note("author's note at depth \(depth)")
+        let n = AuthorsNote(line: rest)
+        try controller.setNote(n)
+        note("author's note at depth \(n?.depth ?? AuthorsNote.defaultDepth)")
     }
 
     private func loreCommand(_ rest: String) throws(ChatError) {

@@ -153,18 +153,10 @@ enum OverlayUpdate {
     /// What a role-play line asks for: `[depth] text` (empty: no note), `name | description`,
     /// lorebook names separated by spaces (none: detach).
     static func roleplayEffect(_ field: RoleplayField, _ text: String) -> Effect {
-        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
         switch field {
-        case .note:
-            guard !t.isEmpty else { return .setNote(nil) }
-            let parts = t.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, let d = Int(parts[0]) { return .setNote(AuthorsNote(text: String(parts[1]), depth: d)) }
-            return .setNote(AuthorsNote(text: t))
-        case .user:
-            let parts = t.split(separator: "|", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            return .setUser(UserProfile(name: parts.first ?? "", description: parts.count > 1 ? parts[1] : ""))
-        case .lore:
-            return .attachLore(t.split(separator: " ").map(String.init))
+        case .note: .setNote(AuthorsNote(line: text))
+        case .user: .setUser(UserProfile(line: text))
+        case .lore: .attachLore(text.split(separator: " ").map(String.init))
         }
     }
 
