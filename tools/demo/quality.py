@@ -26,6 +26,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -129,7 +130,8 @@ def main():
     args = ap.parse_args()
 
     port = free_port()
-    env = dict(os.environ, XDG_DATA_HOME=os.path.join("/tmp", f"yanyi-quality-{os.getpid()}"))
+    data_home = tempfile.TemporaryDirectory(prefix="yanyi-quality-")     # no sessions of the user's touched
+    env = dict(os.environ, XDG_DATA_HOME=data_home.name)
     server = subprocess.Popen([args.yanyi, "serve", "--port", str(port), "--personas", args.personas_dir,
                                "--models", os.path.join(ROOT, "Models")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
