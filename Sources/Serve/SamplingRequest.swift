@@ -31,7 +31,7 @@ struct SamplingRequest {
         ("tfs", .int(1)), ("top_a", .int(0)), ("epsilon_cutoff", .int(0)), ("eta_cutoff", .int(0)),
         ("mirostat_mode", .int(0)), ("mirostat", .int(0)), ("penalty_alpha", .int(0)), ("encoder_repetition_penalty", .int(1)),
         ("repetition_penalty_range", .int(0)), ("rep_pen_range", .int(0)), ("repeat_last_n", .int(0)),
-        ("ban_eos_token", .bool(false)), ("ignore_eos", .bool(false)), ("custom_token_bans", .string("")),
+        ("custom_token_bans", .string("")),
         ("banned_strings", .array([])), ("logit_bias", .object([:])), ("guidance_scale", .int(1)), ("negative_prompt", .string("")),
         ("grammar_string", .string("")), ("grammar", .string("")), ("json_schema", .object([:])), ("dry_multiplier", .int(0)),
         ("xtc_probability", .int(0)), ("smoothing_factor", .int(0)), ("nsigma", .int(0)), ("top_n_sigma", .int(0)),
@@ -76,6 +76,9 @@ struct SamplingRequest {
         if let key = f.first(["min_tokens", "min_length"]), let m = try f.int(key, in: 0...(1 << 20), "a whole number ≥ 0") {
             parameters.minNewTokens = m
         }
+        // llama.cpp's ignore_eos and text-generation-webui's ban_eos_token: the end-of-sequence token
+        // is never sampled, so the reply runs to max_tokens or a stop string.
+        for key in ["ignore_eos", "ban_eos_token"] where try f.bool(key) == true { parameters.minNewTokens = 1 << 30 }
         if let b = try f.int("num_beams", in: 1...8, "a whole number from 1 to 8") { parameters.numBeams = b }
         if let l = try f.double("length_penalty", in: -10...10, "a number from -10 to 10") { parameters.lengthPenalty = l }
         if let e = try f.bool("early_stopping") { parameters.earlyStopping = e ? .yes : .heuristic }

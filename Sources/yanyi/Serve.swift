@@ -16,8 +16,10 @@ struct ServeCommand: ParsableCommand {
             server-sent events), GET /lora-adapters, GET /health, GET /metrics (Prometheus). Model ids \
             are base folders under --models, `persona:GROUP/ID`, and `BASE+ADAPTER@SCALE`; a request \
             may also name adapters with "adapters": [{"name", "scale"}] or llama.cpp's "lora": \
-            [{"id", "scale"}]. Adapters come only from the models folder. One generation at a time per \
-            base (no batching yet); the rest wait in a queue.
+            [{"id", "scale"}]. Adapters come only from the models folder. llama.cpp's own routes too: \
+            POST /completion, /tokenize, /detokenize, GET /props. Up to --max-batch generations per \
+            base decode together, each with its own adapters (one forward per step); the rest wait \
+            in a queue.
             """)
 
     @Option(help: "Address to bind (127.0.0.1: this machine only; 0.0.0.0: every interface).")

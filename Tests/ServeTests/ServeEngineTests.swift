@@ -120,4 +120,34 @@ import Testing
         }
         scheduler.shutdown()
     }
+
+    /// llama.cpp's `ignore_eos` (and text-generation-webui's `ban_eos_token`): a reply that would end
+    /// on the end-of-sequence token runs on to max_tokens, with the same tokens up to that point.
+    @Test func ignoreEOSRunsToMaxTokens() async throws {
+        // A prompt whose greedy reply ends by itself on this fixture (its end-of-sequence token).
+        var found: (String, EngineReply)?
+        for p in ["孔明曰：", "你好", "Once upon a time", "曹操", "The end", "玄德", "。", "问："] where found == nil {
+            let r = try Self.alone(p, adapters: [], maxNew: 120)
+            if r.tokens.count < 120 { found = (p, r) }
+        }
+        let (prompt, free) = try #require(found, "no candidate prompt's greedy reply ends by itself")
+        let want = free.tokens.count + 4
+        let (server, scheduler) = makeServer(Self.host)
+        try await server.application().test(.router) { client in
+            for key in ["ignore_eos", "ban_eos_token"] {
+                let body = #"{"model": "\#(ServeFixtures.llama)", "prompt": "\#(prompt)", "temperature": 0, "max_tokens": \#(want), "return_tokens": true, "\#(key)": true}"#
+                let j = try await client.post("/v1/completions", body).json
+                let tokens = j["choices"]?[0]?["tokens"]?.array?.compactMap { $0.int.map(Int32.init) } ?? []
+                #expect(tokens.count == want, "\(key): \(j)")
+                // the same tokens up to where the free reply took its end-of-sequence token, then others
+                #expect(Array(tokens.prefix(free.tokens.count - 1)) == Array(free.tokens.dropLast()), "\(key)")
+                #expect(tokens[free.tokens.count - 1] != free.tokens.last, "\(key)")
+                #expect(j["choices"]?[0]?["finish_reason"]?.string == "length", "\(key)")
+            }
+            let plain = try await client.post("/v1/completions", Self.body(prompt, ServeFixtures.llama, extra: #", "max_tokens": 120"#)
+                .replacingOccurrences(of: #""max_tokens": 12, "#, with: "")).json
+            #expect(plain["choices"]?[0]?["finish_reason"]?.string == "stop")
+        }
+        scheduler.shutdown()
+    }
 }

@@ -6,6 +6,7 @@
   tools/bench/bench.py convert --checkpoint DIR   # GGUF Q8_0 model + random rank-8 LoRA (PEFT and GGUF)
   tools/bench/bench.py check --checkpoint DIR    # both engines give the same top-10 logits (base, LoRA)
   tools/bench/bench.py run --checkpoint DIR [--repeats N] [--update BENCHMARKS.md]
+  tools/bench/bench.py serve --checkpoint DIR [--streams 1,2,4,8] [--update BENCHMARKS.md]   # both servers, N streams
   tools/bench/bench.py table RESULTS.json [--update BENCHMARKS.md]   # re-render a saved run
 
 Everything it builds or writes lives in tools/bench/.work (git-ignored); see tools/bench/README.md.
@@ -31,7 +32,7 @@ SDIST = f"llama_cpp_python-{LCP_VERSION}.tar.gz"
 SRC = os.path.join(WORK, f"llama_cpp_python-{LCP_VERSION}", "vendor", "llama.cpp")
 BUILD = os.path.join(WORK, "llama-build")
 BIN = os.path.join(BUILD, "bin")
-TARGETS = ["llama-bench", "llama-batched-bench", "llama-quantize"]
+TARGETS = ["llama-bench", "llama-batched-bench", "llama-quantize", "llama-server"]
 NICE = ["nice", "-n", "10"]
 PY = sys.executable
 
@@ -70,7 +71,7 @@ def setup(args):
     if not os.path.exists(os.path.join(BUILD, "build.ninja")):
         sh(NICE + [cmake, "-S", SRC, "-B", BUILD, "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
                    "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-                   "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+                   "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
                    "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DBUILD_SHARED_LIBS=ON"])
     sh(NICE + [cmake, "--build", BUILD, "-j", str(args.jobs), "--target"] + TARGETS)
     # A 40-line probe against the same libllama: model load time and cold first-prompt time
@@ -298,6 +299,270 @@ def run_yanyi(p, a, res, exe):
                                 switch=median([r["adapter_switch"] for r in lruns]))
 
 
+# ------------------------------------------------------------------------------------------------
+# serve: concurrent streams through `yanyi serve` and `llama-server`, each stream its own adapter
+# ------------------------------------------------------------------------------------------------
+
+def serve_adapters(p, count, layers):
+    """count random rank-8 PEFT adapters (seeds 1…count) and their GGUF LoRAs, made once."""
+    out = []
+    conv = os.path.join(HERE, "convert_gguf.py")
+    for i in range(1, count + 1):
+        peft = os.path.join(WORK, "models", f"{p['name']}-lora-r8-s{i}")
+        if not os.path.exists(os.path.join(peft, "adapter_config.json")):
+            sh(NICE + [PY, os.path.join(REPO, "tools", "make-random-adapter"), "--arch", "baichuan-7b", "--rank", "8",
+                       "--layers", str(layers), "--seed", str(i), "--out", peft])
+        g = peft + ".gguf"
+        converted(g, stamp(peft) + stamp(p["ckpt"]), lambda peft=peft, g=g: sh(
+            NICE + [PY, conv, "adapter", "--checkpoint", p["ckpt"], "--adapter", peft, "--out", g]))
+        out.append((peft, g))
+    return out
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_stream(port, path, body, timeout=3600):
+    """POSTs a streamed completion; (send time, [arrival time of each chunk with text], usage tokens)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    t0 = time.time()
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        raise RuntimeError(f"{path}: HTTP {r.status}: {r.read()[:300]!r}")
+    arrivals, usage = [], None
+    for raw in r:
+        line = raw.decode().strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        j = json.loads(line[6:])
+        if j.get("usage"):
+            usage = j["usage"].get("completion_tokens")
+        ch = j.get("choices") or []
+        if ch and ch[0].get("text"):
+            arrivals.append(time.time())
+    c.close()
+    return t0, arrivals, usage
+
+
+def serve_round(port, bodies):
+    """Sends the bodies at once; per stream (ttft, tokens, decode tok/s) and the aggregate tok/s."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as ex:
+        got = list(ex.map(lambda b: post_stream(port, "/v1/completions", b), bodies))
+    start = min(g[0] for g in got)
+    end = max(g[1][-1] for g in got)
+    streams = []
+    for t0, arr, usage in got:
+        n = usage or len(arr)
+        streams.append(dict(ttft=arr[0] - t0, tokens=n,
+                            decode=(n - 1) / (arr[-1] - arr[0]) if n > 1 and arr[-1] > arr[0] else float("nan")))
+    return dict(aggregate=sum(s["tokens"] for s in streams) / (end - start), streams=streams)
+
+
+def serve_prompt(i, n):
+    """n fixed token ids, different for each stream (no shared prefix to reuse)."""
+    import random
+    rng = random.Random(1000 + i)
+    return [1] + [rng.randrange(100, 20000) for _ in range(n - 1)]
+
+
+def wait_up(port, proc, what, timeout=1800):
+    import urllib.request
+    t = time.time()
+    while time.time() - t < timeout:
+        if proc.poll() is not None:
+            sys.exit(f"bench: {what} exited ({proc.returncode}) before it answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(1)
+    sys.exit(f"bench: {what} did not answer /health in {timeout} s")
+
+
+def serve_configs(streams):
+    """(label, n, adapters): mixed (stream i its own adapter i), same (all adapter 1), one without."""
+    out = [("base", 1, None)]
+    for n in streams:
+        out.append(("mixed", n, list(range(n))))
+        if n > 1:
+            out.append(("same", n, [0] * n))
+    return out
+
+
+def serve_engine(engine, port, a, adapters, res):
+    configs = serve_configs(a.streams)
+    rows = res.setdefault(engine, {})
+    for rep in range(a.repeats):
+        for label, n, which in configs:
+            bodies = []
+            for i in range(n):
+                b = dict(model=res["model_id"], prompt=serve_prompt(i, a.prompt), max_tokens=a.gen, temperature=0,
+                         stream=True, stream_options=dict(include_usage=True), ignore_eos=True, cache_prompt=False)
+                if which is not None:
+                    k = which[i]
+                    if engine == "yanyi":
+                        b["adapters"] = [dict(name=f"adapters/s{k + 1}", scale=1.0)]
+                    else:
+                        b["lora"] = [dict(id=k, scale=1.0)]
+                bodies.append(b)
+            r = serve_round(port, bodies)
+            log(f"{engine} {label} ×{n}: aggregate {r['aggregate']:.2f} tok/s, per stream "
+                f"{median([s['decode'] for s in r['streams']]):.2f} tok/s, TTFT "
+                f"{median([s['ttft'] for s in r['streams']]):.2f} s")
+            rows.setdefault(f"{label}-{n}", []).append(r)
+
+
+def serve(args):
+    p = paths(args)
+    with open(os.path.join(p["ckpt"], "config.json")) as f:
+        layers = json.load(f)["num_hidden_layers"]
+    need = max(args.streams)
+    adapters = serve_adapters(p, need, layers)
+    res = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), machine=machine(), checkpoint=p["ckpt"], threads=args.threads,
+               prompt=args.prompt, gen=args.gen, repeats=args.repeats, streams=args.streams, note=args.note,
+               command=" ".join(["tools/bench/bench.py"] + sys.argv[1:]),
+               yanyi_commit=subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True).stdout.strip())
+    t0 = time.time()
+    if "llama" in args.engines:
+        if not os.path.exists(p["gguf"]):
+            sys.exit(f"bench: {p['gguf']} is missing (run `{sys.argv[0]} convert --checkpoint {args.checkpoint}` first)")
+        server = os.path.join(BIN, "llama-server")
+        if not os.path.exists(server):
+            sys.exit(f"bench: llama-server is not built (run `{sys.argv[0]} setup` first)")
+        port = free_port()
+        cmd = [server, "-m", p["gguf"], "--port", str(port), "-t", str(args.threads), "-tb", str(args.threads),
+               "-np", str(need), "-c", str(need * (args.prompt + args.gen + 16)), "-b", "512", "-ub", "512",
+               "--lora-init-without-apply", "--no-webui", "--cache-ram", "0"]
+        for _, g in adapters:
+            cmd += ["--lora", g]
+        log("$ " + " ".join(cmd))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "llama-server.log"), "w"))
+        try:
+            wait_up(port, proc, "llama-server")
+            res["model_id"] = os.path.basename(p["gguf"])
+            warm = dict(prompt=serve_prompt(99, 8), max_tokens=2, temperature=0, stream=True)
+            post_stream(port, "/v1/completions", warm)
+            serve_engine("llama", port, args, adapters, res)
+        finally:
+            proc.terminate()
+            proc.wait()
+    if "yanyi" in args.engines:
+        exe = yanyi_binary(args)
+        models = os.path.join(WORK, "serve-models")
+        shutil.rmtree(models, ignore_errors=True)
+        os.makedirs(os.path.join(models, "adapters"))
+        os.symlink(p["ckpt"], os.path.join(models, p["name"]))
+        for i, (peft, _) in enumerate(adapters):
+            os.symlink(peft, os.path.join(models, "adapters", f"s{i + 1}"))
+        port = free_port()
+        cmd = [exe, "serve", "--port", str(port), "--models", models, "--threads", str(args.threads),
+               "--max-batch", str(need)]
+        log("$ " + " ".join(cmd))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "yanyi-serve.log"), "w"))
+        try:
+            wait_up(port, proc, "yanyi serve")
+            res["model_id"] = p["name"]
+            for i in range(len(adapters)):   # loads the base and each adapter before the clock runs
+                post_stream(port, "/v1/completions", dict(model=p["name"], prompt=serve_prompt(99, 8), max_tokens=2,
+                                                          temperature=0, stream=True,
+                                                          adapters=[dict(name=f"adapters/s{i + 1}", scale=1.0)]))
+            serve_engine("yanyi", port, args, adapters, res)
+        finally:
+            proc.terminate()
+            proc.wait()
+        # The same decode without the server: `yanyi bench` on the same prompt and reply lengths.
+        out, _, _, _ = timed([exe, "bench", "--model", p["ckpt"], "--threads", str(args.threads), "--json",
+                              "--prompt-tokens", str(args.prompt), "--gen-tokens", str(args.gen)])
+        res["yanyi_bench_decode"] = json.loads(out.strip().splitlines()[-1])["decode"]
+    res["machine"]["load_after"] = os.getloadavg()
+    res["seconds"] = time.time() - t0
+    os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
+    out = os.path.join(WORK, "results", "serve-" + time.strftime("%Y%m%d-%H%M%S") + ".json")
+    with open(out, "w") as f:
+        json.dump(res, f, indent=2)
+    log(f"results: {out}")
+    md = serve_markdown(res)
+    print(md)
+    if args.update:
+        update_doc(args.update, md, SERVE_BEGIN, SERVE_END)
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def serve_markdown(r):
+    def cell(engine, key):
+        rounds = r.get(engine, {}).get(key)
+        if not rounds:
+            return None
+        ttfts = [s["ttft"] for x in rounds for s in x["streams"]]
+        return dict(aggregate=median([x["aggregate"] for x in rounds]),
+                    per_stream=median([s["decode"] for x in rounds for s in x["streams"]]),
+                    p50=percentile(ttfts, 0.5), p95=percentile(ttfts, 0.95))
+
+    engines = [e for e in ("yanyi", "llama") if e in r]
+    name = {"yanyi": "Yanyi", "llama": "llama-server"}
+    m = r["machine"]
+    lines = [
+        f"Run {r['date']}, {r['seconds'] / 60:.0f} min; Yanyi {r['yanyi_commit']} (`yanyi serve`, int8), "
+        f"llama.cpp's `llama-server` (Q8_0, llama-cpp-python {LCP_VERSION} sdist, GGML_NATIVE; `-np "
+        f"{max(r['streams'])}`, the adapters loaded at launch with `--lora-init-without-apply`, `lora` per request); "
+        f"{r['threads']} threads; {r['repeats']} round(s) per row.",
+        f"Machine: {m.get('Model name')} (family {m.get('CPU family')}, model {m.get('Model')}), {m.get('CPU(s)')} CPUs, "
+        f"{m['memory']}; {m['simd']}. Load average {m['load_before'][0]:.2f} before, {m['load_after'][0]:.2f} after.",
+        f"Model: {os.path.basename(r['checkpoint'])}. Each stream: a {r['prompt']}-token prompt of its own (token ids), "
+        f"{r['gen']} tokens (greedy, `ignore_eos`), streamed; sent together. *mixed*: stream i has random rank-8 "
+        f"adapter i (W_pack + o_proj); *same*: every stream adapter 1; *base*: no adapter. Aggregate = all "
+        f"tokens ÷ wall time from the first send to the last token; per stream = a stream's tokens after its "
+        f"first ÷ their time; TTFT over every stream of the round(s).",
+    ] + ([f"**{r['note']}**"] if r.get("note") else []) + [""]
+    head = "| streams | adapters |" + "".join(f" {name[e]} aggregate tok/s | {name[e]} per stream | {name[e]} TTFT p50 / p95 (s) |" for e in engines)
+    if len(engines) == 2:
+        head += " aggregate Yanyi / llama-server |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    keys = ["base-1"] + [f"{lab}-{n}" for n in r["streams"] for lab in ("mixed", "same") if not (lab == "same" and n == 1)]
+    for key in keys:
+        lab, n = key.split("-")
+        row = f"| {n} | {dict(base='none', mixed='one each' if n != '1' else 'one', same='all the same')[lab]} |"
+        cells = [cell(e, key) for e in engines]
+        for c in cells:
+            row += (f" {c['aggregate']:.2f} | {c['per_stream']:.2f} | {c['p50']:.2f} / {c['p95']:.2f} |" if c else " | | |")
+        if len(engines) == 2:
+            row += f" {cells[0]['aggregate'] / cells[1]['aggregate']:.2f}× |" if all(cells) else " |"
+        lines.append(row)
+    # The issue's ratios, Yanyi's.
+    y = lambda k: cell("yanyi", k)  # noqa: E731
+    if "yanyi" in r and y("mixed-1"):
+        one = y("mixed-1")["aggregate"]
+        lines.append("")
+        for n in r["streams"]:
+            if n > 1 and y(f"mixed-{n}"):
+                mix, same = y(f"mixed-{n}")["aggregate"], y(f"same-{n}")["aggregate"]
+                lines.append(f"- Yanyi, {n} streams with mixed adapters: {mix / one:.2f}× one stream's rate in aggregate; "
+                             f"mixed adapters cost {100 * (same / mix - 1):.1f}% against all on one adapter.")
+        if r.get("yanyi_bench_decode") and y("base-1"):
+            b, s = r["yanyi_bench_decode"], y("base-1")["per_stream"]
+            lines.append(f"- One stream through the server decodes at {s:.2f} tok/s; `yanyi bench` on the same lengths "
+                         f"{b:.2f} tok/s ({100 * (s / b - 1):+.1f}%).")
+    return "\n".join(lines) + "\n"
+
+
 def machine():
     info = {}
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -402,15 +667,19 @@ def markdown(r):
 BEGIN, END = "<!-- bench:begin (tools/bench/bench.py --update rewrites this part) -->", "<!-- bench:end -->"
 
 
-def update_doc(path, md):
+SERVE_BEGIN = "<!-- bench-serve:begin (tools/bench/bench.py serve --update rewrites this part) -->"
+SERVE_END = "<!-- bench-serve:end -->"
+
+
+def update_doc(path, md, begin=BEGIN, end=END):
     path = os.path.join(REPO, path) if not os.path.isabs(path) else path
-    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        sys.exit(f"bench: {path} has no {BEGIN} … {END} section to rewrite")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        sys.exit(f"bench: {path} has no {begin} … {end} section to rewrite")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     with open(path, "w") as f:
-        f.write(head + BEGIN + "\n" + md + END + tail)
+        f.write(head + begin + "\n" + md + end + tail)
     log(f"updated {path}")
 
 
@@ -419,10 +688,11 @@ def table(args):
         r = json.load(f)
     if args.note is not None:
         r["note"] = args.note
-    md = markdown(r)
+    is_serve = "streams" in r
+    md = serve_markdown(r) if is_serve else markdown(r)
     print(md)
     if args.update:
-        update_doc(args.update, md)
+        update_doc(args.update, md, *((SERVE_BEGIN, SERVE_END) if is_serve else (BEGIN, END)))
 
 
 def run_args(p):
@@ -436,20 +706,26 @@ def main():
     for name in ("setup", "all"):
         p = sub.add_parser(name)
         p.add_argument("--jobs", type=int, default=2, help="build jobs for llama.cpp (default 2)")
-    for name in ("convert", "check", "run", "all"):
+    for name in ("convert", "check", "run", "all", "serve"):
         p = sub.choices[name] if name in sub.choices else sub.add_parser(name)
         run_args(p)
-    for name in ("check", "run", "all"):
+    p = sub.choices["serve"]
+    p.add_argument("--streams", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 4, 8],
+                   help="concurrent streams per row (default 1,2,4,8)")
+    p.add_argument("--engines", default="yanyi,llama", help="yanyi, llama or both (default yanyi,llama)")
+    for name in ("check", "run", "all", "serve"):
         p = sub.choices[name]
         p.add_argument("--threads", type=int, default=physical_cores())
         p.add_argument("--yanyi", help="a built yanyi binary (default: swift build -c release --scratch-path below)")
         p.add_argument("--scratch-path", default=".build", help="swift build scratch path (default .build)")
-    for name in ("run", "all"):
+    for name in ("run", "all", "serve"):
         p = sub.choices[name]
-        p.add_argument("--repeats", type=int, default=3, help="repeats per figure; medians are reported (default 3)")
+        serving = name == "serve"
+        p.add_argument("--repeats", type=int, default=1 if serving else 3,
+                       help="repeats per figure; medians are reported (default 3; serve: 1 round per row)")
         p.add_argument("--lora-repeats", type=int, default=1, help="Yanyi runs with the adapter (default 1)")
-        p.add_argument("--prompt", type=int, default=512)
-        p.add_argument("--gen", type=int, default=128)
+        p.add_argument("--prompt", type=int, default=32 if serving else 512)
+        p.add_argument("--gen", type=int, default=32 if serving else 128)
         p.add_argument("--note", help="a sentence printed above the table (e.g. what else ran on the machine)")
         p.add_argument("--update", metavar="FILE", help="rewrite the table section of FILE (e.g. BENCHMARKS.md)")
     p = sub.add_parser("table", help="print (or --update FILE with) the table of a saved results JSON")
@@ -463,7 +739,7 @@ def main():
         check(args)
         run(args)
     else:
-        {"setup": setup, "convert": convert, "check": check, "run": run, "table": table}[args.cmd](args)
+        {"setup": setup, "convert": convert, "check": check, "run": run, "table": table, "serve": serve}[args.cmd](args)
 
 
 def physical_cores():

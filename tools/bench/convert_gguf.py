@@ -27,8 +27,11 @@ import sys
 import time
 
 import numpy as np
-import torch
 import gguf
+try:  # only PyTorch .bin checkpoints need torch; safetensors are read with numpy
+    import torch
+except ImportError:
+    torch = None
 from gguf import GGMLQuantizationType as QT
 
 
@@ -68,11 +71,36 @@ def shards(ckpt):
     sys.exit(f"convert_gguf: {ckpt}: no pytorch_model*.bin or model*.safetensors")
 
 
+class SafetensorsShard:
+    """name -> numpy array, read lazily (one tensor at a time) with safetensors' numpy loader."""
+    def __init__(self, path):
+        from safetensors import safe_open
+        self.f = safe_open(path, framework="np")
+
+    def items(self):
+        for name in self.f.keys():
+            yield name, self.f.get_tensor(name)
+
+    def shape_items(self):
+        """Stand-ins with the right shapes and no data (zero strides), for the header pass."""
+        for name in self.f.keys():
+            shape = tuple(self.f.get_slice(name).get_shape())
+            yield name, np.lib.stride_tricks.as_strided(np.zeros(1, np.float16), shape, (0,) * len(shape))
+
+
 def open_shard(path):
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path)  # safetensors' own loader maps the file
+        return SafetensorsShard(path)
+    if torch is None:
+        sys.exit(f"convert_gguf: {path}: a PyTorch .bin shard needs torch (pip install torch)")
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def f32(t):
+    """A torch tensor or numpy array as a contiguous float32 numpy array."""
+    if torch is not None and isinstance(t, torch.Tensor):
+        t = t.float().numpy()
+    return np.ascontiguousarray(t, dtype=np.float32)
 
 
 def gguf_tensors(name, t, n_head, tmap):
@@ -142,9 +170,9 @@ def convert_model(args):
     plan = []
     for fn in files:
         sd = open_shard(fn)
-        for name, t in sd.items():
+        for name, t in (sd.shape_items() if isinstance(sd, SafetensorsShard) else sd.items()):
             for gname, g in gguf_tensors(name, t, n_head, tmap):
-                qt = QT.Q8_0 if g.dim() == 2 else QT.F32
+                qt = QT.Q8_0 if len(g.shape) == 2 else QT.F32
                 shape = tuple(g.shape)
                 nbytes = (int(np.prod(shape)) // 32 * 34) if qt == QT.Q8_0 else int(np.prod(shape)) * 4
                 byte_shape = gguf.quant_shape_to_byte_shape(shape, qt) if qt == QT.Q8_0 else shape
@@ -162,7 +190,7 @@ def convert_model(args):
         for name, t in sd.items():
             for gname, g in gguf_tensors(name, t, n_head, tmap):
                 assert plan[k][0] == gname, (plan[k], gname)
-                a = g.float().numpy()
+                a = f32(g)
                 data = gguf.quants.quantize(a, QT.Q8_0) if plan[k][1] == QT.Q8_0 else np.ascontiguousarray(a)
                 w.write_tensor_data(data)
                 done += data.nbytes
@@ -184,8 +212,10 @@ def convert_adapter(args):
         acfg = json.load(f)
     st = os.path.join(args.adapter, "adapter_model.safetensors")
     if os.path.exists(st):
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
         sd = load_file(st)
+    elif torch is None:
+        sys.exit(f"convert_gguf: {args.adapter}: adapter_model.bin needs torch (pip install torch)")
     else:
         sd = torch.load(os.path.join(args.adapter, "adapter_model.bin"), map_location="cpu", weights_only=True)
     modules = sorted({k.split(".lora_")[0] for k in sd})
@@ -195,12 +225,12 @@ def convert_adapter(args):
     w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(acfg["lora_alpha"]))
     n = 0
     for m in modules:
-        A, B = sd[m + ".lora_A.weight"].float(), sd[m + ".lora_B.weight"].float()
+        A, B = f32(sd[m + ".lora_A.weight"]), f32(sd[m + ".lora_B.weight"])
         hf = m[len("base_model.model."):] + ".weight"
         # B carries the output rows, so it is split/permuted exactly like the base weight; A is shared.
         for gname, b in gguf_tensors(hf, B, n_head, tmap):
-            w.add_tensor(gname + ".lora_a", np.ascontiguousarray(A.numpy()))
-            w.add_tensor(gname + ".lora_b", np.ascontiguousarray(b.numpy()))
+            w.add_tensor(gname + ".lora_a", A)
+            w.add_tensor(gname + ".lora_b", f32(b))
             n += 1
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -223,7 +253,8 @@ def main():
         p.add_argument("--arch", choices=["auto", "baichuan", "llama"], default="auto",
                        help="GGUF architecture (auto: baichuan for 32 layers, else llama)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    if torch is not None:
+        torch.set_num_threads(1)
     {"model": convert_model, "adapter": convert_adapter}[args.cmd](args)
 
 
