@@ -434,8 +434,7 @@ def serve(args):
                                            text=True).stdout.strip())
     t0 = time.time()
     if "llama" in args.engines:
-        if not os.path.exists(p["gguf"]):
-            sys.exit(f"bench: {p['gguf']} is missing (run `{sys.argv[0]} convert --checkpoint {args.checkpoint}` first)")
+        convert(args)   # the Q8_0 GGUF, redone when the checkpoint changed
         server = os.path.join(BIN, "llama-server")
         if not os.path.exists(server):
             sys.exit(f"bench: llama-server is not built (run `{sys.argv[0]} setup` first)")
