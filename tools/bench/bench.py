@@ -351,7 +351,11 @@ def post_stream(port, path, body, timeout=3600):
 
 
 def serve_round(port, bodies):
-    """Sends the bodies at once; per stream (ttft, tokens, decode tok/s) and the aggregate tok/s."""
+    """Sends the bodies at once. Per stream: TTFT, tokens, its own decode rate (tokens after its
+    first ÷ their time). For the round: `aggregate` = all tokens ÷ wall time (prefills included),
+    and `decode` = tokens that arrived while every stream was decoding (after the last stream's
+    first token, before the first stream's last) ÷ that window: what N streams decode together.
+    None when there is no such window (the server ran the streams one after another)."""
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(len(bodies)) as ex:
         got = list(ex.map(lambda b: post_stream(port, "/v1/completions", b), bodies))
@@ -360,9 +364,17 @@ def serve_round(port, bodies):
     streams = []
     for t0, arr, usage in got:
         n = usage or len(arr)
-        streams.append(dict(ttft=arr[0] - t0, tokens=n,
+        streams.append(dict(ttft=arr[0] - t0, tokens=n, arrivals=[t - start for t in arr],
                             decode=(n - 1) / (arr[-1] - arr[0]) if n > 1 and arr[-1] > arr[0] else float("nan")))
-    return dict(aggregate=sum(s["tokens"] for s in streams) / (end - start), streams=streams)
+    a, b = max(g[1][0] for g in got), min(g[1][-1] for g in got)
+    inside = sum(1 for g in got for t in g[1] if a < t <= b)
+    if len(got) == 1:
+        decode = streams[0]["decode"]
+    elif b > a and inside >= 4 * len(got):   # each stream made a few tokens in the window
+        decode = inside / (b - a)
+    else:
+        decode = None
+    return dict(aggregate=sum(s["tokens"] for s in streams) / (end - start), decode=decode, streams=streams)
 
 
 def serve_prompt(i, n):
@@ -511,7 +523,8 @@ def serve_markdown(r):
         if not rounds:
             return None
         ttfts = [s["ttft"] for x in rounds for s in x["streams"]]
-        return dict(aggregate=median([x["aggregate"] for x in rounds]),
+        decodes = [x["decode"] for x in rounds if x.get("decode")]
+        return dict(aggregate=median([x["aggregate"] for x in rounds]), decode=median(decodes) if decodes else None,
                     per_stream=median([s["decode"] for x in rounds for s in x["streams"]]),
                     p50=percentile(ttfts, 0.5), p95=percentile(ttfts, 0.95))
 
@@ -528,33 +541,37 @@ def serve_markdown(r):
         f"Model: {os.path.basename(r['checkpoint'])}. Each stream: a {r['prompt']}-token prompt of its own (token ids), "
         f"{r['gen']} tokens (greedy, `ignore_eos`), streamed; sent together. *mixed*: stream i has random rank-8 "
         f"adapter i (W_pack + o_proj); *same*: every stream adapter 1; *base*: no adapter. Aggregate = all "
-        f"tokens ÷ wall time from the first send to the last token; per stream = a stream's tokens after its "
-        f"first ÷ their time; TTFT over every stream of the round(s).",
+        f"tokens ÷ wall time from the first send to the last token (the prompts' prefill included); decode "
+        f"together = the tokens that arrived while every stream was decoding (after the last stream's first "
+        f"token, before the first stream's last) ÷ that time, \"—\" where the server ran the streams one after "
+        f"another; per stream = a stream's tokens after its first ÷ their time; TTFT over every stream.",
     ] + ([f"**{r['note']}**"] if r.get("note") else []) + [""]
-    head = "| streams | adapters |" + "".join(f" {name[e]} aggregate tok/s | {name[e]} per stream | {name[e]} TTFT p50 / p95 (s) |" for e in engines)
+    head = "| streams | adapters |" + "".join(
+        f" {name[e]}: decode together, tok/s | aggregate incl. prefill | per stream | TTFT p50 / p95 (s) |" for e in engines)
     if len(engines) == 2:
-        head += " aggregate Yanyi / llama-server |"
-    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        head += " Yanyi / llama-server, aggregate |"
+    lines += [head, "|---|---|" + "---:|" * (head.count("|") - 3)]
     keys = ["base-1"] + [f"{lab}-{n}" for n in r["streams"] for lab in ("mixed", "same") if not (lab == "same" and n == 1)]
     for key in keys:
         lab, n = key.split("-")
         row = f"| {n} | {dict(base='none', mixed='one each' if n != '1' else 'one', same='all the same')[lab]} |"
         cells = [cell(e, key) for e in engines]
         for c in cells:
-            row += (f" {c['aggregate']:.2f} | {c['per_stream']:.2f} | {c['p50']:.2f} / {c['p95']:.2f} |" if c else " | | |")
+            dec = f"{c['decode']:.2f}" if c and c.get("decode") else "— (one after another)"
+            row += (f" {dec} | {c['aggregate']:.2f} | {c['per_stream']:.2f} | {c['p50']:.2f} / {c['p95']:.2f} |" if c else " | | | |")
         if len(engines) == 2:
             row += f" {cells[0]['aggregate'] / cells[1]['aggregate']:.2f}× |" if all(cells) else " |"
         lines.append(row)
     # The issue's ratios, Yanyi's.
     y = lambda k: cell("yanyi", k)  # noqa: E731
     if "yanyi" in r and y("mixed-1"):
-        one = y("mixed-1")["aggregate"]
+        one = y("mixed-1")["decode"]
         lines.append("")
         for n in r["streams"]:
-            if n > 1 and y(f"mixed-{n}"):
-                mix, same = y(f"mixed-{n}")["aggregate"], y(f"same-{n}")["aggregate"]
-                lines.append(f"- Yanyi, {n} streams with mixed adapters: {mix / one:.2f}× one stream's rate in aggregate; "
-                             f"mixed adapters cost {100 * (same / mix - 1):.1f}% against all on one adapter.")
+            if n > 1 and y(f"mixed-{n}") and y(f"mixed-{n}")["decode"] and y(f"same-{n}")["decode"]:
+                mix, same = y(f"mixed-{n}")["decode"], y(f"same-{n}")["decode"]
+                lines.append(f"- Yanyi, {n} streams with mixed adapters decode together at {mix / one:.2f}× one stream's "
+                             f"rate; mixed adapters cost {100 * (same / mix - 1):.1f}% against all on one adapter.")
         if r.get("yanyi_bench_decode") and y("base-1"):
             b, s = r["yanyi_bench_decode"], y("base-1")["per_stream"]
             lines.append(f"- One stream through the server decodes at {s:.2f} tok/s; `yanyi bench` on the same lengths "
