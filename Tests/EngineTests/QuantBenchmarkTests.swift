@@ -165,6 +165,29 @@ struct QuantBenchmarkTests {
         }
     }
 
+    /// Few tokens (chat-sized prompts, beams, batched streams): the row kernel that streams each
+    /// weight row once for all n (`matvecRows`) against the GEMMs, per n. Where they cross decides
+    /// which one prefill uses for a short prompt.
+    @Test func fewTokens() {
+        let rows = 11008, cols = 4096
+        let m = Self.matrix(rows, cols)
+        let pool = ThreadPool()
+        for n in [1, 2, 4, 8, 12, 16, 24, 32, 48, 64] {
+            let x = Self.gaussians(n * cols, seed: 7)
+            var y = [Float](repeating: 0, count: n * rows)
+            var line = "few tokens \(rows)x\(cols) n=\(n), \(pool.threads) threads, ms per product (best/median):"
+            y.withUnsafeMutableBufferPointer { yp in
+                let rowsT = Self.time(runs: 5) { m.matvecRows(x, n: n, yp.baseAddress!, pool: pool) }
+                line += " rows \(Self.f(rowsT.best * 1e3, 1))/\(Self.f(rowsT.median * 1e3, 1))"
+                for method in [Int8Matrix.MatmulMethod.vnniGEMM, .int8Kernel] where method != .vnniGEMM || Int8Matrix.vnniAvailable {
+                    let t = Self.time(runs: 5) { m.matmul(x, n: n, yp.baseAddress!, pool: pool, method: method) }
+                    line += " \(method) \(Self.f(t.best * 1e3, 1))/\(Self.f(t.median * 1e3, 1))"
+                }
+            }
+            print(line)
+        }
+    }
+
     @Test func prefillByBlockSize() {
         let rows = 11008, cols = 4096, n = 128, pool = ThreadPool()
         let x = Self.gaussians(n * cols, seed: 7)

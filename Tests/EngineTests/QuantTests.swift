@@ -141,10 +141,21 @@ struct QuantTests {
             for pool in Self.pools.dropFirst() {
                 #expect(Self.matmul(m, x, n: n, pool: pool, .int8Kernel).map(\.bitPattern) == mm1.map(\.bitPattern), "\(rows)x\(cols) matmul threads \(pool.threads)")
             }
-            // The protocol's matmul (automatic) takes the VNNI GEMM where the CPU has it, else the
-            // int8 kernel below blasMinTokens.
-            let auto = Int8Matrix.vnniAvailable ? Self.matmul(m, x, n: n, pool: Self.pools[0], .vnniGEMM) : mm1
+            // The protocol's matmul (automatic): where the CPU has VNNI, the row kernel up to
+            // rowsMaxTokens (each token's row then is decode's int8 matvec of it, bit for bit) and
+            // the VNNI GEMM beyond; elsewhere the int8 kernel below blasMinTokens.
+            let auto = Int8Matrix.vnniAvailable ? Self.matmul(m, x, n: n, pool: Self.pools[0], .rows) : mm1
             #expect(Self.matmul(m as any LinearWeight, x, n: n, pool: Self.pools[1]).map(\.bitPattern) == auto.map(\.bitPattern))
+            if Int8Matrix.vnniAvailable {
+                #expect(n <= Int8Matrix.rowsMaxTokens)
+                for t in 0..<n {
+                    let row = Self.matvec(m, Array(x[(t * cols)..<((t + 1) * cols)]), pool: Self.pools[1], .int8)
+                    #expect(Array(auto[(t * rows)..<((t + 1) * rows)]).map(\.bitPattern) == row.map(\.bitPattern), "\(rows)x\(cols) rows token \(t)")
+                }
+                let big = Int8Matrix.rowsMaxTokens + 1, xb = rng.gaussians(big * cols)
+                #expect(Self.matmul(m as any LinearWeight, xb, n: big, pool: Self.pools[1]).map(\.bitPattern)
+                        == Self.matmul(m, xb, n: big, pool: Self.pools[0], .vnniGEMM).map(\.bitPattern), "\(rows)x\(cols) GEMM past rowsMaxTokens")
+            }
             // The VNNI GEMM: every (token, row) is the same chain of operations whatever the thread
             // split and whichever tokens share its micro-kernel, so the bits do not change.
             let vn = Self.matmul(m, x, n: n, pool: Self.pools[0], .vnniGEMM).map(\.bitPattern)

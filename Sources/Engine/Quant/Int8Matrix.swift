@@ -225,7 +225,14 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// not know, never do (BENCHMARKS.md). `.automatic` takes BLAS only where it wins.
     /// `.vnniGEMM`: activations quantized to int8 per block too (`ck_q8q8_act_rows`) and
     /// multiplied with AVX-512 VNNI (`ck_q8q8_matmul`, 4 int8 products per lane per instruction).
-    public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM }
+    /// `.rows`: `matvecRows`, each weight row streamed once for all n tokens, no packing.
+    public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM, rows }
+
+    /// `.automatic` with VNNI takes `.rows` up to this many tokens: the GEMM re-packs every weight
+    /// row into tiles per call (~6 ms for 11008x4096 on 2 threads, whatever n), which a chat-sized
+    /// prompt does not repay. QuantBenchmark/fewTokens, AMD EPYC (Zen 4), 2 threads, 11008x4096:
+    /// n = 16: rows 5.4 ms, GEMM 8.3 ms; n = 24: 7.8 / 9.3; n = 32: 10.2 / 10.4; n = 48: 17.2 / 13.2.
+    public static let rowsMaxTokens = 24
 
     /// Whether `.automatic` may take the VNNI GEMM (the CPU has it).
     public static let vnniAvailable = ck_cpu_has_avx512vnni() != 0
@@ -246,9 +253,12 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let threads = n * rows * cols < Self.parallelThreshold ? 1 : pool.threads
         var method = method
         if method == .automatic {
-            method = Self.vnniAvailable ? .vnniGEMM : Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel
+            method = Self.vnniAvailable ? (n <= Self.rowsMaxTokens ? .rows : .vnniGEMM)
+                : Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel
         }
         switch method {
+        case .rows:
+            matvecRows(x, n: n, y, pool: pool, activations: .int8)
         case .vnniGEMM:
             let kp = nb * block
             // xu (n, kp) offset-binary int8 codes, xs (n, nb): quantized once, read by every thread.
