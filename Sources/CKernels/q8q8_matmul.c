@@ -55,6 +55,40 @@ void ck_q8q8_matmul_ref(const int8_t *restrict q, const float *restrict scales, 
 #ifdef CK_X86
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 
+// Rows r and r + 8 of a 16-row group, 32 codes each from column c, as the two 256-bit halves
+// of one vector (a row past `valid` reads as zeros).
+CK_VNNI static inline __m512i two_rows(const int8_t *restrict q, size_t cols, size_t valid, size_t r, size_t c) {
+    const __m256i lo = r < valid ? _mm256_loadu_si256((const __m256i *)(q + r * cols + c)) : _mm256_setzero_si256();
+    const __m256i hi = r + 8 < valid ? _mm256_loadu_si256((const __m256i *)(q + (r + 8) * cols + c)) : _mm256_setzero_si256();
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// The 8 column groups of 4 codes at columns [c, c + 32) of 16 rows, transposed so that out[g]
+// holds row r's group g in lanes 4r..4r+3 (the tile's layout): an 8x8 dword transpose run on
+// rows 0-7 and rows 8-15 at once, in the two 256-bit halves. Loads whole rows instead of
+// gathering 4 bytes per lane (what made packing cost more than the products at a few tokens).
+CK_VNNI static inline void transpose_chunk(const int8_t *restrict q, size_t cols, size_t valid, size_t c, __m512i out[8]) {
+    __m512i a[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) a[i] = two_rows(q, cols, valid, (size_t)i, c);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(a[i], a[i + 1]);      // per 128-bit lane: a_i[0] a_i+1[0] a_i[1] a_i+1[1]
+        t[i + 1] = _mm512_unpackhi_epi32(a[i], a[i + 1]);  // a_i[2] a_i+1[2] a_i[3] a_i+1[3]
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);          // dword 0 (lanes 0, 2) / 4 (lanes 1, 3) of 4 rows
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);      // dword 1 / 5
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);  // dword 2 / 6
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);  // dword 3 / 7
+    }
+    // 128-bit lanes: rows 0-3 from u[k] and rows 4-7 from u[k + 4] (low half), rows 8-11 and
+    // 12-15 likewise (high half); dword k from the even lanes, dword k + 4 from the odd ones.
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm512_permutex2var_epi64(u[k], lo, u[k + 4]);
+        out[k + 4] = _mm512_permutex2var_epi64(u[k], hi, u[k + 4]);
+    }
+}
+
 // Packs rows [0, valid) of q (valid <= 16; missing rows are zero with scale 0) into `tile`.
 CK_VNNI static void pack_tile(const int8_t *restrict q, const float *restrict scales, size_t valid,
                               size_t cols, size_t block, uint8_t *restrict tile) {
@@ -70,19 +104,28 @@ CK_VNNI static void pack_tile(const int8_t *restrict q, const float *restrict sc
     const __m512i ones = _mm512_set1_epi8(1);
     for (size_t b = 0; b < nb; b++) {
         __m512i sum = _mm512_setzero_si512();
-        for (size_t g = 0; g < groups; g++) {
+        for (size_t g = 0; g < groups; g += 8) {   // 32 columns (8 groups) at a time
             const size_t c = b * block + g * 4;
-            __m512i v;
-            if (c + 4 <= cols) {
-                v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rows, offs, q + c, 1);
-            } else {  // the short last block: bytes past the row end are zero
-                int32_t lanes[16] = {0};
-                for (size_t r = 0; r < valid; r++)
-                    for (size_t k = c; k < ck_min(c + 4, cols); k++) ((int8_t *)&lanes[r])[k - c] = q[r * cols + k];
-                v = _mm512_loadu_si512(lanes);
+            __m512i v[8];
+            if (c + 32 <= cols) {
+                transpose_chunk(q, cols, valid, c, v);
+            } else {
+                for (size_t h = 0; h < 8; h++) {
+                    const size_t ch = c + h * 4;
+                    if (ch + 4 <= cols) {
+                        v[h] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rows, offs, q + ch, 1);
+                    } else {  // the short last block: bytes past the row end are zero
+                        int32_t lanes[16] = {0};
+                        for (size_t r = 0; r < valid; r++)
+                            for (size_t k = ch; k < ck_min(ch + 4, cols); k++) ((int8_t *)&lanes[r])[k - ch] = q[r * cols + k];
+                        v[h] = _mm512_loadu_si512(lanes);
+                    }
+                }
             }
-            _mm512_store_si512(codes + (b * groups + g) * 64, v);
-            sum = _mm512_dpbusd_epi32(sum, ones, v);  // 1 * q summed per 4-byte lane: sum of the row's codes
+            for (size_t h = 0; h < 8; h++) {
+                _mm512_store_si512(codes + (b * groups + g + h) * 64, v[h]);
+                sum = _mm512_dpbusd_epi32(sum, ones, v[h]);  // 1 * q summed per 4-byte lane: sum of the row's codes
+            }
         }
         _mm512_store_si512(negcorr + b * 16, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
         _mm512_store_ps(sw + b * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, soffs, scales + b, 4));

@@ -239,6 +239,11 @@ def run_llama(p, a, res):
     res["llama"].update(load=median(loads), ttft=median(ttfts), start_to_first=median(starts),
                         load_samples=loads, ttft_samples=ttfts)
     res["llama"]["stream_bytes"] = gguf_stream_bytes(p["gguf"])
+    # Chat-sized prompts: prefill of 16, 64, 128 tokens.
+    if a.short_prompts:
+        out, _, _, _ = timed([bin_("llama-bench"), "-m", p["gguf"], "-p", ",".join(map(str, a.short_prompts)), "-n", "0",
+                              "-t", threads, "-r", str(n), "-o", "json"])
+        res["llama"]["short_prefill"] = {str(t["n_prompt"]): median(t["samples_ts"]) for t in json.loads(out) if t["n_gen"] == 0}
     # LoRA: llama-bench takes no --lora; llama-batched-bench does (common args), with and without it.
     for key, extra in (("lora_base", []), ("lora", ["--lora", p["lora"]])):
         out, err, _, _ = timed([bin_("llama-batched-bench"), "-m", p["gguf"], "-t", threads, "-tb", threads,
@@ -288,6 +293,14 @@ def run_yanyi(p, a, res, exe):
                         bandwidth=median(pick("read_bandwidth")), stream_bytes=runs[0]["weight_bytes_per_token"],
                         decode_vs_limit=median(pick("decode_vs_limit")), weights=runs[0]["weights_in_memory"],
                         prefill_samples=pick("prefill"), decode_samples=pick("decode"), load_samples=pick("load"))
+    short = {}
+    for pt in a.short_prompts:
+        samples = []
+        for _ in range(a.repeats):
+            out, _, _, _ = timed(common + ["--prompt-tokens", str(pt), "--gen-tokens", "4"])
+            samples.append(last_json(out)["prefill"])
+        short[str(pt)] = median(samples)
+    res["yanyi"]["short_prefill"] = short
     lruns = []
     for _ in range(a.lora_repeats):
         out, _, _, _ = timed(common + full + ["--adapter", p["adapter"]])
@@ -625,7 +638,7 @@ def run(args):
     md = markdown(res)
     print(md)
     if args.update:
-        update_doc(args.update, md)
+        update_doc(args.update, md, *family_markers(res))
 
 
 def markdown(r):
@@ -636,7 +649,10 @@ def markdown(r):
     rows = [
         (f"decode, {r['gen']} tokens after the prompt (tok/s, higher is better)", f"{y['decode']:.2f}", f"{l['decode']:.2f}", ratio(y["decode"], l["decode"])),
         (f"decode from an empty cache, llama-bench tg{r['gen']} (tok/s)", "", f"{l['decode_empty']:.2f}", ""),
-        ("prefill (tok/s, higher is better)", f"{y['prefill']:.2f}", f"{l['prefill']:.2f}", ratio(y["prefill"], l["prefill"])),
+        (f"prefill, {r['prompt']}-token prompt (tok/s, higher is better)", f"{y['prefill']:.2f}", f"{l['prefill']:.2f}", ratio(y["prefill"], l["prefill"])),
+    ] + [(f"prefill, {k}-token prompt (tok/s)", f"{y['short_prefill'][k]:.2f}", f"{l['short_prefill'][k]:.2f}",
+          ratio(y["short_prefill"][k], l["short_prefill"][k]))
+         for k in y.get("short_prefill", {}) if k in l.get("short_prefill", {})] + [
         (f"time to first token, {r['prompt']}-token prompt (s)", f"{y['ttft']:.2f}", f"{l['ttft']:.2f}", ratio(y["ttft"], l["ttft"])),
         ("load (s); Yanyi from its quantized-weights cache", f"{y['load']:.2f}", f"{l['load']:.2f}",
          ratio(y["load"], l["load"])),
@@ -699,6 +715,14 @@ def update_doc(path, md, begin=BEGIN, end=END):
     log(f"updated {path}")
 
 
+def family_markers(r):
+    """The BENCHMARKS.md section of this run's CPU family: one table per family (Intel, AMD), each
+    from one run; another family's table is kept."""
+    name = (r["machine"].get("Model name") or "").lower()
+    fam = "amd" if "amd" in name else "intel" if "intel" in name else "other"
+    return (f"<!-- bench:begin:{fam} (tools/bench/bench.py --update rewrites this part) -->", f"<!-- bench:end:{fam} -->")
+
+
 def table(args):
     with open(args.results) as f:
         r = json.load(f)
@@ -708,7 +732,7 @@ def table(args):
     md = serve_markdown(r) if is_serve else markdown(r)
     print(md)
     if args.update:
-        update_doc(args.update, md, *((SERVE_BEGIN, SERVE_END) if is_serve else (BEGIN, END)))
+        update_doc(args.update, md, *((SERVE_BEGIN, SERVE_END) if is_serve else family_markers(r)))
 
 
 def run_args(p):
@@ -742,6 +766,9 @@ def main():
         p.add_argument("--lora-repeats", type=int, default=1, help="Yanyi runs with the adapter (default 1)")
         p.add_argument("--prompt", type=int, default=32 if serving else 512)
         p.add_argument("--gen", type=int, default=32 if serving else 128)
+        if not serving:
+            p.add_argument("--short-prompts", type=lambda v: [int(x) for x in v.split(",") if x], default=[16, 64, 128],
+                           help="also prefill these chat-sized prompts (default 16,64,128; '' for none)")
         p.add_argument("--note", help="a sentence printed above the table (e.g. what else ran on the machine)")
         p.add_argument("--update", metavar="FILE", help="rewrite the table section of FILE (e.g. BENCHMARKS.md)")
     p = sub.add_parser("table", help="print (or --update FILE with) the table of a saved results JSON")

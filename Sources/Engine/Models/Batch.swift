@@ -37,10 +37,12 @@ public struct BatchItem {
 }
 
 /// How a projection treats the rows of one forward call.
-/// Rows 0..<decode are each a different sequence's only token: multiplied as `matvec` multiplies
-/// one row (`LinearWeight.matvecRows`, the weights streamed once for all of them). Rows
-/// decode..<n belong to sequences running several tokens: `matmul`, as a prefill. One row alone
-/// is a plain `matvec`. `groups`: which rows each adapter set adapts.
+/// Rows 0..<decode belong to sequences running at most `rowKernelMaxTokens` tokens (a decode
+/// step's one token, a short prompt): multiplied as `matvec` multiplies one row
+/// (`LinearWeight.matvecRows`, the weights streamed once for all of them), which is what `matmul`
+/// does for so few tokens of one sequence alone. Rows decode..<n belong to longer runs: `matmul`,
+/// as a prefill (more than rowKernelMaxTokens rows, so the same method as each of them alone).
+/// One row alone is a plain `matvec`. `groups`: which rows each adapter set adapts.
 struct ProjectionRows {
     struct Group {
         var lora: LoRAStack
@@ -59,15 +61,20 @@ struct ProjectionRows {
         groups = lora.map { [Group(lora: $0, segments: [0..<n])] } ?? []
     }
 
-    /// Consecutive segments of rows, each one sequence's under its adapter set; single-row
-    /// segments must come first (they are the decode rows).
+    /// Runs of up to this many tokens go through the row kernel in a batch: `Int8Matrix.matmul`
+    /// takes it (on VNNI CPUs) for so few tokens of one sequence, so a row comes out with the same
+    /// bits batched as alone. Elsewhere 1: its `matmul` rows equal `matvec` rows anyway.
+    static let rowKernelMaxTokens = Int8Matrix.vnniAvailable ? Int8Matrix.rowsMaxTokens : 1
+
+    /// Consecutive segments of rows, each one sequence's under its adapter set; segments of at
+    /// most rowKernelMaxTokens rows must come first (they go through the row kernel).
     init(segments: [(count: Int, lora: LoRAStack)]) {
         var start = 0, decode = 0
         var groups: [Group] = []
         var index: [String: Int] = [:]       // group by adapter signature
         for (count, lora) in segments {
             precondition(count > 0, "ProjectionRows: an empty segment")
-            if count == 1 && decode == start { decode += 1 }
+            if count <= Self.rowKernelMaxTokens && decode == start { decode += count }
             let seg = start..<(start + count)
             if let g = index[lora.signature] {
                 groups[g].segments.append(seg)
@@ -77,7 +84,8 @@ struct ProjectionRows {
             }
             start += count
         }
-        precondition(segments.dropFirst(decode).allSatisfy { $0.count > 1 }, "ProjectionRows: single rows after several")
+        precondition(segments.drop(while: { $0.count <= Self.rowKernelMaxTokens }).allSatisfy { $0.count > Self.rowKernelMaxTokens },
+                     "ProjectionRows: short runs after long ones")
         n = start
         self.decode = decode
         self.groups = groups

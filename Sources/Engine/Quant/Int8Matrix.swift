@@ -228,11 +228,11 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// `.rows`: `matvecRows`, each weight row streamed once for all n tokens, no packing.
     public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM, rows }
 
-    /// `.automatic` with VNNI takes `.rows` up to this many tokens: the GEMM re-packs every weight
-    /// row into tiles per call (~6 ms for 11008x4096 on 2 threads, whatever n), which a chat-sized
-    /// prompt does not repay. QuantBenchmark/fewTokens, AMD EPYC (Zen 4), 2 threads, 11008x4096:
-    /// n = 16: rows 5.4 ms, GEMM 8.3 ms; n = 24: 7.8 / 9.3; n = 32: 10.2 / 10.4; n = 48: 17.2 / 13.2.
-    public static let rowsMaxTokens = 24
+    /// `.automatic` with VNNI takes `.rows` up to this many tokens: the GEMM packs every weight
+    /// row into tiles per call (~3.5 ms for 11008x4096 on 2 threads, whatever n), which a few
+    /// tokens do not repay. QuantBenchmark/fewTokens, AMD EPYC (Zen 4), 2 threads, 11008x4096, ms:
+    /// n = 8: rows 2.6, GEMM 3.5; n = 12: 4.5 / 3.9; n = 16: 5.6 / 4.5; n = 64: 24.8 / 10.5.
+    public static let rowsMaxTokens = 8
 
     /// Whether `.automatic` may take the VNNI GEMM (the CPU has it).
     public static let vnniAvailable = ck_cpu_has_avx512vnni() != 0
