@@ -23,6 +23,8 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     public var onQueueChange: (@Sendable (Int) -> Void)?
     /// Called on a worker after each step with its step count (tests hold the worker between steps).
     var afterStep: (@Sendable (Int) -> Void)?
+    /// Called on a worker after each step: the sequences it ran, and those still running (metrics).
+    public var onStep: (@Sendable (_ ran: Int, _ running: Int) -> Void)?
 
     private let workers = EngineLanes<Worker>()
 
@@ -62,6 +64,7 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
     final class Worker: EngineLane, @unchecked Sendable {
         let maxBatch: Int, chunk: Int, prefillBudget: Int
         let afterStep: (@Sendable (Int) -> Void)?
+        let onStep: (@Sendable (Int, Int) -> Void)?
         // guarded by cond
         private var stepCount = 0, chunkCount = 0
         // the worker thread's own
@@ -79,6 +82,7 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
             chunk = scheduler.chunk
             prefillBudget = scheduler.prefillBudget
             afterStep = scheduler.afterStep
+            onStep = scheduler.onStep
             super.init(base: base, host: scheduler.host, changed: { [weak scheduler] in scheduler?.queueChanged() })
             start()
         }
@@ -108,7 +112,9 @@ public final class BatchScheduler: GenerationScheduler, @unchecked Sendable {
                     if let e = decoder?.cancel(id) { deliver(id, e) }
                 }
                 if let d = decoder, !d.isEmpty {
+                    let ran = active.count
                     for (id, e) in d.step() { deliver(id, e) }
+                    onStep?(ran, active.count)
                     cond.withLock {
                         stepCount = d.steps
                         chunkCount = d.prefillChunks

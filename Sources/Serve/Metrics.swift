@@ -11,6 +11,9 @@ import Prometheus
 ///     yanyi_queue_length                      generations waiting for an engine
 ///     yanyi_requests_in_flight                requests being answered now
 ///     yanyi_time_to_first_token_seconds       from the request's arrival to its first token (queue wait and prefill included)
+///     yanyi_batch_steps_total                 forward steps of the batch scheduler (one per step, all its sequences)
+///     yanyi_batch_step_sequences              histogram: sequences per step (decoding or prefilling a chunk)
+///     yanyi_batch_sequences_running           sequences in the batch after the last step
 public final class ServeMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     let promptTokens: Counter
@@ -19,6 +22,9 @@ public final class ServeMetrics: Sendable {
     let queueLength: Gauge
     let inFlight: Gauge
     let timeToFirstToken: DurationHistogram
+    let batchSteps: Counter
+    let batchStepSequences: ValueHistogram
+    let batchRunning: Gauge
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "yanyi", metricName: metric, unitName: unit, helpText: help)
@@ -38,6 +44,18 @@ public final class ServeMetrics: Sendable {
             descriptor: Self.name("time_to_first_token", "seconds", "From the request's arrival to its first token (queue and prefill included)."),
             labels: [],
             buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120].map { Duration.milliseconds(Int64($0 * 1000)) })
+        batchSteps = registry.makeCounter(descriptor: Self.name("batch_steps", "total", "Forward steps of the batch scheduler (one per step for all its sequences)."))
+        batchStepSequences = registry.makeValueHistogram(
+            descriptor: Self.name("batch_step_sequences", "", "Sequences per forward step (decoding, or prefilling a chunk of their prompt)."),
+            buckets: [1, 2, 4, 8, 16, 32, 64])
+        batchRunning = registry.makeGauge(descriptor: Self.name("batch_sequences_running", "", "Sequences in the batch after the last step."))
+    }
+
+    /// One step of the batch scheduler: `ran` sequences in it, `running` still in the batch after.
+    public func batchStep(ran: Int, running: Int) {
+        batchSteps.increment()
+        batchStepSequences.record(Double(ran))
+        batchRunning.set(Double(running))
     }
 
     func request(route: String, status: Int) {

@@ -58,6 +58,9 @@ public final class OpenAIService: Sendable {
         self.scheduler = scheduler
         self.personas = personas
         self.metrics = metrics
+        if let batch = scheduler as? BatchScheduler {
+            batch.onStep = { [metrics] ran, running in metrics.batchStep(ran: ran, running: running) }
+        }
         var books: [String: Result<Lorebook, ChatError>] = [:]
         for name in Set(personas.flatMap(\.lore)) {
             guard let root = options.personasRoot else { books[name] = .failure(ChatError("", "lorebook '\(name)': no personas folder")); continue }

@@ -69,6 +69,18 @@ import Testing
                 #expect(j["choices"]?[0]?["text"]?.string == expected.text, "\(j)")
                 #expect(Self.tokens(j) == expected.tokens)
             }
+            // Per-step metrics: one count per step the scheduler ran, none running now.
+            let metrics = try await client.get("/metrics").text
+            func value(_ name: String) -> Double? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            let steps = scheduler.counters.steps
+            #expect(steps >= 12)
+            #expect(value("yanyi_batch_steps_total") == Double(steps), "\(metrics)")
+            #expect(value("yanyi_batch_step_sequences_count") == Double(steps))
+            #expect(value("yanyi_batch_sequences_running") == 0)
+            // every sequence-step counted: 4 sequences, each in 12 decode steps plus its prefill step(s)
+            #expect((value("yanyi_batch_step_sequences_sum") ?? 0) >= 4 * 12)
         }
         scheduler.shutdown()
     }
