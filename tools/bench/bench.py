@@ -508,17 +508,7 @@ def serve(args):
         out, _, _, _ = timed([exe, "bench", "--model", p["ckpt"], "--threads", str(args.threads), "--json",
                               "--prompt-tokens", str(args.prompt), "--gen-tokens", str(args.gen)])
         res["yanyi_bench_decode"] = json.loads(out.strip().splitlines()[-1])["decode"]
-    res["machine"]["load_after"] = os.getloadavg()
-    res["seconds"] = time.time() - t0
-    os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
-    out = os.path.join(WORK, "results", "serve-" + time.strftime("%Y%m%d-%H%M%S") + ".json")
-    with open(out, "w") as f:
-        json.dump(res, f, indent=2)
-    log(f"results: {out}")
-    md = serve_markdown(res)
-    print(md)
-    if args.update:
-        update_doc(args.update, md, SERVE_BEGIN, SERVE_END)
+    finish(res, t0, "serve-", serve_markdown, (SERVE_BEGIN, SERVE_END), args.update)
 
 
 def percentile(xs, q):
@@ -628,17 +618,23 @@ def run(args):
     t0 = time.time()
     run_llama(p, args, res)
     run_yanyi(p, args, res, exe)
+    finish(res, t0, "", markdown, family_markers(res), args.update)
+
+
+def finish(res, t0, prefix, render, markers, update):
+    """Saves a run's raw figures (tools/bench/.work/results/<prefix><date>.json), prints its table
+    and, with --update FILE, writes it between `markers` there."""
     res["machine"]["load_after"] = os.getloadavg()
     res["seconds"] = time.time() - t0
     os.makedirs(os.path.join(WORK, "results"), exist_ok=True)
-    out = os.path.join(WORK, "results", time.strftime("%Y%m%d-%H%M%S") + ".json")
+    out = os.path.join(WORK, "results", prefix + time.strftime("%Y%m%d-%H%M%S") + ".json")
     with open(out, "w") as f:
         json.dump(res, f, indent=2)
     log(f"results: {out}")
-    md = markdown(res)
+    md = render(res)
     print(md)
-    if args.update:
-        update_doc(args.update, md, *family_markers(res))
+    if update:
+        update_doc(update, md, *markers)
 
 
 def markdown(r):
