@@ -62,9 +62,9 @@ struct ProjectionRows {
     }
 
     /// Runs of up to this many tokens go through the row kernel in a batch: `Int8Matrix.matmul`
-    /// takes it (on VNNI CPUs) for so few tokens of one sequence, so a row comes out with the same
-    /// bits batched as alone. Elsewhere 1: its `matmul` rows equal `matvec` rows anyway.
-    static let rowKernelMaxTokens = Int8Matrix.vnniAvailable ? Int8Matrix.rowsMaxTokens : 1
+    /// takes it for so few tokens of one sequence, so a row comes out with the same bits batched
+    /// as alone. At least 1: a decode step's single token.
+    static let rowKernelMaxTokens = max(1, Int8Matrix.rowsMaxTokens)
 
     /// Consecutive segments of rows, each one sequence's under its adapter set; segments of at
     /// most rowKernelMaxTokens rows must come first (they go through the row kernel).

@@ -107,11 +107,10 @@ extension DecoderModel {
             }
             prepared.append((item: i, lora: lora, run: run, start: session.count, positions: p))
         }
-        // Rows: sequences running one token first (the decode rows), then short runs, then the
-        // others (ProjectionRows: the first two kinds share the row kernel, the last the GEMM).
+        // Rows: short runs first (decode steps' single tokens, short prompts: the row kernel),
+        // then the others (the GEMM); see ProjectionRows.
         let short = ProjectionRows.rowKernelMaxTokens
-        let order = prepared.filter { $0.run.count == 1 } + prepared.filter { $0.run.count > 1 && $0.run.count <= short }
-            + prepared.filter { $0.run.count > short }
+        let order = prepared.filter { $0.run.count <= short } + prepared.filter { $0.run.count > short }
         var sequences: [BatchRows<Positions>.Sequence] = []
         var n = 0
         for q in order {

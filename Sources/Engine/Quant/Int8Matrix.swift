@@ -228,14 +228,15 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     /// `.rows`: `matvecRows`, each weight row streamed once for all n tokens, no packing.
     public enum MatmulMethod: Sendable { case automatic, int8Kernel, dequantizeBLAS, vnniGEMM, rows }
 
-    /// `.automatic` with VNNI takes `.rows` up to this many tokens: the GEMM packs every weight
-    /// row into tiles per call (~3.5 ms for 11008x4096 on 2 threads, whatever n), which a few
-    /// tokens do not repay. QuantBenchmark/fewTokens, AMD EPYC (Zen 4), 2 threads, 11008x4096, ms:
-    /// n = 8: rows 2.6, GEMM 3.5; n = 12: 4.5 / 3.9; n = 16: 5.6 / 4.5; n = 64: 24.8 / 10.5.
-    public static let rowsMaxTokens = 8
-
     /// Whether `.automatic` may take the VNNI GEMM (the CPU has it).
     public static let vnniAvailable = ck_cpu_has_avx512vnni() != 0
+
+    /// `.automatic` takes `.rows` up to this many tokens; 0 where the CPU has no VNNI (there the
+    /// int8 kernel's rows already equal `matvec`'s). With VNNI the GEMM packs every weight row into
+    /// tiles per call (~3.5 ms for 11008x4096 on 2 threads, whatever n), which a few tokens do not
+    /// repay. QuantBenchmark/fewTokens, AMD EPYC (Zen 4), 2 threads, 11008x4096, ms:
+    /// n = 8: rows 2.6, GEMM 3.5; n = 12: 4.5 / 3.9; n = 16: 5.6 / 4.5; n = 64: 24.8 / 10.5.
+    public static let rowsMaxTokens = vnniAvailable ? 8 : 0
 
     /// `.automatic` uses dequantize + sgemm from this many tokens on, when OpenBLAS runs AVX-512 kernels.
     public static let blasMinTokens = 96
@@ -253,7 +254,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let threads = n * rows * cols < Self.parallelThreshold ? 1 : pool.threads
         var method = method
         if method == .automatic {
-            method = Self.vnniAvailable ? (n <= Self.rowsMaxTokens ? .rows : .vnniGEMM)
+            method = n <= Self.rowsMaxTokens ? .rows : Self.vnniAvailable ? .vnniGEMM
                 : Self.blasIsFast && n >= Self.blasMinTokens ? .dequantizeBLAS : .int8Kernel
         }
         switch method {
