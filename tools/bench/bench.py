@@ -12,6 +12,7 @@
 Everything it builds or writes lives in tools/bench/.work (git-ignored); see tools/bench/README.md.
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -397,20 +398,34 @@ def serve_prompt(i, n):
     return [1] + [rng.randrange(100, 20000) for _ in range(n - 1)]
 
 
-def wait_up(port, proc, what, timeout=1800):
+@contextlib.contextmanager
+def running_server(cmd, name, timeout=1800):
+    """Starts `cmd --port P` (stderr to tools/bench/.work/<name>.log), yields P once GET /health
+    answers 200 (the model loaded), and stops the server afterwards."""
     import urllib.request
-    t = time.time()
-    while time.time() - t < timeout:
-        if proc.poll() is not None:
-            sys.exit(f"bench: {what} exited ({proc.returncode}) before it answered")
+    port = free_port()
+    cmd = cmd + ["--port", str(port)]
+    log("$ " + " ".join(cmd))
+    with open(os.path.join(WORK, f"{name}.log"), "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        time.sleep(1)
-    sys.exit(f"bench: {what} did not answer /health in {timeout} s")
+            t = time.time()
+            while True:
+                if proc.poll() is not None:
+                    sys.exit(f"bench: {name} exited ({proc.returncode}) before it answered")
+                if time.time() - t > timeout:
+                    sys.exit(f"bench: {name} did not answer /health in {timeout} s")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except Exception:
+                    pass
+                time.sleep(1)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 def serve_configs(streams):
@@ -426,7 +441,7 @@ def serve_configs(streams):
 def serve_engine(engine, port, a, adapters, res):
     configs = serve_configs(a.streams)
     rows = res.setdefault(engine, {})
-    for rep in range(a.repeats):
+    for _ in range(a.repeats):
         for label, n, which in configs:
             bodies = []
             for i in range(n):
@@ -452,34 +467,23 @@ def serve(args):
         layers = json.load(f)["num_hidden_layers"]
     need = max(args.streams)
     adapters = serve_adapters(p, need, layers)
-    res = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), machine=machine(), checkpoint=p["ckpt"], threads=args.threads,
-               prompt=args.prompt, gen=args.gen, repeats=args.repeats, streams=args.streams, note=args.note,
-               command=" ".join(["tools/bench/bench.py"] + sys.argv[1:]),
-               yanyi_commit=subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip())
+    res = record(args, p, streams=args.streams)
     t0 = time.time()
     if "llama" in args.engines:
         convert(args)   # the Q8_0 GGUF, redone when the checkpoint changed
         server = os.path.join(BIN, "llama-server")
         if not os.path.exists(server):
             sys.exit(f"bench: llama-server is not built (run `{sys.argv[0]} setup` first)")
-        port = free_port()
-        cmd = [server, "-m", p["gguf"], "--port", str(port), "-t", str(args.threads), "-tb", str(args.threads),
+        cmd = [server, "-m", p["gguf"], "-t", str(args.threads), "-tb", str(args.threads),
                "-np", str(need), "-c", str(need * (args.prompt + args.gen + 16)), "-b", "512", "-ub", "512",
                "--lora-init-without-apply", "--no-webui", "--cache-ram", "0"]
         for _, g in adapters:
             cmd += ["--lora", g]
-        log("$ " + " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "llama-server.log"), "w"))
-        try:
-            wait_up(port, proc, "llama-server")
+        with running_server(cmd, "llama-server") as port:
             res["model_id"] = os.path.basename(p["gguf"])
             warm = dict(prompt=serve_prompt(99, 8), max_tokens=2, temperature=0, stream=True)
             post_stream(port, "/v1/completions", warm)
             serve_engine("llama", port, args, adapters, res)
-        finally:
-            proc.terminate()
-            proc.wait()
     if "yanyi" in args.engines:
         exe = yanyi_binary(args)
         models = os.path.join(WORK, "serve-models")
@@ -488,22 +492,14 @@ def serve(args):
         os.symlink(p["ckpt"], os.path.join(models, p["name"]))
         for i, (peft, _) in enumerate(adapters):
             os.symlink(peft, os.path.join(models, "adapters", f"s{i + 1}"))
-        port = free_port()
-        cmd = [exe, "serve", "--port", str(port), "--models", models, "--threads", str(args.threads),
-               "--max-batch", str(need)]
-        log("$ " + " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "yanyi-serve.log"), "w"))
-        try:
-            wait_up(port, proc, "yanyi serve")
+        cmd = [exe, "serve", "--models", models, "--threads", str(args.threads), "--max-batch", str(need)]
+        with running_server(cmd, "yanyi-serve") as port:
             res["model_id"] = p["name"]
             for i in range(len(adapters)):   # loads the base and each adapter before the clock runs
                 post_stream(port, "/v1/completions", dict(model=p["name"], prompt=serve_prompt(99, 8), max_tokens=2,
                                                           temperature=0, stream=True,
                                                           adapters=[dict(name=f"adapters/s{i + 1}", scale=1.0)]))
             serve_engine("yanyi", port, args, adapters, res)
-        finally:
-            proc.terminate()
-            proc.wait()
         # The same decode without the server: `yanyi bench` on the same prompt and reply lengths.
         out, _, _, _ = timed([exe, "bench", "--model", p["ckpt"], "--threads", str(args.threads), "--json",
                               "--prompt-tokens", str(args.prompt), "--gen-tokens", str(args.gen)])
@@ -609,16 +605,21 @@ def run(args):
     if not os.path.exists(os.path.join(BIN, "llama-bench")):
         sys.exit(f"bench: llama.cpp is not built (run `{sys.argv[0]} setup` first)")
     exe = yanyi_binary(args)
-    res = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), machine=machine(), checkpoint=p["ckpt"],
-               gguf=p["gguf"], gguf_bytes=os.path.getsize(p["gguf"]), adapter=p["adapter"], lora=p["lora"],
-               threads=args.threads, prompt=args.prompt, gen=args.gen, repeats=args.repeats,
-               lora_repeats=args.lora_repeats, note=args.note, command=" ".join(["tools/bench/bench.py"] + sys.argv[1:]),
-               yanyi_commit=subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip())
+    res = record(args, p, gguf=p["gguf"], gguf_bytes=os.path.getsize(p["gguf"]), adapter=p["adapter"], lora=p["lora"],
+                 lora_repeats=args.lora_repeats)
     t0 = time.time()
     run_llama(p, args, res)
     run_yanyi(p, args, res, exe)
     finish(res, t0, "", markdown, family_markers(res), args.update)
+
+
+def record(args, p, **fields):
+    """What every saved run starts with: when, where, on what, how it was called; plus `fields`."""
+    return dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), machine=machine(), checkpoint=p["ckpt"], threads=args.threads,
+                prompt=args.prompt, gen=args.gen, repeats=args.repeats, note=args.note,
+                command=" ".join(["tools/bench/bench.py"] + sys.argv[1:]),
+                yanyi_commit=subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                            text=True).stdout.strip(), **fields)
 
 
 def finish(res, t0, prefix, render, markers, update):
@@ -692,14 +693,11 @@ def markdown(r):
     return "\n".join(lines) + "\n"
 
 
-BEGIN, END = "<!-- bench:begin (tools/bench/bench.py --update rewrites this part) -->", "<!-- bench:end -->"
-
-
 SERVE_BEGIN = "<!-- bench-serve:begin (tools/bench/bench.py serve --update rewrites this part) -->"
 SERVE_END = "<!-- bench-serve:end -->"
 
 
-def update_doc(path, md, begin=BEGIN, end=END):
+def update_doc(path, md, begin, end):
     path = os.path.join(REPO, path) if not os.path.isabs(path) else path
     text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
     if begin not in text or end not in text:
