@@ -159,16 +159,8 @@ extension OpenAIService {
         let promptText: String = if case .text(let t) = prompts[0] { t } else { "" }
         let summary = LlamaSummary(model: model, prompt: promptText, nProbs: nProbs, stream: s.stream, returnTokens: s.returnTokens)
 
-        try scheduler.submit([job])
-        metrics.inFlight.increment()
-        let scheduler = self.scheduler
-        let token = channel.flatMap { watch.onClose($0) { scheduler.cancel(job) } }
-        let finishRequest: @Sendable () -> Void = { [watch, metrics] in
-            if let channel, let token { watch.remove(channel, token) }
-            metrics.inFlight.decrement()
-        }
-        var headers: HTTPFields = [:]
-        if !s.ignored.isEmpty { headers[HTTPField.Name("X-Yanyi-Ignored")!] = s.ignored.joined(separator: ", ") }
+        let finishRequest = try admit([job], channel: channel)
+        var headers = Self.headers(ignored: s.ignored)
 
         guard s.stream else {
             defer { finishRequest() }
@@ -193,13 +185,7 @@ extension OpenAIService {
         }
 
         // a stream: the status goes out once the job has started, so a prompt that does not fit is still a 400
-        let first = await next(job)
-        if case .failed(let err)? = first {
-            finishRequest()
-            throw err
-        }
-        headers[.contentType] = "text/event-stream; charset=utf-8"
-        headers[.cacheControl] = "no-cache"
+        let first = try await streamStart([job], headers: &headers, finishRequest: finishRequest)
         let service = self
         let stream = ResponseBody { writer in
             defer { finishRequest() }

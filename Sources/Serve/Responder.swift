@@ -76,20 +76,49 @@ extension OpenAIService {
         if reply.error != nil { metrics.error("generation_failed") }
     }
 
-    /// Queues `jobs` (the choices, in order) and answers: one JSON body once all are done, or a
-    /// server-sent-event stream as they go. A client that goes away cancels them.
-    func run(_ jobs: [GenerationJob], kind: Endpoint, model: String, sampling s: SamplingRequest, ignored: [String], arrived: Double,
-             channel: (any Channel)?) async throws(APIError) -> Response {
+    /// Queues `jobs` and keeps a request's books (both APIs' generation routes): counted in
+    /// flight, cancelled when the client's connection closes. The result undoes both; call it
+    /// once the answer is written.
+    func admit(_ jobs: [GenerationJob], channel: (any Channel)?) throws(APIError) -> @Sendable () -> Void {
         try scheduler.submit(jobs)
         metrics.inFlight.increment()
         let scheduler = self.scheduler
         let token = channel.flatMap { watch.onClose($0) { for j in jobs { scheduler.cancel(j) } } }
-        let finishRequest: @Sendable () -> Void = { [watch, metrics] in
+        return { [watch, metrics] in
             if let channel, let token { watch.remove(channel, token) }
             metrics.inFlight.decrement()
         }
+    }
+
+    /// The headers an answer starts with: the fields accepted but not applied, if any.
+    static func headers(ignored: [String]) -> HTTPFields {
         var headers: HTTPFields = [:]
         if !ignored.isEmpty { headers[HTTPField.Name("X-Yanyi-Ignored")!] = ignored.joined(separator: ", ") }
+        return headers
+    }
+
+    /// A stream's first event, awaited before any status goes out, so a request that cannot start
+    /// (the prompt too long, an adapter that does not fit) is still an error status rather than an
+    /// event: then the jobs are cancelled, the request finished and the error thrown. Otherwise
+    /// `headers` become a server-sent-event stream's.
+    func streamStart(_ jobs: [GenerationJob], headers: inout HTTPFields, finishRequest: () -> Void) async throws(APIError) -> JobEvent? {
+        let first = await next(jobs[0])
+        if case .failed(let err)? = first {
+            for j in jobs { scheduler.cancel(j) }
+            finishRequest()
+            throw err
+        }
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-cache"
+        return first
+    }
+
+    /// Queues `jobs` (the choices, in order) and answers: one JSON body once all are done, or a
+    /// server-sent-event stream as they go. A client that goes away cancels them.
+    func run(_ jobs: [GenerationJob], kind: Endpoint, model: String, sampling s: SamplingRequest, ignored: [String], arrived: Double,
+             channel: (any Channel)?) async throws(APIError) -> Response {
+        let finishRequest = try admit(jobs, channel: channel)
+        var headers = Self.headers(ignored: ignored)
         let id = Self.makeID(kind)
         let created = Int(Date().timeIntervalSince1970)
         let perPrompt = s.n
@@ -152,17 +181,8 @@ extension OpenAIService {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
 
-        // A stream: its status and headers go out once the first choice has started, so a
-        // request that cannot start (the prompt too long, an adapter that does not fit) is
-        // still an error status rather than an event.
-        let first = await next(jobs[0])
-        if case .failed(let err)? = first {
-            for j in jobs { scheduler.cancel(j) }
-            finishRequest()
-            throw err
-        }
-        headers[.contentType] = "text/event-stream; charset=utf-8"
-        headers[.cacheControl] = "no-cache"
+        // A stream: its status and headers go out once the first choice has started.
+        let first = try await streamStart(jobs, headers: &headers, finishRequest: finishRequest)
         let service = self
         let body = ResponseBody { writer in
             defer { finishRequest() }
