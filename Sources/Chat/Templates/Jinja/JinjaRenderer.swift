@@ -81,16 +81,7 @@ final class JinjaRenderer {
             case .forLoop(let targets, let iterable, let condition, let body, let otherwise, let line):
                 try forLoop(targets, iterable, condition, body, otherwise, line)
             case .set(let targets, let e, let line):
-                let v = try eval(e)
-                if targets.count == 1 {
-                    assign(targets[0], v)
-                } else {
-                    let items = try iterate(v, line: line)
-                    guard items.count == targets.count else {
-                        throw JinjaError(.runtime, "cannot unpack \(items.count) values into \(targets.count) names", line: line)
-                    }
-                    for (t, x) in zip(targets, items) { assign(t, x) }
-                }
+                try bind(targets, try eval(e), line: line, names: "names")
             case .setAttribute(let name, let attr, let e, let line):
                 guard case .namespace(let ns) = lookup(name) else {
                     throw JinjaError(.runtime, "cannot assign attribute on non-namespace object '\(name)'", line: line)
@@ -128,20 +119,24 @@ final class JinjaRenderer {
         return out
     }
 
+    /// `{% set a, b = … %}` and `{% for a, b in … %}`: one name takes the value, several take its
+    /// items one each (`names` words the error as jinja2 does for each).
+    private func bind(_ targets: [String], _ v: JinjaValue, line: Int, names: String) throws {
+        if targets.count == 1 {
+            assign(targets[0], v)
+            return
+        }
+        let items = try iterate(v, line: line)
+        guard items.count == targets.count else {
+            throw JinjaError(.runtime, "cannot unpack \(items.count) values into \(targets.count) \(names)", line: line)
+        }
+        for (t, x) in zip(targets, items) { assign(t, x) }
+    }
+
     private func forLoop(_ targets: [String], _ iterable: JinjaExpr, _ condition: JinjaExpr?, _ body: [JinjaNode],
                          _ otherwise: [JinjaNode], _ line: Int) throws {
         var items = try iterate(try eval(iterable), line: iterable.line)
-        func bind(_ item: JinjaValue) throws {
-            if targets.count == 1 {
-                assign(targets[0], item)
-            } else {
-                let parts = try iterate(item, line: line)
-                guard parts.count == targets.count else {
-                    throw JinjaError(.runtime, "cannot unpack \(parts.count) values into \(targets.count) loop variables", line: line)
-                }
-                for (t, x) in zip(targets, parts) { assign(t, x) }
-            }
-        }
+        func bind(_ item: JinjaValue) throws { try self.bind(targets, item, line: line, names: "loop variables") }
         if let condition {
             var kept: [JinjaValue] = []
             for item in items {
