@@ -2,8 +2,8 @@
 // JSONSerialization silently keeps one of two duplicate keys and blurs integers with floats;
 // a header must be exact, so this one rejects duplicates in every object, keeps object order,
 // and tells integers from other numbers. Nesting is capped so a hostile file cannot overflow
-// the stack.
-enum JSONValue {
+// the stack. Also what a Jinja template's JSON context is read with (Chat), for the key order.
+public enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case int(Int)          // an integer literal that fits in Int
@@ -42,14 +42,14 @@ enum JSONValue {
     }
 }
 
-struct JSONError: Error {
-    let message: String
-    let offset: Int
+public struct JSONError: Error {
+    public let message: String
+    public let offset: Int
     var duplicateKey: String? = nil
-    var description: String { "\(message) at byte \(offset)" }
+    public var description: String { "\(message) at byte \(offset)" }
 }
 
-struct JSONParser {
+public struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
     private static let maxDepth = 64
@@ -64,7 +64,7 @@ struct JSONParser {
         return v
     }
 
-    static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONValue {
         let r = bytes.withUnsafeBytes { b in Result { () throws(JSONError) -> JSONValue in try parse(b) } }
         return try r.get()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 
 // Values of the Jinja interpreter, with the Python semantics Hugging Face chat templates rely on:
 // str() and repr() as Python prints them, truthiness, ==, ordering, and json.dumps for `tojson`.
@@ -261,13 +262,29 @@ extension JinjaValue {
         }
     }
 
-    /// An ordered JSON document as Jinja values (objects keep their key order, as Python's do).
+    /// An ordered JSON document as Jinja values (objects keep their key order, as Python's do),
+    /// read by the engine's strict JSON reader.
     static func parseJSON(_ text: String) throws -> JinjaValue {
-        var p = JSONReader(scalars: Array(text.unicodeScalars))
-        let v = try p.value()
-        p.skipSpace()
-        guard p.i == p.scalars.count else { throw JinjaError(.runtime, "JSON: trailing characters") }
-        return v
+        do {
+            return JinjaValue(json: try JSONParser.parse(Array(text.utf8)))
+        } catch {
+            throw JinjaError(.runtime, "JSON: \(error.description)")
+        }
+    }
+
+    init(json: JSONValue) {
+        switch json {
+        case .null: self = .none
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .list(a.map(JinjaValue.init(json:)))
+        case .object(let members):
+            var d = JinjaDict()
+            for (k, v) in members { d[k] = JinjaValue(json: v) }
+            self = .dict(d)
+        }
     }
 }
 
@@ -293,107 +310,4 @@ func jsonString(_ s: String, ensureASCII: Bool = false) -> String {
         }
     }
     return out + "\""
-}
-
-private struct JSONReader {
-    let scalars: [Unicode.Scalar]
-    var i = 0
-    var depth = 0
-
-    mutating func skipSpace() {
-        while i < scalars.count, [" ", "\n", "\r", "\t"].contains(scalars[i]) { i += 1 }
-    }
-
-    func fail(_ what: String) -> JinjaError { JinjaError(.runtime, "JSON: \(what) at character \(i)") }
-
-    mutating func value() throws -> JinjaValue {
-        skipSpace()
-        guard i < scalars.count else { throw fail("unexpected end") }
-        depth += 1
-        defer { depth -= 1 }
-        if depth > 500 { throw fail("nesting too deep") }
-        switch scalars[i] {
-        case "{":
-            i += 1
-            var d = JinjaDict()
-            skipSpace()
-            if i < scalars.count, scalars[i] == "}" { i += 1; return .dict(d) }
-            while true {
-                skipSpace()
-                guard i < scalars.count, scalars[i] == "\"" else { throw fail("expected a key") }
-                let k = try string()
-                skipSpace()
-                guard i < scalars.count, scalars[i] == ":" else { throw fail("expected ':'") }
-                i += 1
-                d[k] = try value()
-                skipSpace()
-                guard i < scalars.count else { throw fail("unexpected end") }
-                if scalars[i] == "," { i += 1; continue }
-                if scalars[i] == "}" { i += 1; return .dict(d) }
-                throw fail("expected ',' or '}'")
-            }
-        case "[":
-            i += 1
-            var l: [JinjaValue] = []
-            skipSpace()
-            if i < scalars.count, scalars[i] == "]" { i += 1; return .list(l) }
-            while true {
-                l.append(try value())
-                skipSpace()
-                guard i < scalars.count else { throw fail("unexpected end") }
-                if scalars[i] == "," { i += 1; continue }
-                if scalars[i] == "]" { i += 1; return .list(l) }
-                throw fail("expected ',' or ']'")
-            }
-        case "\"":
-            return .string(try string())
-        default:
-            for (word, v) in [("true", JinjaValue.bool(true)), ("false", .bool(false)), ("null", .none)] {
-                let w = Array(word.unicodeScalars)
-                if i + w.count <= scalars.count, Array(scalars[i..<i + w.count]) == w { i += w.count; return v }
-            }
-            let start = i
-            while i < scalars.count, "+-0123456789.eE".unicodeScalars.contains(scalars[i]) { i += 1 }
-            let text = String(String.UnicodeScalarView(scalars[start..<i]))
-            if let n = Int(text) { return .int(n) }
-            if let d = Double(text), !text.isEmpty { return .double(d) }
-            throw fail("unexpected character")
-        }
-    }
-
-    mutating func string() throws -> String {
-        i += 1
-        var out = String.UnicodeScalarView()
-        var pendingHigh: UInt32?
-        while i < scalars.count {
-            let c = scalars[i]
-            i += 1
-            if c == "\"" { return String(out) }
-            guard c == "\\" else { out.append(c); continue }
-            guard i < scalars.count else { break }
-            let e = scalars[i]
-            i += 1
-            switch e {
-            case "n": out.append("\n")
-            case "t": out.append("\t")
-            case "r": out.append("\r")
-            case "b": out.append("\u{08}")
-            case "f": out.append("\u{0C}")
-            case "u":
-                guard i + 4 <= scalars.count, let v = UInt32(String(String.UnicodeScalarView(scalars[i..<i + 4])), radix: 16) else {
-                    throw fail("bad \\u escape")
-                }
-                i += 4
-                if (0xD800..<0xDC00).contains(v) { pendingHigh = v; continue }
-                if (0xDC00..<0xE000).contains(v), let h = pendingHigh {
-                    pendingHigh = nil
-                    if let u = Unicode.Scalar(0x10000 + ((h - 0xD800) << 10) + (v - 0xDC00)) { out.append(u) }
-                    continue
-                }
-                if let u = Unicode.Scalar(v) { out.append(u) }
-            default: out.append(e)
-            }
-        }
-        throw fail("unterminated string")
-    }
 }
