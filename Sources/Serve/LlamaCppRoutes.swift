@@ -164,17 +164,7 @@ extension OpenAIService {
 
         guard s.stream else {
             defer { finishRequest() }
-            var prepared: PreparedGeneration?
-            var reply: EngineReply?
-            while let e = await next(job) {
-                switch e {
-                case .started(let p, _): prepared = p
-                case .delta: break
-                case .finished(let r): reply = r
-                case .failed(let err): throw err
-                }
-            }
-            guard let reply, let prepared else { throw APIError.internalError("The generation ended without a result.") }
+            let (prepared, reply) = try await outcome(of: job, siblings: [job])
             if let err = reply.error { throw APIError.internalError("The generation failed: \(err.description)") }
             if let at = job.firstTokenAt { metrics.firstToken(after: at - job.submitted) }
             var o = summary.fields(prepared, reply)

@@ -113,6 +113,25 @@ extension OpenAIService {
         return first
     }
 
+    /// A whole answer's wait: `job`'s events until it ends, its prepared request and reply. A job
+    /// that fails cancels `siblings` (the request's other choices) and throws.
+    func outcome(of job: GenerationJob, siblings: [GenerationJob]) async throws(APIError) -> (PreparedGeneration, EngineReply) {
+        var prepared: PreparedGeneration?
+        var reply: EngineReply?
+        while let e = await next(job) {
+            switch e {
+            case .started(let p, _): prepared = p
+            case .delta: break
+            case .finished(let r): reply = r
+            case .failed(let err):
+                for j in siblings { scheduler.cancel(j) }
+                throw err
+            }
+        }
+        guard let reply, let prepared else { throw APIError.internalError("The generation ended without a result.") }
+        return (prepared, reply)
+    }
+
     /// Queues `jobs` (the choices, in order) and answers: one JSON body once all are done, or a
     /// server-sent-event stream as they go. A client that goes away cancels them.
     func run(_ jobs: [GenerationJob], kind: Endpoint, model: String, sampling s: SamplingRequest, ignored: [String], arrived: Double,
@@ -130,19 +149,7 @@ extension OpenAIService {
             var completionChoices: [CompletionChoice] = []
             var chatChoices: [ChatChoice] = []
             for (i, job) in jobs.enumerated() {
-                var prepared: PreparedGeneration?
-                var reply: EngineReply?
-                while let e = await next(job) {
-                    switch e {
-                    case .started(let p, _): prepared = p
-                    case .delta: break
-                    case .finished(let r): reply = r
-                    case .failed(let err):
-                        for j in jobs { scheduler.cancel(j) }
-                        throw err
-                    }
-                }
-                guard let reply, let prepared else { throw APIError.internalError("The generation ended without a result.") }
+                let (prepared, reply) = try await outcome(of: job, siblings: jobs)
                 if i == 0 {
                     let ttft = (job.firstTokenAt ?? Measure.now()) - arrived
                     timings.timeToFirstTokenMs = ttft * 1000
