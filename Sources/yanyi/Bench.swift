@@ -34,6 +34,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Also time up to this many sequences decoding together (one forward per step): step cost of 1, 2, 4, … and this many, relative to one.")
     var batch = 1
 
+    @Option(help: "Also time one speculative step of prompt lookup: a forward of 1 + this many tokens (the last pick and its guesses, 1–7) against a forward of one; with the guesses picked per step (`yanyi generate --stats`, `/stats on`), what it saves.")
+    var promptLookup = 0
+
     @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
     var batchAdapters = false
 
@@ -42,6 +45,8 @@ struct Bench: ParsableCommand {
         if bandwidthBytes < 1 << 30 { throw ValidationError("--bandwidth-bytes must be ≥ 1 GiB") }
         if !(1...8).contains(beams) { throw ValidationError("--beams must be 1–8") }
         if !(1...64).contains(batch) { throw ValidationError("--batch must be 1–64") }
+        if !(0...PromptLookup.maxTokens).contains(promptLookup) { throw ValidationError("--prompt-lookup must be 0–\(PromptLookup.maxTokens)") }
+        if promptLookup > 0 && genTokens < promptLookup + 1 { throw ValidationError("--prompt-lookup needs --gen-tokens ≥ \(promptLookup + 1)") }
         if batchAdapters && (batch < 2 || options.adapter.isEmpty) { throw ValidationError("--batch-adapters needs --batch ≥ 2 and --adapter") }
     }
 
@@ -141,6 +146,7 @@ struct Bench: ParsableCommand {
         }
         let batchSteps = batch > 1 ? Self.batchDecode(lm, prompt, session, upTo: batch, steps: genTokens,
                                                       adapters: batchAdapters ? adapters : nil) : []
+        let lookupStep = promptLookup > 0 ? Self.lookupStepCost(lm, prompt, session, guesses: promptLookup, steps: genTokens) : nil
         let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -204,6 +210,11 @@ struct Bench: ParsableCommand {
                 }
                 r.append(("batch of \(b.sequences)", text, value))
             }
+        }
+        if let (one, many) = lookupStep {
+            r.append(("prompt lookup step", String(format: "1 + %d tokens %.1f ms = %.2f × one token (%.1f ms); it pays when more than %.2f guesses a step are picked",
+                                                   promptLookup, many * 1000, many / one, one * 1000, many / one - 1),
+                      ["guesses": promptLookup, "step_seconds": many, "one_token_seconds": one, "relative": many / one]))
         }
         if json {
             var obj: [String: Any] = [:]
@@ -277,6 +288,30 @@ struct Bench: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+    }
+
+    /// Median seconds of a forward of one token and of 1 + `guesses` tokens (all logits: a speculative
+    /// step), each after the prompt `session` holds, taking turns `steps` times.
+    static func lookupStepCost(_ lm: any LanguageModel, _ prompt: [Int32], _ session: ModelSession, guesses: Int, steps: Int)
+        -> (one: Double, many: Double) {
+        var one: [Double] = [], many: [Double] = []
+        do {
+            for i in 0..<steps {
+                let tokens = (0...guesses).map { Int32(100 + 7 * ((i + $0) % 50)) }
+                session.truncate(to: prompt.count)
+                var t = Measure.now()
+                _ = try lm.forward([tokens[0]], session: session, logits: .last)
+                one.append(Measure.now() - t)
+                session.truncate(to: prompt.count)
+                t = Measure.now()
+                _ = try lm.forward(tokens, session: session, logits: .all)
+                many.append(Measure.now() - t)
+            }
+        } catch {
+            fail("\(error)")
+        }
+        session.truncate(to: prompt.count)
+        return (median(one), median(many))
     }
 
     static func gib(_ b: Int) -> String {

@@ -76,6 +76,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Random seed for sampling (default: a fresh one).")
     var seed: UInt64?
 
+    @Option(help: "Speculative decoding by prompt lookup: each forward also runs up to this many tokens guessed from where the last few tokens occurred before (0–7; 0 = off). The output does not change.")
+    var promptLookup: Int?
+
     @Flag(help: "Print prompt tokens, prefill time, time to first token, tok/s and finish reason (to standard error).")
     var stats = false
 
@@ -109,6 +112,7 @@ struct Generate: ParsableCommand {
         p.beginSuppressTokens = beginSuppressTokens.flatMap { try? parseIDs($0) }.map { $0.map(Int.init) }
         p.stop = stop.isEmpty ? nil : stop
         p.seed = seed
+        p.promptLookupNumTokens = promptLookup
         return p
     }
 
@@ -159,6 +163,9 @@ struct Generate: ParsableCommand {
                               s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, r.reason.rawValue)
             if let stop = r.stopString { line += " (\(stop))" }
             if s.beamSteps > 0 { line += ", \(s.beamSteps) beam steps, \(s.forwards) forwards" }
+            if s.draftTokens > 0 {
+                line += ", \(s.forwards) forwards; prompt lookup: \(s.acceptedDraftTokens) of \(s.draftTokens) guessed tokens picked"
+            }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
     }

@@ -76,6 +76,25 @@ import Testing
     }
 
     /// Bad input is one line starting with `error:`; the chat goes on and nothing is lost.
+    /// `/stats on` prints a line of figures after each reply; prompt lookup changes the figures, never the reply.
+    @Test func statsLineAndPromptLookup() throws {
+        var replies: [String] = []
+        for k in ["0", "4"] {
+            let dir = try TempDir()
+            let c = try Runtime.controller(dir, "runtime/llama-plain")
+            let out = ScriptedChat(c, ["/stats on", "/set prompt_lookup_num_tokens \(k)", "玄德公安在？玄德公安在？",
+                                       "/set prompt_lookup_num_tokens 8", "/stats maybe", "/quit"]).output
+            #expect(out.contains("· figures after each reply: on") && out.contains("· prompt_lookup_num_tokens = \(k)"), "\(out)")
+            let stats = out.split(separator: "\n").filter { $0.hasPrefix("· stats: prompt ") }
+            #expect(stats.count == 1 && stats[0].contains(" tok/s, ") && stats[0].contains(" forwards"), "\(out)")
+            if k == "0" { #expect(!out.contains("guesses picked")) }
+            #expect(out.split(separator: "\n").contains { $0.hasPrefix("error: ") && $0.contains("prompt_lookup_num_tokens") && $0.contains("0 to 7") }, "\(out)")
+            #expect(out.contains("error: usage: /stats on|off"))
+            replies.append(try #require(c.conversation.path.last?.text))
+        }
+        #expect(replies[0] == replies[1])
+    }
+
     @Test func errorsAreOneLineAndChangeNothing() throws {
         let dir = try TempDir()
         let c = try Runtime.controller(dir, "runtime/llama-plain")

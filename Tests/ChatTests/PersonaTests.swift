@@ -83,6 +83,18 @@ import Testing
         #expect(byFile["syntax.yaml"]?.line != nil)
     }
 
+    /// `prompt_lookup_num_tokens` is a sampling key like the others: read, range-checked, passed on.
+    @Test func promptLookupIsASamplingKey() throws {
+        let dir = try TempDir()
+        try FileManager.default.createDirectory(atPath: dir.file("sanguo"), withIntermediateDirectories: true)
+        let body = "name: 孔明\ntemplate: glm-cosplay\ngreeting: \"…\"\ndescription: x\nmodel: glm-demo\nsampling:\n  prompt_lookup_num_tokens: "
+        try (body + "4\n").write(toFile: dir.file("sanguo/a.yaml"), atomically: true, encoding: .utf8)
+        let p = try PersonaFile.load(dir.file("sanguo/a.yaml"))
+        #expect(p.sampling.promptLookupNumTokens == 4 && p.sampling.generationParameters.promptLookupNumTokens == 4)
+        try (body + "9\n").write(toFile: dir.file("sanguo/b.yaml"), atomically: true, encoding: .utf8)
+        #expect(throws: ChatError.self) { try PersonaFile.load(dir.file("sanguo/b.yaml")) }
+    }
+
     @Test func missingFolderIsOneError() {
         let lib = PersonaLibrary.load(from: "/nonexistent/personas")
         #expect(lib.personas.isEmpty && lib.errors.count == 1)

@@ -80,6 +80,8 @@ public struct Persona: Sendable, Equatable {
         public var numBeams: Int?
         /// History kept, in the template's unit (utterances for glm-cosplay, rounds otherwise).
         public var maxHistory: Int?
+        /// Speculative decoding by prompt lookup: draft tokens per forward (0 = off; output unchanged).
+        public var promptLookupNumTokens: Int?
 
         public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil,
                     repetitionPenalty: Double? = nil, maxNewTokens: Int? = nil, doSample: Bool? = nil,

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Yams
 
 /// Reads and validates one persona YAML file. Every problem is one `ChatError` naming the file,
@@ -9,7 +10,8 @@ public enum PersonaFile {
                           "preamble", "speaker", "scene", "model", "adapters", "sampling", "stop", "history",
                           "postprocess", "accent", "lore"]
     static let samplingKeys = ["temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
-                               "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "max_history"]
+                               "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "max_history",
+                               "prompt_lookup_num_tokens"]
     /// Theme roles an accent may name instead of a colour.
     static let themeRoles = ["primary", "accent", "user", "assistant", "system", "muted", "error", "border"]
 
@@ -117,6 +119,7 @@ public enum PersonaFile {
             sampling.doSample = try s.bool("do_sample")
             sampling.numBeams = try s.int("num_beams", in: 1...16)
             sampling.maxHistory = try s.int("max_history", in: 0...10_000)
+            sampling.promptLookupNumTokens = try s.int("prompt_lookup_num_tokens", in: 0...PromptLookup.maxTokens)
             if template == "baichuan-qa", let h = sampling.maxHistory, h > 0 {
                 throw s.error("max_history", "baichuan-qa is single-turn; max_history must be 0")
             }

@@ -10,6 +10,8 @@ public final class LineChat {
     private let write: (String) -> Void
     /// The user's name in saved Markdown transcripts.
     public var userName = "你"
+    /// `/stats on`: a line of figures after each reply (tokens, speed, forwards, prompt-lookup guesses).
+    public var showStats = false
 
     public init(controller: ChatController, read: @escaping () -> String?, write: @escaping (String) -> Void) {
         self.controller = controller
@@ -43,6 +45,7 @@ public final class LineChat {
           /sessions                 list saved conversations;  /resume ID  opens one
           /search TEXT              find saved conversations by what was said
           /rename TITLE             rename this conversation;  /delete ID  deletes a saved one
+          /stats on|off             a line of figures after each reply (tok/s, forwards, prompt-lookup guesses)
           /help                     this list
           /quit                     leave
         """
@@ -93,6 +96,10 @@ public final class LineChat {
             case "adapter": try adapterCommand(rest)
             case "adapters": listAdapters()
             case "set": try setCommand(rest)
+            case "stats":
+                guard rest == "on" || rest == "off" else { throw ChatError("", "usage: /stats on|off") }
+                showStats = rest == "on"
+                note("figures after each reply: \(rest)")
             case "retry": replyCommand(.retry)
             case "continue": replyCommand(.continueReply)
             case "reask":
@@ -167,6 +174,7 @@ public final class LineChat {
             write("\n")
             if !outcome.lore.isEmpty { note("世界书 · lore: " + outcome.lore.joined(separator: "、")) }
             if let e = outcome.error { say("error: \(e.description)") }
+            if showStats, let s = outcome.stats { note(Self.figures(s)) }
             if outcome.partial { note(outcome.message == nil ? "cancelled before any text; nothing saved" : "cancelled: partial reply saved") }
             if !outcome.droppedForBudget.isEmpty {
                 note("\(outcome.droppedForBudget.count) older messages left out to fit the context")
@@ -175,6 +183,15 @@ public final class LineChat {
             if started { write("\n") }
             say("error: \(error.description)")
         }
+    }
+
+    /// `/stats on`'s line, one reply's figures (words and numbers a script can read).
+    static func figures(_ s: GenerationStats) -> String {
+        var line = "stats: prompt \(s.promptTokens) tokens (\(s.reusedPromptTokens) reused), "
+            + String(format: "prefill %.3f s, first token %.3f s, %d tokens, %.2f tok/s, %d forwards",
+                     s.prefillSeconds, s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, s.forwards)
+        if s.draftTokens > 0 { line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked" }
+        return line
     }
 
     private func userCommand(_ rest: String) throws(ChatError) {

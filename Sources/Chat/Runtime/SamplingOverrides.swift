@@ -14,6 +14,7 @@ extension Persona.Sampling {
         p.maxNewTokens = maxNewTokens
         p.doSample = doSample
         p.numBeams = numBeams
+        p.promptLookupNumTokens = promptLookupNumTokens
         return p
     }
 }
@@ -27,7 +28,8 @@ public struct SamplingOverrides: Sendable, Equatable {
     public var maxHistory: Int?
 
     public static let keys = ["temperature", "top_p", "top_k", "min_p", "repetition_penalty", "no_repeat_ngram_size",
-                              "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "length_penalty", "max_history", "seed"]
+                              "max_repeat_run", "max_new_tokens", "do_sample", "num_beams", "length_penalty", "max_history", "seed",
+                              "prompt_lookup_num_tokens"]
 
     public init() {}
 
@@ -63,6 +65,9 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "num_beams": parameters.numBeams = try int({ (1...8).contains($0) }, "a whole number from 1 to 8")
         case "length_penalty": parameters.lengthPenalty = Double(try float({ $0 >= -10 && $0 <= 10 }, "a number from -10 to 10"))
         case "max_history": maxHistory = try int({ _ in true }, "a whole number (negative: keep all)")
+        case "prompt_lookup_num_tokens":
+            parameters.promptLookupNumTokens = try int({ (0...PromptLookup.maxTokens).contains($0) },
+                                                       "a whole number from 0 to \(PromptLookup.maxTokens) (0 = off)")
         case "do_sample":
             switch v.lowercased() {
             case "true", "on", "yes", "1": parameters.doSample = true
@@ -90,6 +95,7 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "length_penalty": parameters.lengthPenalty = nil
         case "max_history": maxHistory = nil
         case "seed": parameters.seed = nil
+        case "prompt_lookup_num_tokens": parameters.promptLookupNumTokens = nil
         default: break
         }
     }
@@ -115,6 +121,7 @@ public struct SamplingOverrides: Sendable, Equatable {
         case "length_penalty": p.lengthPenalty.map { "\($0)" }
         case "max_history": maxHistory.map { "\($0)" }
         case "seed": p.seed.map { "\($0)" }
+        case "prompt_lookup_num_tokens": p.promptLookupNumTokens.map { "\($0)" }
         default: nil
         }
     }

@@ -41,6 +41,9 @@ public struct GenerationStats: Sendable, Equatable {
     /// less the first step's).
     public var beamSteps = 0
     public var forwards = 0
+    /// Prompt lookup: draft tokens run, and those the sampler then picked (each one a forward saved).
+    public var draftTokens = 0
+    public var acceptedDraftTokens = 0
 
     public init() {}
 

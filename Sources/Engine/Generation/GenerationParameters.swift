@@ -67,6 +67,9 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
     /// Text that ends the reply when it appears in the decoded output (stripped from it).
     public var stop: [String]?
     public var seed: UInt64?
+    /// Speculative decoding by prompt lookup: up to this many draft tokens per forward (0 = off).
+    /// transformers' keyword; the output does not change (see GenerationSettings.promptLookupTokens).
+    public var promptLookupNumTokens: Int?
 
     enum CodingKeys: String, CodingKey {
         case maxNewTokens = "max_new_tokens"
@@ -89,6 +92,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         case beginSuppressTokens = "begin_suppress_tokens"
         case stop
         case seed
+        case promptLookupNumTokens = "prompt_lookup_num_tokens"
     }
 
     public init() {}
@@ -116,6 +120,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         if let v = beginSuppressTokens { m.beginSuppressTokens = v }
         if let v = stop { m.stop = v }
         if let v = seed { m.seed = v }
+        if let v = promptLookupNumTokens { m.promptLookupNumTokens = v }
         return m
     }
 
@@ -171,6 +176,7 @@ public struct GenerationParameters: Sendable, Equatable, Decodable {
         s.beginSuppressTokens = (beginSuppressTokens ?? []).map { Int32($0) }
         s.stopStrings = (stop ?? []).filter { !$0.isEmpty }
         s.seed = seed
+        s.promptLookupTokens = promptLookupNumTokens ?? 0
         try s.validate()
         return s
     }
@@ -204,6 +210,12 @@ public struct GenerationSettings: Sendable, Equatable {
     /// Report each generated token's logprob and this many most likely alternatives (0–20)
     /// through `TokenGenerator.logprobs` (greedy and sampling; not beams). nil: off, at no cost.
     public var logprobs: Int?
+    /// Speculative decoding (one sequence, no beams): each forward also runs up to this many draft
+    /// tokens from `PromptLookup`, and each draft the sampler then picks itself saves a forward. Every
+    /// token is still picked from the model's logits for it, with the same random draws, so greedy and
+    /// seeded output is what plain decoding gives wherever a forward of several tokens gives each
+    /// token's logits bit for bit as a forward of one (int8 where the row kernel runs them). 0: off.
+    public var promptLookupTokens = 0
 
     public init() {}
 
@@ -224,6 +236,9 @@ public struct GenerationSettings: Sendable, Equatable {
             throw bad("num_return_sequences must be 1–num_beams (is \(numReturnSequences), beams \(numBeams))")
         }
         if let n = logprobs, !(0...20).contains(n) { throw bad("logprobs must be 0–20 alternatives (is \(n))") }
+        if !(0...PromptLookup.maxTokens).contains(promptLookupTokens) {
+            throw bad("prompt_lookup_num_tokens must be 0–\(PromptLookup.maxTokens) (is \(promptLookupTokens))")
+        }
     }
 }
 

@@ -35,6 +35,9 @@ public struct SequenceDecoder {
         stats.promptTokens = prompt.count
     }
 
+    /// Prompt and generated ids so far.
+    public var sequence: [Int32] { ids }
+
     /// The clock starts (time to first token counts from here).
     public mutating func start() { t0 = Measure.now() }
 

@@ -5,6 +5,9 @@
 /// The session: tokens it already holds that start the prompt are reused (only the rest is run).
 /// Afterwards it holds the prompt and every generated token but the last, which was never fed
 /// (beams: the prompt only); after a cancel, the same — its tokens and cache always agree.
+///
+/// With `promptLookupTokens`, a forward also runs the tokens `PromptLookup` guesses come next; the
+/// logits each gives are kept, and while the picks follow the guesses no forward runs at all.
 public final class TokenGenerator: @unchecked Sendable {
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer
@@ -22,6 +25,11 @@ public final class TokenGenerator: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var beamSeconds = 0.0
+    /// Prompt lookup: guessed tokens already fed after the last picked one, and `ahead[i]`, the logits
+    /// after `drafts[i]` — right for the next pick only while the picks follow the guesses.
+    private var drafts: [Int32] = []
+    private var ahead: [[Float]] = []
+    private let lookup: PromptLookup
     /// With `settings.logprobs`: one entry per generated token so far, in order (beams: none).
     public var logprobs: [TokenLogprob] { decoder.logprobs }
 
@@ -40,6 +48,7 @@ public final class TokenGenerator: @unchecked Sendable {
         self.settings = settings
         self.session = s
         decoder = SequenceDecoder(prompt: prompt, settings: settings, tokenizer: tokenizer, capacity: s.capacity)
+        lookup = PromptLookup(maxDraft: settings.numBeams == 1 ? settings.promptLookupTokens : 0)
     }
 
     public func cancel() { cancellation.cancel() }
@@ -58,7 +67,7 @@ public final class TokenGenerator: @unchecked Sendable {
         } else if cancellation.isCancelled {
             return finish(.cancelled)
         } else if settings.numBeams == 1 {
-            logits = try forward([decoder.generated.last!])
+            try step()
         }
         let id: Int32
         if settings.numBeams > 1 {
@@ -83,10 +92,40 @@ public final class TokenGenerator: @unchecked Sendable {
         decoder.stats.prefillSeconds = Measure.now() - tp
     }
 
-    private func forward(_ tokens: [Int32]) throws(GenerationError) -> [Float] {
+    /// Logits for the next pick: the kept ones when the last pick was the next guess, else a forward of
+    /// the last pick and the new guesses (the guesses that were not picked are dropped from the session).
+    private func step() throws(GenerationError) {
+        let last = decoder.generated.last!
+        if let d = drafts.first {
+            if d == last {
+                drafts.removeFirst()
+                logits = ahead.removeFirst()
+                decoder.stats.acceptedDraftTokens += 1
+                return
+            }
+            session.truncate(to: session.count - drafts.count)
+            drafts = []
+            ahead = []
+        }
+        // a guess is worth running only if the picks it could stand for fit max_new_tokens and the session
+        let room = min(decoder.maxNew - decoder.generated.count - 1, session.capacity - session.count - 1)
+        let guess = lookup.draft(decoder.sequence, limit: room)
+        guard !guess.isEmpty else {
+            logits = try forward([last])
+            return
+        }
+        let rows = try forward([last] + guess, logits: .all)
+        let v = rows.count / (guess.count + 1)
+        logits = Array(rows[0..<v])
+        ahead = (1...guess.count).map { Array(rows[($0 * v)..<(($0 + 1) * v)]) }
+        drafts = guess
+        decoder.stats.draftTokens += guess.count
+    }
+
+    private func forward(_ tokens: [Int32], logits wanted: LogitsWanted = .last) throws(GenerationError) -> [Float] {
         do {
             decoder.stats.forwards += 1
-            return try model.forward(tokens, session: session, logits: .last)
+            return try model.forward(tokens, session: session, logits: wanted)
         } catch {
             throw GenerationError(error.description)
         }
@@ -122,6 +161,10 @@ public final class TokenGenerator: @unchecked Sendable {
 
     private func finish(_ reason: FinishReason, eos id: Int32? = nil, stop: String? = nil) -> GenerationEvent {
         finished = true
+        // guesses run ahead of the picks (and the last pick, if it was one) leave the session
+        if settings.numBeams == 1 { session.truncate(to: prompt.count + max(decoder.generated.count - 1, 0)) }
+        drafts = []
+        ahead = []
         // beams: the tokens come out together after the search, which is the decoding time
         return decoder.finish(reason, eos: id, stop: stop, sequences: sequences,
                               decodeSeconds: settings.numBeams > 1 ? beamSeconds : nil)

@@ -30,6 +30,7 @@ public struct SliderSpec: Sendable {
         s("min_p", "min-p", 0, 1, 0.01), s("repetition_penalty", "rep. penalty", 1, 2, 0.05),
         s("no_repeat_ngram_size", "no-repeat n", 0, 10, 1), s("max_repeat_run", "max run", 0, 10, 1), s("length_penalty", "length pen.", -2, 2, 0.1),
         s("max_new_tokens", "max tokens", 1, nil, 8, log: true), s("seed", "seed", 0, 99999, 1),
+        s("prompt_lookup_num_tokens", "lookup", 0, 7, 1),   // the engine's PromptLookup.maxTokens
     ]
 
     /// The settings, then one scale per adapter.
@@ -119,7 +120,7 @@ public struct SliderSpec: Sendable {
         case .setting(let key):
             switch key {
             case "do_sample": return v >= 0.5 ? "on" : "off"
-            case "top_k", "min_p", "no_repeat_ngram_size", "max_repeat_run": if v == 0 { return "off" }
+            case "top_k", "min_p", "no_repeat_ngram_size", "max_repeat_run", "prompt_lookup_num_tokens": if v == 0 { return "off" }
             case "max_history": if v < 0 { return "all" }
             default: break
             }

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Prompt-lookup speculative decoding on replayed cosplay conversations.
+
+For each persona, one conversation of scripted turns (tools/demo/quality.py's scenes for its book, sent one
+after another, so the history grows as in a real chat) is replayed twice through `yanyi chat --plain`, with
+the persona's own sampling and a fixed seed: once with `prompt_lookup_num_tokens` 0 and once with K. The
+replies must be identical (every token is still picked from the model's own logits with the same draws);
+the script fails otherwise. Reported per persona and over all: tokens, decode forwards, guesses run and
+picked, tokens per forward, and decode tok/s both ways (`/stats on` lines).
+
+  swift build -c release
+  python3 tools/bench/lookup_replay.py --yanyi .build/release/yanyi --personas sanguo/zhugeliang honglou/lindaiyu
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools", "demo"))
+from quality import SCENES  # noqa: E402  (standard library only)
+
+STATS = re.compile(r"stats: prompt (\d+) tokens \((\d+) reused\), prefill ([\d.]+) s, first token ([\d.]+) s, "
+                   r"(\d+) tokens, ([\d.]+) tok/s, (\d+) forwards(?:, lookup (\d+)/(\d+) guesses picked)?")
+
+
+def replay(yanyi, persona, turns, k, seed):
+    """(replies, [stats dict per reply]) of one conversation."""
+    home = tempfile.mkdtemp(prefix="yanyi-lookup-")
+    lines = ["/stats on", f"/set seed {seed}", f"/set prompt_lookup_num_tokens {k}"] + turns + ["/quit"]
+    p = subprocess.run([yanyi, "chat", "--plain", "--persona", persona, "--models", os.path.join(ROOT, "Models"),
+                        "--personas", os.path.join(ROOT, "Personas"), "--sessions", os.path.join(home, "sessions")],
+                       input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=3600,
+                       env=dict(os.environ, XDG_DATA_HOME=home))
+    if p.returncode != 0:
+        sys.exit(f"{persona}: yanyi chat exited {p.returncode}: {p.stderr.strip()[-400:]}")
+    replies, stats = [], []
+    for line in p.stdout.splitlines():
+        m = STATS.search(line)
+        if m:
+            g = [float(x) if x is not None else 0.0 for x in m.groups()]
+            stats.append({"prompt": int(g[0]), "reused": int(g[1]), "tokens": int(g[4]), "tok_s": g[5],
+                          "forwards": int(g[6]), "picked": int(g[7]), "guessed": int(g[8])})
+        elif "：" in line and not line.startswith("·") and not line.startswith("["):
+            replies.append(line)
+    if len(stats) != len(turns):
+        sys.exit(f"{persona}: {len(stats)} stats lines for {len(turns)} turns\n{p.stdout[-800:]}")
+    return replies, stats
+
+
+def totals(stats):
+    tokens = sum(s["tokens"] for s in stats)
+    decode_forwards = sum(s["forwards"] - 1 for s in stats)   # the prefill is one forward
+    # tok/s per reply counts tokens after the first over the decode time: weight by those tokens
+    secs = sum((s["tokens"] - 1) / s["tok_s"] for s in stats if s["tok_s"] > 0)
+    return {"tokens": tokens, "decode_forwards": decode_forwards, "guessed": sum(s["guessed"] for s in stats),
+            "picked": sum(s["picked"] for s in stats),
+            "tok_s": sum(s["tokens"] - 1 for s in stats if s["tok_s"] > 0) / secs if secs else 0}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--yanyi", default=os.path.join(ROOT, ".build/release/yanyi"))
+    ap.add_argument("--personas", nargs="+", default=["sanguo/zhugeliang", "sanguo/caocao", "honglou/lindaiyu",
+                                                      "shuihu/wusong", "xiyou/sunwukong"])
+    ap.add_argument("--turns", type=int, default=10)
+    ap.add_argument("--k", type=int, default=4, help="guesses per forward (prompt_lookup_num_tokens)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+    rows, out = [], {"cpu": cpu, "k": args.k, "personas": {}}
+    for persona in args.personas:
+        turns = SCENES.get(persona.split("/")[0], SCENES["assistants"])[:args.turns]
+        plain_text, plain = replay(args.yanyi, persona, turns, 0, args.seed)
+        fast_text, fast = replay(args.yanyi, persona, turns, args.k, args.seed)
+        if plain_text != fast_text:
+            sys.exit(f"{persona}: replies differ with prompt lookup\n{plain_text}\n{fast_text}")
+        a, b = totals(plain), totals(fast)
+        out["personas"][persona] = {"plain": a, "lookup": b, "replies": plain_text}
+        rows.append((persona, a, b))
+        print(f"{persona}: {a} / {b}", file=sys.stderr)
+    A = {k: sum(r[1][k] for r in rows) for k in ("tokens", "decode_forwards", "guessed", "picked")}
+    B = {k: sum(r[2][k] for r in rows) for k in ("tokens", "decode_forwards", "guessed", "picked")}
+    out["all"] = {"plain": A, "lookup": B}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, ensure_ascii=False, indent=1)
+    def per_forward(t, n):  # tokens after each reply's first, per decode forward (plain decoding: 1)
+        return (t["tokens"] - n) / max(1, t["decode_forwards"])
+    print("| persona | tokens | decode forwards, plain → lookup | guesses picked | tokens per forward | decode tok/s, plain → lookup |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for persona, a, b in rows:
+        print(f"| {persona} | {a['tokens']} | {a['decode_forwards']} → {b['decode_forwards']} | {b['picked']} of {b['guessed']} "
+              f"| {per_forward(b, args.turns):.2f} | {a['tok_s']:.1f} → {b['tok_s']:.1f} ({b['tok_s'] / a['tok_s']:.2f}×) |")
+    print(f"| **all** | {A['tokens']} | {A['decode_forwards']} → {B['decode_forwards']} | {B['picked']} of {B['guessed']} "
+          f"| {per_forward(B, args.turns * len(rows)):.2f} | |")
+    print(f"CPU: {cpu}; replies identical with and without prompt lookup (K = {args.k}), seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()
