@@ -59,6 +59,7 @@ struct Eval: ParsableCommand {
             let (_, lm, _) = try options.load()
             let h = try FileHandle(forReadingFrom: scratch)
             for c in chunks {
+                stats.addCharacters(c.scoredCharacters(folder.tokenizer))
                 let l = try runWindow(lm, c)
                 let bytes = try h.read(upToCount: l.count * 4) ?? Data()
                 let r = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
@@ -66,13 +67,7 @@ struct Eval: ParsableCommand {
             }
         } else {
             let (_, lm, _) = try options.load()
-            for c in chunks {
-                let l = try runWindow(lm, c)
-                let v = lm.vocabSize
-                for i in c.scoredFrom..<(c.ids.count - 1) {
-                    stats.addPerplexity(l[(i * v)..<((i + 1) * v)], next: c.ids[i + 1])
-                }
-            }
+            do { stats = try EvalWindows.score(lm, windows: chunks, tokenizer: folder.tokenizer) } catch { fail("\(error)") }
         }
         report(stats, windows: chunks.count)
     }
@@ -95,7 +90,8 @@ struct Eval: ParsableCommand {
     func report(_ s: LogitStats, windows: Int) {
         if json {
             var obj: [String: Any] = ["windows": windows, "ctx": ctx, "positions": s.positions,
-                                      "precision": options.precision.rawValue, "perplexity": s.perplexity]
+                                      "precision": options.precision.rawValue, "perplexity": s.perplexity,
+                                      "characters": s.characters, "nats_per_char": s.natsPerCharacter]
             if let against {
                 obj["against"] = against.rawValue
                 obj["perplexity_against"] = s.perplexityRef
@@ -111,7 +107,8 @@ struct Eval: ParsableCommand {
             return
         }
         print("windows \(windows) × \(ctx) tokens, \(s.positions) positions scored")
-        print(String(format: "perplexity (%@)  %.4f", options.precision.rawValue, s.perplexity))
+        print(String(format: "perplexity (%@)  %.4f  (%.4f nats per character over %d characters)",
+                     options.precision.rawValue, s.perplexity, s.natsPerCharacter, s.characters))
         if let against {
             print(String(format: "perplexity (%@)  %.4f", against.rawValue, s.perplexityRef))
             print(String(format: "KL(%@ ‖ %@)  mean %.6f  p99 %.6f  max %.6f", against.rawValue,
@@ -120,35 +117,5 @@ struct Eval: ParsableCommand {
             print(String(format: "same top, decisive  %.2f%% of %d positions (reference top-2 margin ≥ %.2f)",
                          100 * s.sameTopDecisiveFraction, s.decisive, LogitStats.decisiveMargin))
         }
-    }
-}
-
-/// Cutting a text into evaluation windows the way each architecture reads plain text.
-enum EvalWindows {
-    struct Window {
-        var ids: [Int32]
-        /// Positions before this are the window's lead-in (BOS, or ChatGLM's [gMASK] <sop>) and are not scored.
-        var scoredFrom: Int
-    }
-
-    static func make(folder: ModelFolder, text: String, ctx: Int, limit: Int) -> [Window] {
-        let t = folder.tokenizer
-        let ids = t.encode(text, addSpecialTokens: false)
-        // ChatGLM reads plain text as a reply: [gMASK] <sop> first, so every scored token is causal.
-        // LLaMA/Baichuan: BOS first where the tokenizer adds one (llama-perplexity does the same).
-        var lead: [Int32] = []
-        if let glm = t as? ChatGLMTokenizer {
-            lead = [glm.gmaskID, glm.sopID]
-        } else if let sp = t as? SentencePieceTokenizer, sp.addBos, let bos = sp.specials.bos {
-            lead = [bos]
-        }
-        let body = ctx - lead.count
-        var out: [Window] = []
-        var i = 0
-        while i + body <= ids.count && (limit == 0 || out.count < limit) {
-            out.append(Window(ids: lead + ids[i..<(i + body)], scoredFrom: max(lead.count - 1, 0)))
-            i += body
-        }
-        return out
     }
 }

@@ -28,7 +28,7 @@ torch.use_deterministic_algorithms(True)
 # The shared data folder beside the repository (../shared/data), or YANYI_DEMO_DATA.
 DATA = os.environ.get("YANYI_DEMO_DATA", os.path.join(REPO, "..", "shared", "data"))
 MODELS = os.path.join(REPO, "Models")
-WORK = os.path.join(HERE, "work")  # git-ignored scratch (training logs, checkpoints)
+WORK = os.environ.get("YANYI_DEMO_WORK", os.path.join(HERE, "work"))  # git-ignored scratch (training logs, checkpoints)
 DIALOGUE = os.path.join(HERE, "data")
 NOVEL_FILES = ["三国演义.txt", "水浒传.txt", "红楼梦.txt", "西游记.txt"]
 
@@ -48,6 +48,45 @@ def novel_paragraphs(name):
     with open(os.path.join(DATA, "classics", name), encoding="utf-8") as f:
         text = f.read()
     return ed.paragraphs(text)
+
+
+# One chapter per novel is held out of the default base's training (and of the adapters' dialogue lines);
+# `yanyi eval` on these chapters gives the held-out nats per character (tools/demo/heldout.py).
+HELD_OUT = {"三国演义.txt": "第六十一回", "水浒传.txt": "第61回", "红楼梦.txt": "第六十一回", "西游记.txt": "第五十一回"}
+
+
+def _chapter_lines(name):
+    """(lines, [(line index, label)]) of a novel: a heading line is `第…回` after optional `正文` / `《》目录`."""
+    import extract_dialogue as ed
+    with open(os.path.join(DATA, "classics", name), encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    heads = []
+    for i, line in enumerate(lines):
+        m = ed.CHAPTER.match(line)
+        if m:
+            heads.append((i, m.group(1)))
+    return lines, heads
+
+
+def split_held_out(name):
+    """(text without the held-out chapter, the held-out chapter's text from its heading line on)."""
+    lines, heads = _chapter_lines(name)
+    at = [k for k, (_, label) in enumerate(heads) if label == HELD_OUT[name]]
+    assert len(at) == 1, (name, at)
+    start = heads[at[0]][0]
+    end = heads[at[0] + 1][0] if at[0] + 1 < len(heads) else len(lines)
+    return "\n".join(lines[:start] + lines[end:]), "\n".join(lines[start:end])
+
+
+def training_paragraphs(name):
+    """The novel's paragraphs without its held-out chapter."""
+    import extract_dialogue as ed
+    return ed.paragraphs(split_held_out(name)[0])
+
+
+def held_out_paragraphs(name):
+    import extract_dialogue as ed
+    return ed.paragraphs(split_held_out(name)[1])
 
 
 def rulai(name):
@@ -75,14 +114,19 @@ def ordinary_qa():
     return [r for r in rulai("rulai_enhance.json") if not is_rulai_line(r) and "network error" not in r["a"]]
 
 
-def dialogue(name):
-    """Rows of data/<name>.jsonl, extracted first when missing."""
+def dialogue(name, exclude_held_out=False):
+    """Rows of data/<name>.jsonl, extracted first when missing; `exclude_held_out` drops the rows whose
+    quote is in a held-out chapter."""
     path = os.path.join(DIALOGUE, name + ".jsonl")
     if not os.path.exists(path):
         import extract_dialogue as ed
         ed.main()
     with open(path, encoding="utf-8") as f:
-        return [json.loads(l) for l in f]
+        rows = [json.loads(l) for l in f]
+    if exclude_held_out:  # lines of a held-out chapter never reach an adapter
+        held = "".join(p for n in NOVEL_FILES for p in held_out_paragraphs(n))
+        rows = [r for r in rows if r["chat"] not in held]
+    return rows
 
 
 def sha256_file(path):

@@ -44,6 +44,8 @@ SENTENCE_END = "。！？；：…”」"
 CUT_AFTER = "。！？；”"
 UTTERANCE = re.compile(r"(曰|道|说)：(“[^“”]{1,%d}”)" % (MAX_CHAT_CHARS - 2))
 HEADING = re.compile(r"^\s*(正文\s*)?第[一二三四五六七八九十百零〇\d]+回")
+# a chapter heading anywhere a novel has one (西游记 writes `《》目录 第一回`), with its label
+CHAPTER = re.compile(r"^\s*(?:正文\s*|《》目录\s*)?(第[一二三四五六七八九十百零〇\d]+回)")
 CLAUSE_BREAK = "，。；：！？、”“‘’　 （）《》「」…—"
 # characters that end a speaker clause without being part of the name (…笑道, …大怒曰, …听了又问道)
 VERB_TAIL = set("笑泣叹怒喜惊问答叫骂喝谓对乃便又亦遂因忙也都说道曰大冷哭告听了着只却即再连急低接")

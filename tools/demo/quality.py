@@ -14,7 +14,10 @@ request each, seeded by the scene's number, with the persona's own sampling exac
   d2/r    the same within each reply, averaged over replies
   cjk     share of CJK characters among the replies' non-space characters
 
-and RulaiGPT's answer to the seed's question 到底来没来？ (whether it says 如来).
+and RulaiGPT's answer to the seed's question 到底来没来？ (whether it says 如来). First, for each demo base,
+the held-out nats per character: `yanyi eval --ctx 256 --json` (int8) on the one chapter of each novel that
+the default base never saw in training (Tests/Fixtures/text/held-out, written by train_base.py), the four
+chapters' nats summed over their characters.
 Standard library only; `--json FILE` writes every reply too. Example:
 
   swift build -c release
@@ -119,6 +122,23 @@ def metrics(replies):
     }
 
 
+HELD_OUT = ["sanguo", "shuihu", "honglou", "xiyou"]
+BASES = ["glm-demo", "baichuan-demo", "llama-demo"]
+
+
+def held_out(yanyi, base):
+    """(nats per character over the four held-out chapters, {novel: nats per character}) of one base."""
+    nats, chars, per = 0.0, 0, {}
+    for novel in HELD_OUT:
+        text = os.path.join(ROOT, "Tests", "Fixtures", "text", "held-out", novel + ".txt")
+        r = json.loads(subprocess.run([yanyi, "eval", "--model", os.path.join(ROOT, "Models", base), "--text", text,
+                                       "--ctx", "256", "--json", "--no-cache"], capture_output=True, text=True, check=True).stdout)
+        per[novel] = r["nats_per_char"]
+        nats += r["nats_per_char"] * r["characters"]
+        chars += r["characters"]
+    return nats / chars, per
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--yanyi", default=os.path.join(ROOT, ".build/release/yanyi"))
@@ -126,10 +146,12 @@ def main():
     ap.add_argument("--personas", nargs="*", help="persona ids (default: every shipped one)")
     ap.add_argument("--personas-dir", default=os.path.join(ROOT, "Personas"), help="persona folder (default: the shipped one)")
     ap.add_argument("--json", help="write every reply and the figures here")
+    ap.add_argument("--seed-offset", type=int, default=0, help="scene i is asked with seed i + 1 + this (other draws, same scenes)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = ap.parse_args()
 
     port = free_port()
+    bases = {b: held_out(args.yanyi, b) for b in BASES}
     data_home = tempfile.TemporaryDirectory(prefix="yanyi-quality-")     # no sessions of the user's touched
     env = dict(os.environ, XDG_DATA_HOME=data_home.name)
     server = subprocess.Popen([args.yanyi, "serve", "--port", str(port), "--personas", args.personas_dir,
@@ -140,7 +162,7 @@ def main():
             ids = [m["id"] for m in json.load(r)["data"] if m["id"].startswith("persona:")]
         personas = [i[len("persona:"):] for i in ids if not args.personas or i[len("persona:"):] in args.personas]
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-        out = {"cpu": cpu, "personas": {}}
+        out = {"cpu": cpu, "held_out_nats_per_char": {b: {"all": v[0], **v[1]} for b, v in bases.items()}, "personas": {}}
         t0 = time.time()
         for pid in sorted(personas):
             group = pid.split("/")[0]
@@ -148,7 +170,8 @@ def main():
             cosplay = group in ("sanguo", "honglou", "shuihu", "xiyou")
             replies = []
             for i, scene in enumerate(scenes):
-                r = post(port, {"model": "persona:" + pid, "messages": [{"role": "user", "content": scene}], "seed": i + 1})
+                r = post(port, {"model": "persona:" + pid, "messages": [{"role": "user", "content": scene}],
+                                 "seed": i + 1 + args.seed_offset})
                 c = r["choices"][0]
                 text = c["message"]["content"]
                 ended = c["finish_reason"] == "stop" and (not cosplay or text.rstrip().endswith("”"))
@@ -176,6 +199,18 @@ def main():
     m = out["all"]
     rows.append((f"**all {m['replies']} replies**", f"**{m['turn']:.0%}**", f"**{m['run3']:.0%}**", f"**{m['dist2']:.2f}** (mean)",
                  f"**{m['dist2_reply']:.2f}**", f"**{m['cjk']:.0%}**"))
+    held = [("base", "held-out nats/char", *HELD_OUT)]
+    for b, v in out["held_out_nats_per_char"].items():
+        held.append((b, f"**{v['all']:.3f}**", *(f"{v[n]:.3f}" for n in HELD_OUT)))
+    if args.markdown:
+        print("| " + " | ".join(held[0]) + " |\n|---|---:|" + "---:|" * len(HELD_OUT))
+        for r in held[1:]:
+            print("| " + " | ".join(r) + " |")
+        print()
+    else:
+        for r in held:
+            print("  ".join(f"{c:<24}" if i == 0 else f"{c:>10}" for i, c in enumerate(r)))
+        print()
     if args.markdown:
         print("| " + " | ".join(rows[0]) + " |\n|---|---:|---:|---:|---:|---:|")
         for r in rows[1:]:

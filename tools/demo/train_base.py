@@ -24,6 +24,7 @@ from a seeded numpy generator. One torch thread; the three models can train in p
 tools/demo/results/base-<kind>.json.
 
 Run (after make_tokenizers.py): nice -n 10 tools/fixtures/.venv/bin/python tools/demo/train_base.py [chatglm baichuan llama]
+`train_base.py --held-out-fixtures` writes the held-out chapters to Tests/Fixtures/text/held-out.
 """
 import json
 import math
@@ -40,12 +41,24 @@ from safetensors.torch import save_file as st_save
 
 mf = C.mf
 SEED = 20240901
-STEPS = {"chatglm": 300, "baichuan": 700, "llama": 800}
-if "YANYI_DEMO_STEPS" in os.environ:  # quick runs
+STEPS = {"chatglm": 2000, "baichuan": 700, "llama": 800}
+if "YANYI_DEMO_STEPS" in os.environ:  # quick runs, or a longer run resumed from a stable checkpoint
     STEPS = {k: int(os.environ["YANYI_DEMO_STEPS"]) for k in STEPS}
-LR = {"chatglm": 3e-3, "baichuan": 6e-3, "llama": 6e-3}
+LR = {"chatglm": 2e-3, "baichuan": 6e-3, "llama": 6e-3}
 BATCH = 16
+# Tokens per sequence: glm-demo reads 256 (its held-out score is taken with `yanyi eval --ctx 256`).
+CTX_OF = {"chatglm": 256, "baichuan": 128, "llama": 128}
 CTX = 128
+# glm-demo (the default base) trains with bf16 autocast, a warm-up / stable / decay schedule and resumable
+# checkpoints in tools/demo/work; baichuan-demo and llama-demo keep the recipe they were shipped with
+# (fp32, cosine) so that this script still reproduces their files.
+RECIPE = {"chatglm": "wsd-bf16", "baichuan": "cosine-fp32", "llama": "cosine-fp32"}
+DECAY_FROM = 0.8  # WSD: the learning rate falls linearly to 10 % over the last 20 % of the steps
+CHECKPOINT_EVERY = int(os.environ.get("YANYI_DEMO_CHECKPOINT_EVERY", "100"))
+# Stop (after writing the checkpoint) once this many steps are done: what an interrupted run leaves.
+STOP_AT = int(os.environ.get("YANYI_DEMO_STOP_AT", "0"))
+WARMUP_STEPS = 100
+EVAL_EVERY = 200
 RESULTS = os.path.join(C.HERE, "results")
 
 
@@ -87,56 +100,182 @@ class Stream:
 
 
 class GLMStream:
-    """ChatGLM: `w[:c] [gMASK] <sop> w[c:]` from a random window w; loss on every token, as the Cosplay
-    training did (in the bidirectional context it is copying the visible next token, which trains the
-    embeddings and attention quickly; with the loss on the reply part only the model stayed at the unigram
-    loss for 225 steps)."""
+    """ChatGLM: `w[:c] [gMASK] <sop> w[c:]` from a random window w of ctx - 2 tokens, c uniform in 0..64 (c = 0
+    is how `yanyi eval` reads plain text; a cosplay prompt is a context of up to 64 characters); loss on every
+    token, as the Cosplay training did (in the bidirectional context it is copying the visible next token,
+    which trains the embeddings and attention quickly; with the loss on the reply part only the first tiny
+    model stayed at the unigram loss for 225 steps)."""
 
-    def __init__(self, tokens, rng, gmask, sop, pad):
+    def __init__(self, tokens, rng, gmask, sop, ctx):
         self.t = tokens
         self.rng = rng
-        self.g, self.s, self.pad = gmask, sop, pad
+        self.g, self.s, self.ctx = gmask, sop, ctx
 
     def batch(self):
-        ids = torch.full((BATCH, CTX), self.pad, dtype=torch.long)
+        ids = torch.empty((BATCH, self.ctx), dtype=torch.long)
         for b in range(BATCH):
-            c = int(self.rng.integers(8, 49))
-            start = int(self.rng.integers(0, len(self.t) - CTX))
-            w = self.t[start:start + CTX - 2]
-            seq = w[:c] + [self.g, self.s] + w[c:]
-            ids[b] = torch.tensor(seq)
+            c = int(self.rng.integers(0, 65))
+            start = int(self.rng.integers(0, len(self.t) - self.ctx))
+            w = self.t[start:start + self.ctx - 2]
+            ids[b] = torch.tensor(w[:c] + [self.g, self.s] + w[c:])
         return dict(input_ids=ids, labels=ids.clone())
 
 
-def train(kind, model, data, steps, lr, log_every=25):
+def glm_stream(tok, names, paragraphs_of):
+    """Token ids of the novels as the upstream tokenizer reads a text: each novel's paragraphs joined by a
+    newline (`<n>`; no dummy-prefix ▁ after it), novels separated by `<n>`."""
+    nl = tok.sp_tokenizer["<n>"]
+    out = []
+    for name in names:
+        out += tok.sp_tokenizer.encode("\n".join(paragraphs_of(name))) + [nl]
+    return out
+
+
+def held_out_texts():
+    """{novel: held-out chapter text as `yanyi eval` reads it (paragraphs, one per line)}."""
+    return {n: "\n".join(C.held_out_paragraphs(n)) for n in C.NOVEL_FILES}
+
+
+HELD_OUT_FIXTURES = os.path.join(C.REPO, "Tests", "Fixtures", "text", "held-out")
+SHORT = {"三国演义.txt": "sanguo", "水浒传.txt": "shuihu", "红楼梦.txt": "honglou", "西游记.txt": "xiyou"}
+
+
+def write_held_out_fixtures():
+    """The held-out chapters as committed test fixtures (DemoModelTests scores glm-demo on them; CI has no
+    ../shared/data): Tests/Fixtures/text/held-out/<novel>.txt, one paragraph per line."""
+    os.makedirs(HELD_OUT_FIXTURES, exist_ok=True)
+    for n, text in held_out_texts().items():
+        with open(os.path.join(HELD_OUT_FIXTURES, SHORT[n] + ".txt"), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+@torch.no_grad()
+def held_out_nats(model, tok, texts, ctx, gmask, sop):
+    """Per novel: (nats, characters, tokens) over windows cut as `yanyi eval --ctx ctx` cuts them for ChatGLM
+    ([gMASK] <sop> + ctx - 2 text tokens, every text token scored); characters are those of the scored tokens."""
+    model.eval()
+    out = {}
+    for name, text in texts.items():
+        ids = tok.sp_tokenizer.encode(text)
+        body = ctx - 2
+        nats, chars, n = 0.0, 0, 0
+        for i in range(0, len(ids) - body + 1, body):
+            w = ids[i:i + body]
+            x = torch.tensor([[gmask, sop] + w])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+                logits = model(input_ids=x).logits[0].float()
+            lp = torch.log_softmax(logits[1:-1], dim=-1)
+            nats += float(-lp.gather(1, torch.tensor(w).unsqueeze(1)).sum())
+            chars += len(tok.sp_tokenizer.decode(w))
+            n += len(w)
+        out[name] = (nats, chars, n)
+    model.train()
+    return out
+
+
+def nats_per_char(res):
+    return sum(v[0] for v in res.values()) / max(1, sum(v[1] for v in res.values()))
+
+
+def lr_factor(recipe, steps, warm):
+    """The learning-rate multiplier at step s. cosine: warm-up then cosine to 10 %. wsd: warm-up, constant,
+    then linear to 10 % from DECAY_FROM·steps on: every step before the decay is the same whatever the total,
+    so a longer run resumes from a checkpoint taken before its decay starts."""
+    if recipe.startswith("cosine"):
+        return lambda s: (s + 1) / warm if s < warm else \
+            0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+    d0 = int(DECAY_FROM * steps)
+    return lambda s: (s + 1) / warm if s < warm else (1.0 if s < d0 else 1.0 - 0.9 * (s - d0) / max(1, steps - d0))
+
+
+def checkpoint_path(kind, tag):
+    return os.path.join(C.WORK, f"base-{kind}-{tag}.pt")
+
+
+def find_resume(kind, identity, steps):
+    """The latest checkpoint of this run (same identity) that this step count can continue: one taken in the
+    stable phase before this run's decay starts, or one of a run with the same total."""
+    best = None
+    for tag in ("latest", "stable"):
+        path = checkpoint_path(kind, tag)
+        if not os.path.exists(path):
+            continue
+        ck = torch.load(path, weights_only=False)
+        if ck["identity"] != identity:
+            C.log(f"[{kind}] {path}: another run ({ck['identity']}), not resumed")
+            continue
+        ok = ck["total_steps"] == steps or ck["step"] <= min(int(DECAY_FROM * steps), int(DECAY_FROM * ck["total_steps"]))
+        if ok and ck["step"] <= steps and (best is None or ck["step"] > best["step"]):
+            best = ck
+    return best
+
+
+def train(kind, model, data, steps, lr, log_every=25, identity=None, evaluate=None):
+    recipe = RECIPE[kind]
+    ctx = CTX_OF[kind]
+    bf16 = recipe.endswith("bf16")
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
-    warm = max(1, steps // 25)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    # wsd: a fixed warm-up, so that the steps before the decay do not depend on the total
+    warm = WARMUP_STEPS if recipe.startswith("wsd") else max(1, steps // 25)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(recipe, steps, warm))
+    hist, evals, first, secs_before = [], [], 0, 0.0
+    resumable = recipe.startswith("wsd")
+    if resumable:
+        os.makedirs(C.WORK, exist_ok=True)
+        ck = find_resume(kind, identity, steps)
+        if ck:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["opt"])
+            sched.load_state_dict(ck["sched"])
+            data.rng.bit_generator.state = ck["data_rng"]
+            torch.set_rng_state(ck["torch_rng"])
+            hist, evals, first, secs_before = ck["hist"], ck["evals"], ck["step"], ck["seconds"]
+            C.log(f"[{kind}] resumed at step {first} ({secs_before:.0f} s of training before)")
     model.train()
-    hist, t0, cpu0 = [], time.time(), time.process_time()
-    for step in range(steps):
-        loss = model(**data.batch()).loss
+    t0, cpu0 = time.time(), time.process_time()
+    for step in range(first, steps):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**data.batch()).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         hist.append(float(loss.detach()))
-        if (step + 1) % log_every == 0 or step == 0:
-            C.log(f"  [{kind}] step {step + 1}/{steps} loss {np.mean(hist[-log_every:]):.4f}  {time.time() - t0:.0f}s")
+        done = step + 1
+        if done % log_every == 0 or step == 0:
+            C.log(f"  [{kind}] step {done}/{steps} loss {np.mean(hist[-log_every:]):.4f} lr {sched.get_last_lr()[0]:.2e}"
+                  f"  {secs_before + time.time() - t0:.0f}s")
+        if evaluate and (done % EVAL_EVERY == 0 or done == steps):
+            e = evaluate(model)
+            evals.append({"step": done, "held_out_nats_per_char": round(e, 4)})
+            C.log(f"  [{kind}] step {done}: held-out {e:.4f} nats/char")
+        if resumable and (done % CHECKPOINT_EVERY == 0 or done == steps):
+            ck = {"identity": identity, "total_steps": steps, "step": done, "model": model.state_dict(),
+                  "opt": opt.state_dict(), "sched": sched.state_dict(), "data_rng": data.rng.bit_generator.state,
+                  "torch_rng": torch.get_rng_state(), "hist": hist, "evals": evals,
+                  "seconds": secs_before + time.time() - t0}
+            torch.save(ck, checkpoint_path(kind, "latest") + ".tmp")
+            os.replace(checkpoint_path(kind, "latest") + ".tmp", checkpoint_path(kind, "latest"))
+            if done <= int(DECAY_FROM * steps):  # the last checkpoint any longer run can continue
+                torch.save(ck, checkpoint_path(kind, "stable") + ".tmp")
+                os.replace(checkpoint_path(kind, "stable") + ".tmp", checkpoint_path(kind, "stable"))
+            if STOP_AT and done >= STOP_AT and done < steps:
+                C.log(f"[{kind}] stopped at step {done} (YANYI_DEMO_STOP_AT); run again to resume")
+                sys.exit(0)
     model.eval()
-    secs = time.time() - t0
-    return {"steps": steps, "batch": BATCH, "context": CTX, "tokens_seen": steps * BATCH * CTX,
+    secs = secs_before + time.time() - t0
+    digest = C.mf.sha256_bytes(b"".join(t.detach().float().numpy().tobytes() for t in model.state_dict().values()))
+    C.log(f"[{kind}] trained weights sha256 {digest[:16]} (fp32, before the fp16 file)")
+    return {"steps": steps, "batch": BATCH, "context": ctx, "tokens_seen": steps * BATCH * ctx, "recipe": recipe,
             "lr": lr, "warmup_steps": warm, "torch_threads": C.THREADS, "seconds": round(secs, 1),
-            "cpu_seconds": round(time.process_time() - cpu0, 1),
+            "cpu_seconds_this_process": round(time.process_time() - cpu0, 1), "resumed_at_step": first,
             "loss_first_step": hist[0], "loss_final_mean_last_50_steps": float(np.mean(hist[-50:])),
             "loss_curve_mean_per_10pct": [round(float(np.mean(hist[i * steps // 10:(i + 1) * steps // 10])), 4)
-                                          for i in range(10)]}
+                                          for i in range(10)], "held_out_evals": evals, "weights_sha256_fp32": digest}
 
 
 @torch.no_grad()
@@ -188,17 +327,31 @@ SAMPLE_PROMPTS = ["话说天下大势，", "却说曹操", "宝玉笑道：", "�
 
 def main(kinds):
     os.makedirs(RESULTS, exist_ok=True)
+    if kinds == ["--held-out-fixtures"]:
+        write_held_out_fixtures()
+        return
     for kind in kinds:
         folder = os.path.join(C.MODELS, M.FOLDERS[kind])
         sp = sp_of(kind)
         pieces = sp.get_piece_size()
         rng = np.random.default_rng(SEED + hash_kind(kind))
         t0 = time.time()
+        evaluate, identity = None, None
         if kind == "chatglm":
-            stream = novel_stream(sp, [sp.piece_to_id("<n>")])
+            _, _, tg = mf.import_upstream_chatglm()
+            tok = tg.ChatGLMTokenizer.from_pretrained(folder)
+            stream = glm_stream(tok, C.NOVEL_FILES, C.training_paragraphs)
             cfg = M.config_dict(kind, pieces)
-            data = GLMStream(stream, rng, cfg["gmask_token_id"], cfg["bos_token_id"], 3)
-            data_note = f"{len(stream)} novel tokens; GLM continuation samples"
+            g, s = cfg["gmask_token_id"], cfg["bos_token_id"]
+            data = GLMStream(stream, rng, g, s, CTX_OF[kind])
+            texts = held_out_texts()
+            data_note = (f"{len(stream)} novel tokens without the held-out chapters "
+                         f"({', '.join(n[:-4] + ' ' + C.HELD_OUT[n] for n in C.NOVEL_FILES)}); GLM continuation samples")
+            identity = {"sizes": M.SIZES[kind], "lr": LR[kind], "batch": BATCH, "ctx": CTX_OF[kind], "seed": SEED,
+                        "recipe": RECIPE[kind], "stream_tokens": len(stream)}
+
+            def evaluate(m):
+                return nats_per_char(held_out_nats(m, tok, texts, CTX_OF[kind], g, s))
         else:
             stream = novel_stream(sp, sp.encode("\n"))
             qa = []
@@ -225,7 +378,7 @@ def main(kinds):
         model = M.new_model(kind, pieces, SEED)
         params = M.param_count(model)
         C.log(f"[{kind}] {type(model).__name__}, {params} parameters")
-        tr = train(kind, model, data, STEPS[kind], LR[kind])
+        tr = train(kind, model, data, STEPS[kind], LR[kind], identity=identity, evaluate=evaluate)
         {"chatglm": save_chatglm, "baichuan": save_baichuan, "llama": save_llama}[kind](model, folder)
         M.write_config(kind, folder, pieces)
         m2 = reload(kind, folder, pieces)

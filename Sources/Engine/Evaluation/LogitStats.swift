@@ -16,6 +16,9 @@ public struct LogitStats: Sendable {
     public private(set) var nllRef = 0.0                // Σ -log p_ref(next)
     public private(set) var nllTest = 0.0
     public private(set) var scored = 0                  // positions with a known next token
+    /// Characters of the scored text (see EvalWindows.Window.scoredCharacters): nats per character compare
+    /// models whose tokenizers cut the text differently.
+    public private(set) var characters = 0
 
     public init() {}
 
@@ -60,6 +63,10 @@ public struct LogitStats: Sendable {
         scored += 1
         positions += 1
     }
+
+    public mutating func addCharacters(_ n: Int) { characters += n }
+
+    public var natsPerCharacter: Double { characters == 0 ? .nan : nllTest / Double(characters) }
 
     public var meanKL: Double { kl.isEmpty ? 0 : kl.reduce(0, +) / Double(kl.count) }
     public var p99KL: Double {
