@@ -32,10 +32,19 @@ import Testing
     }
 
     /// The premise, int8 where the row kernel runs a forward of a few tokens: each token's logits
-    /// from one forward of four are those of four forwards of one, bit for bit.
-    @Test(arguments: ["llama", "baichuan", "chatglm"]) func aForwardOfFourIsFourForwardsOfOne(kind: String) throws {
+    /// from one forward of four are those of four forwards of one, bit for bit, with and without an
+    /// adapter (its delta takes the lone-token path too).
+    @Test(arguments: BatchDecoderTests.models) func aForwardOfFourIsFourForwardsOfOne(kind: String, adapterNames: [String]) throws {
         guard Int8Matrix.rowsMaxTokens >= 4 else { return }
         let f = try BatchDecoderTests.load(kind)
+        for adapters in [[], [(adapter: try AdapterTests.adapter(adapterNames[0]), multiplier: Float(1))]] {
+            try f.model.setAdapters(adapters)
+            defer { f.model.lora.set([]) }
+            try Self.compareFourWithOne(f, kind)
+        }
+    }
+
+    static func compareFourWithOne(_ f: BatchDecoderTests.Fixture, _ kind: String) throws {
         let prompt = BatchDecoderTests.prompt(f, 6, 2)
         let tail: [Int32] = [17, 230, 41, 99]
         let a = f.model.makeSession(capacity: 16), b = f.model.makeSession(capacity: 16)
@@ -45,7 +54,8 @@ import Testing
         let v = f.model.vocabSize
         for (i, t) in tail.enumerated() {
             let one = try f.model.forward([t], session: b, logits: .last)
-            #expect(Array(together[(i * v)..<((i + 1) * v)]).map(\.bitPattern) == one.map(\.bitPattern), "\(kind) token \(i)")
+            let differ = zip(together[(i * v)..<((i + 1) * v)], one).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differ == 0, "\(kind) token \(i): \(differ) of \(v) logits differ")
         }
     }
 
@@ -59,9 +69,18 @@ import Testing
     }
 
     /// A prompt that repeats itself (guesses find matches), greedy and seeded sampling, with and without
-    /// guesses: the same tokens, text and ending; fewer forwards; the session as plain decoding leaves it.
-    @Test(arguments: ["llama", "baichuan", "chatglm"]) func outputIsUnchanged(kind: String) throws {
+    /// guesses, without and with an adapter: the same tokens, text and ending; fewer forwards; the
+    /// session as plain decoding leaves it.
+    @Test(arguments: BatchDecoderTests.models) func outputIsUnchanged(kind: String, adapterNames: [String]) throws {
         let f = try BatchDecoderTests.load(kind)
+        for adapters in [[], [(adapter: try AdapterTests.adapter(adapterNames[0]), multiplier: Float(1))]] {
+            try f.model.setAdapters(adapters)
+            defer { f.model.lora.set([]) }
+            try Self.checkUnchanged(f, kind)
+        }
+    }
+
+    static func checkUnchanged(_ f: BatchDecoderTests.Fixture, _ kind: String) throws {
         var prompt = BatchDecoderTests.prompt(f, 8, 3)
         let body = Array(prompt.prefix(8))
         prompt = body + body + prompt

@@ -13,7 +13,9 @@ public struct LoRAModule: Sendable {
     public let scale: Float           // from the config (alpha/r, rsLoRA, patterns)
 
     /// y [n, out] += s · B(A·x) for x [n, in]: two thin products (t = x·Aᵀ [n, rank], then
-    /// y += s·t·Bᵀ), never the merged [out, in] delta.
+    /// y += s·t·Bᵀ), never the merged [out, in] delta. Up to the row kernel's token count each token
+    /// takes the lone-token path, so a forward of a few tokens (a speculative step, a short prompt)
+    /// gives each the bits a forward of one gives, as the int8 projections do.
     func apply(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, multiplier: Float) {
         let s = scale * multiplier
         if s == 0 { return }
@@ -21,10 +23,13 @@ public struct LoRAModule: Sendable {
             let t = t.baseAddress!                                   // [n, rank]
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
-                    if n == 1 {
-                        for k in 0..<rank { t[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, x, inFeatures) }
-                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(rank), s, b.baseAddress!, Int32(rank),
-                                    t, 1, 1, y, 1)
+                    if n <= max(1, Int8Matrix.rowsMaxTokens) {
+                        for i in 0..<n {
+                            let xi = x + i * inFeatures, ti = t + i * rank
+                            for k in 0..<rank { ti[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, xi, inFeatures) }
+                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(rank), s, b.baseAddress!, Int32(rank),
+                                        ti, 1, 1, y + i * outFeatures, 1)
+                        }
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rank), Int32(inFeatures), 1,
                                     x, Int32(inFeatures), a.baseAddress!, Int32(inFeatures), 0, t, Int32(rank))
