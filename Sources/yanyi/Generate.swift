@@ -164,7 +164,7 @@ struct Generate: ParsableCommand {
             if let stop = r.stopString { line += " (\(stop))" }
             if s.beamSteps > 0 { line += ", \(s.beamSteps) beam steps, \(s.forwards) forwards" }
             if s.draftTokens > 0 {
-                line += ", \(s.forwards) forwards; prompt lookup: \(s.acceptedDraftTokens) of \(s.draftTokens) guessed tokens picked"
+                line += ", \(s.forwards) forwards; prompt lookup: \(s.acceptedDraftTokens) of \(s.draftTokens) guessed tokens picked, guesses ran in \(s.draftSteps)"
             }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "demo"))
 from quality import SCENES  # noqa: E402  (standard library only)
 
 STATS = re.compile(r"stats: prompt (\d+) tokens \((\d+) reused\), prefill ([\d.]+) s, first token ([\d.]+) s, "
-                   r"(\d+) tokens, ([\d.]+) tok/s, (\d+) forwards(?:, lookup (\d+)/(\d+) guesses picked)?")
+                   r"(\d+) tokens, ([\d.]+) tok/s, (\d+) forwards(?:, lookup (\d+)/(\d+) guesses picked in (\d+) forwards)?")
 
 
 def replay(yanyi, persona, turns, k, seed):
@@ -43,7 +43,7 @@ def replay(yanyi, persona, turns, k, seed):
         if m:
             g = [float(x) if x is not None else 0.0 for x in m.groups()]
             stats.append({"prompt": int(g[0]), "reused": int(g[1]), "tokens": int(g[4]), "tok_s": g[5],
-                          "forwards": int(g[6]), "picked": int(g[7]), "guessed": int(g[8])})
+                          "forwards": int(g[6]), "picked": int(g[7]), "guessed": int(g[8]), "draft_steps": int(g[9])})
         elif "：" in line and not line.startswith("·") and not line.startswith("["):
             replies.append(line)
     if len(stats) != len(turns):
@@ -57,6 +57,7 @@ def totals(stats):
     # tok/s per reply counts tokens after the first over the decode time: weight by those tokens
     secs = sum((s["tokens"] - 1) / s["tok_s"] for s in stats if s["tok_s"] > 0)
     return {"tokens": tokens, "decode_forwards": decode_forwards, "guessed": sum(s["guessed"] for s in stats),
+            "draft_steps": sum(s["draft_steps"] for s in stats),
             "picked": sum(s["picked"] for s in stats),
             "tok_s": sum(s["tokens"] - 1 for s in stats if s["tok_s"] > 0) / secs if secs else 0}
 
@@ -69,6 +70,9 @@ def main():
     ap.add_argument("--turns", type=int, default=10)
     ap.add_argument("--k", type=int, default=4, help="guesses per forward (prompt_lookup_num_tokens)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--step-cost", type=float, default=0,
+                    help="a forward of 1 + K tokens relative to one on the model you care about (`yanyi bench "
+                         "--prompt-lookup K`): adds the speed-up these picks would give there")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
@@ -83,21 +87,30 @@ def main():
         out["personas"][persona] = {"plain": a, "lookup": b, "replies": plain_text}
         rows.append((persona, a, b))
         print(f"{persona}: {a} / {b}", file=sys.stderr)
-    A = {k: sum(r[1][k] for r in rows) for k in ("tokens", "decode_forwards", "guessed", "picked")}
-    B = {k: sum(r[2][k] for r in rows) for k in ("tokens", "decode_forwards", "guessed", "picked")}
+    keys = ("tokens", "decode_forwards", "guessed", "picked", "draft_steps")
+    A = {k: sum(r[1][k] for r in rows) for k in keys}
+    B = {k: sum(r[2][k] for r in rows) for k in keys}
     out["all"] = {"plain": A, "lookup": B}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, ensure_ascii=False, indent=1)
     def per_forward(t, n):  # tokens after each reply's first, per decode forward (plain decoding: 1)
         return (t["tokens"] - n) / max(1, t["decode_forwards"])
-    print("| persona | tokens | decode forwards, plain → lookup | guesses picked | tokens per forward | decode tok/s, plain → lookup |")
-    print("|---|---:|---:|---:|---:|---:|")
+
+    def projected(a, b):  # plain forwards / (forwards of one token + step_cost × forwards with guesses)
+        return a["decode_forwards"] / max(1e-9, b["decode_forwards"] - b["draft_steps"] + args.step_cost * b["draft_steps"])
+    extra = f" at step cost {args.step_cost:.2f}" if args.step_cost else ""
+    print(f"| persona | tokens | decode forwards, plain → lookup | forwards with guesses | guesses picked | tokens per forward "
+          f"| decode tok/s here, plain → lookup |" + (f" speed-up{extra} |" if extra else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if extra else ""))
     for persona, a, b in rows:
-        print(f"| {persona} | {a['tokens']} | {a['decode_forwards']} → {b['decode_forwards']} | {b['picked']} of {b['guessed']} "
-              f"| {per_forward(b, args.turns):.2f} | {a['tok_s']:.1f} → {b['tok_s']:.1f} ({b['tok_s'] / a['tok_s']:.2f}×) |")
-    print(f"| **all** | {A['tokens']} | {A['decode_forwards']} → {B['decode_forwards']} | {B['picked']} of {B['guessed']} "
-          f"| {per_forward(B, args.turns * len(rows)):.2f} | |")
+        print(f"| {persona} | {a['tokens']} | {a['decode_forwards']} → {b['decode_forwards']} | {b['draft_steps']} "
+              f"| {b['picked']} of {b['guessed']} | {per_forward(b, args.turns):.2f} "
+              f"| {a['tok_s']:.1f} → {b['tok_s']:.1f} ({b['tok_s'] / a['tok_s']:.2f}×) |"
+              + (f" {projected(a, b):.2f}× |" if extra else ""))
+    print(f"| **all** | {A['tokens']} | {A['decode_forwards']} → {B['decode_forwards']} | {B['draft_steps']} "
+          f"| {B['picked']} of {B['guessed']} | {per_forward(B, args.turns * len(rows)):.2f} | |"
+          + (f" {projected(A, B):.2f}× |" if extra else ""))
     print(f"CPU: {cpu}; replies identical with and without prompt lookup (K = {args.k}), seed {args.seed}")
 
 

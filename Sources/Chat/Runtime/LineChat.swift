@@ -190,7 +190,7 @@ public final class LineChat {
         var line = "stats: prompt \(s.promptTokens) tokens (\(s.reusedPromptTokens) reused), "
             + String(format: "prefill %.3f s, first token %.3f s, %d tokens, %.2f tok/s, %d forwards",
                      s.prefillSeconds, s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, s.forwards)
-        if s.draftTokens > 0 { line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked" }
+        if s.draftTokens > 0 { line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked in \(s.draftSteps) forwards" }
         return line
     }
 

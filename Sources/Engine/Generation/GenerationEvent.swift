@@ -44,6 +44,8 @@ public struct GenerationStats: Sendable, Equatable {
     /// Prompt lookup: draft tokens run, and those the sampler then picked (each one a forward saved).
     public var draftTokens = 0
     public var acceptedDraftTokens = 0
+    /// Forwards that ran guesses (each costs more than a forward of one token).
+    public var draftSteps = 0
 
     public init() {}
 

@@ -120,6 +120,7 @@ public final class TokenGenerator: @unchecked Sendable {
         ahead = (1...guess.count).map { Array(rows[($0 * v)..<(($0 + 1) * v)]) }
         drafts = guess
         decoder.stats.draftTokens += guess.count
+        decoder.stats.draftSteps += 1
     }
 
     private func forward(_ tokens: [Int32], logits wanted: LogitsWanted = .last) throws(GenerationError) -> [Float] {
