@@ -79,7 +79,7 @@ import Testing
             }
         }
         let report = lines.joined(separator: "\n")
-        #expect(Double(ended) >= 0.85 * Double(replies), "\(ended)/\(replies) ended their turn\n\(report)")
+        #expect(Double(ended) >= 0.90 * Double(replies), "\(ended)/\(replies) ended their turn\n\(report)")
         #expect(Double(runsOK) >= 0.95 * Double(replies), "\(runsOK)/\(replies) without a run over 3\n\(report)")
 
         let dir = try TempDir()
