@@ -36,11 +36,17 @@ import Testing
     /// adapter (its delta takes the lone-token path too).
     @Test(arguments: BatchDecoderTests.models) func aForwardOfFourIsFourForwardsOfOne(kind: String, adapterNames: [String]) throws {
         guard Int8Matrix.rowsMaxTokens >= 4 else { return }
+        try Self.withoutAndWithAdapter(kind, adapterNames[0], Self.compareFourWithOne)
+    }
+
+    /// `body` on the fixture model, first with no adapter, then under `adapter`.
+    static func withoutAndWithAdapter(_ kind: String, _ adapter: String,
+                                      _ body: (BatchDecoderTests.Fixture, String) throws -> Void) throws {
         let f = try BatchDecoderTests.load(kind)
-        for adapters in [[], [(adapter: try AdapterTests.adapter(adapterNames[0]), multiplier: Float(1))]] {
+        for adapters in [[], [(adapter: try AdapterTests.adapter(adapter), multiplier: Float(1))]] {
             try f.model.setAdapters(adapters)
             defer { f.model.lora.set([]) }
-            try Self.compareFourWithOne(f, kind)
+            try body(f, kind)
         }
     }
 
@@ -72,12 +78,7 @@ import Testing
     /// guesses, without and with an adapter: the same tokens, text and ending; fewer forwards; the
     /// session as plain decoding leaves it.
     @Test(arguments: BatchDecoderTests.models) func outputIsUnchanged(kind: String, adapterNames: [String]) throws {
-        let f = try BatchDecoderTests.load(kind)
-        for adapters in [[], [(adapter: try AdapterTests.adapter(adapterNames[0]), multiplier: Float(1))]] {
-            try f.model.setAdapters(adapters)
-            defer { f.model.lora.set([]) }
-            try Self.checkUnchanged(f, kind)
-        }
+        try Self.withoutAndWithAdapter(kind, adapterNames[0], Self.checkUnchanged)
     }
 
     static func checkUnchanged(_ f: BatchDecoderTests.Fixture, _ kind: String) throws {
