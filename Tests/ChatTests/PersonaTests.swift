@@ -34,7 +34,7 @@ import Testing
         let liubei = try #require(lib.persona("sanguo/liubei"))
         #expect(liubei.speaker == .init(name: "玄德", verb: "曰"))
         #expect(liubei.userUtterance("曹操引兵南下") == "曹操引兵南下，玄德曰：")
-        #expect(liubei.sampling == .init(temperature: 0.7, topP: 0.85, topK: 40, repetitionPenalty: 1.15, maxNewTokens: 128,
+        #expect(liubei.sampling == .init(temperature: 0.8, topP: 0.85, topK: 40, repetitionPenalty: 1.15, maxNewTokens: 128,
                                          doSample: true, numBeams: 1, maxHistory: 10, maxRepeatRun: 2))
         let rulai = try #require(lib.persona("assistants/rulai"))
         #expect(rulai.template == "baichuan-qa" && rulai.model == "baichuan-demo")
