@@ -88,6 +88,45 @@ import Testing
         #expect(answer.contains("如来"), "RulaiGPT: \(answer)")
     }
 
+    /// Distinct-2 (different character bigrams / all bigrams) of one cosplay persona per book over eight
+    /// scenes of quality.py at seeds 1–8, the replies pooled: at least 0.7 each, the issue's bar for the
+    /// 20-scene measure in tools/demo (which falls as replies are added: these read about 0.8–0.9 here,
+    /// 0.78 on average over 20). A base or persona that loops again reads below 0.3.
+    @Test func cosplayRepliesAreVaried() throws {
+        let scenes = ["sanguo/zhugeliang": ["曹操引大军南下，兵临新野", "孔明初出茅庐，众将不服", "关公欲单刀赴会", "赤壁火起，曹军大乱",
+                                            "张飞当阳桥上大喝一声", "刘表病重，欲以荆州相托", "周瑜设宴，欲害玄德", "马超兵至潼关"],
+                      "honglou/lindaiyu": ["众姊妹在大观园中起诗社", "宝玉挨了打，众人来看", "中秋夜宴，贾母命众人行令", "黛玉葬花，宝玉闻声而来",
+                                           "凤姐协理宁国府", "刘姥姥进了大观园", "元妃省亲，众人迎驾", "宝钗扑蝶"],
+                      "shuihu/wusong": ["众好汉聚义梁山泊", "景阳冈上，大虫扑来", "林冲风雪山神庙", "鲁智深拳打镇关西",
+                                        "宋江浔阳楼题反诗", "李逵沂岭杀四虎", "武松醉打蒋门神", "智取生辰纲"],
+                      "xiyou/sunwukong": ["师徒四人行至一座高山", "前面有妖怪拦路", "唐僧被妖精捉去", "八戒又想散伙回高老庄",
+                                          "悟空借芭蕉扇", "路过女儿国", "过通天河", "观音菩萨现身"]]
+        for (id, lines) in scenes.sorted(by: { $0.key < $1.key }) {
+            var replies: [String] = []
+            for (i, scene) in lines.enumerated() {
+                let dir = try TempDir()
+                let c = try Self.controller(dir, id)
+                try c.set("seed", "\(i + 1)")
+                replies.append(try c.send(scene).message?.text ?? "")
+            }
+            let d2 = Self.distinct2(replies)
+            #expect(d2 >= 0.7, "\(id): distinct-2 \(d2)\n\(replies.joined(separator: "\n"))")
+        }
+    }
+
+    /// Different character bigrams over all bigrams of the texts (bigrams do not cross texts), as quality.py.
+    static func distinct2(_ texts: [String]) -> Double {
+        var all = 0
+        var seen = Set<String>()
+        for t in texts {
+            let c = Array(t.unicodeScalars)
+            guard c.count > 1 else { continue }
+            for i in 0..<(c.count - 1) { seen.insert(String(c[i]) + String(c[i + 1])) }
+            all += c.count - 1
+        }
+        return all == 0 ? 0 : Double(seen.count) / Double(all)
+    }
+
     static func longestRun(_ s: String) -> Int {
         var best = 0, run = 0
         var prev: Character?
