@@ -23,7 +23,7 @@ public struct LoRAModule: Sendable {
             let t = t.baseAddress!                                   // [n, rank]
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
-                    if n <= max(1, Int8Matrix.rowsMaxTokens) {
+                    if n <= ProjectionRows.rowKernelMaxTokens {
                         for i in 0..<n {
                             let xi = x + i * inFeatures, ti = t + i * rank
                             for k in 0..<rank { ti[k] = ck_dot_f32(a.baseAddress! + k * inFeatures, xi, inFeatures) }

@@ -48,7 +48,7 @@ public final class TokenGenerator: @unchecked Sendable {
         self.settings = settings
         self.session = s
         decoder = SequenceDecoder(prompt: prompt, settings: settings, tokenizer: tokenizer, capacity: s.capacity)
-        lookup = PromptLookup(maxDraft: settings.numBeams == 1 ? settings.promptLookupTokens : 0)
+        lookup = PromptLookup(maxDraft: settings.promptLookupTokens)   // step() runs only without beams
     }
 
     public func cancel() { cancellation.cancel() }

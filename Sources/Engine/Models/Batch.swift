@@ -63,7 +63,7 @@ struct ProjectionRows {
 
     /// Runs of up to this many tokens go through the row kernel in a batch: `Int8Matrix.matmul`
     /// takes it for so few tokens of one sequence, so a row comes out with the same bits batched
-    /// as alone. At least 1: a decode step's single token.
+    /// as alone (LoRA deltas take their lone-token path up to it too). At least 1: a decode step's single token.
     static let rowKernelMaxTokens = max(1, Int8Matrix.rowsMaxTokens)
 
     /// Consecutive segments of rows, each one sequence's under its adapter set; segments of at
