@@ -51,7 +51,7 @@ def novel_paragraphs(name):
 
 
 # One chapter per novel is held out of the default base's training (and of the adapters' dialogue lines);
-# `yanyi eval` on these chapters gives the held-out nats per character (tools/demo/heldout.py).
+# `yanyi eval` on these chapters gives the held-out nats per character (train_base.py, quality.py).
 HELD_OUT = {"三国演义.txt": "第六十一回", "水浒传.txt": "第61回", "红楼梦.txt": "第六十一回", "西游记.txt": "第五十一回"}
 
 

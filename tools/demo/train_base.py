@@ -48,7 +48,6 @@ LR = {"chatglm": 2e-3, "baichuan": 6e-3, "llama": 6e-3}
 BATCH = 16
 # Tokens per sequence: glm-demo reads 256 (its held-out score is taken with `yanyi eval --ctx 256`).
 CTX_OF = {"chatglm": 256, "baichuan": 128, "llama": 128}
-CTX = 128
 # glm-demo (the default base) trains with bf16 autocast, a warm-up / stable / decay schedule and resumable
 # checkpoints in tools/demo/work; baichuan-demo and llama-demo keep the recipe they were shipped with
 # (fp32, cosine) so that this script still reproduces their files.
@@ -87,15 +86,16 @@ def ordinary_qa(kind):
 
 
 class Stream:
-    """Random CTX+1-token windows of one stream (LLaMA / Baichuan)."""
+    """Random ctx-token windows of one stream (LLaMA / Baichuan)."""
 
-    def __init__(self, tokens, rng):
+    def __init__(self, tokens, rng, ctx):
         self.t = torch.tensor(tokens, dtype=torch.long)
         self.rng = rng
+        self.ctx = ctx
 
     def batch(self):
-        s = self.rng.integers(0, len(self.t) - CTX - 1, size=BATCH)
-        x = torch.stack([self.t[i:i + CTX] for i in s])
+        s = self.rng.integers(0, len(self.t) - self.ctx - 1, size=BATCH)
+        x = torch.stack([self.t[i:i + self.ctx] for i in s])
         return dict(input_ids=x, labels=x.clone())
 
 
@@ -151,24 +151,22 @@ def write_held_out_fixtures():
 
 @torch.no_grad()
 def held_out_nats(model, tok, texts, ctx, gmask, sop):
-    """Per novel: (nats, characters, tokens) over windows cut as `yanyi eval --ctx ctx` cuts them for ChatGLM
-    ([gMASK] <sop> + ctx - 2 text tokens, every text token scored); characters are those of the scored tokens."""
+    """Per novel: (nats, characters) over windows cut as `yanyi eval --ctx ctx` cuts them for ChatGLM
+    ([gMASK] <sop> + ctx - 2 text tokens, every text token scored); characters are those of the scored tokens.
+    fp32: called between training steps, outside their autocast."""
     model.eval()
     out = {}
     for name, text in texts.items():
         ids = tok.sp_tokenizer.encode(text)
         body = ctx - 2
-        nats, chars, n = 0.0, 0, 0
+        nats, chars = 0.0, 0
         for i in range(0, len(ids) - body + 1, body):
             w = ids[i:i + body]
-            x = torch.tensor([[gmask, sop] + w])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
-                logits = model(input_ids=x).logits[0].float()
+            logits = model(input_ids=torch.tensor([[gmask, sop] + w])).logits[0].float()
             lp = torch.log_softmax(logits[1:-1], dim=-1)
             nats += float(-lp.gather(1, torch.tensor(w).unsqueeze(1)).sum())
             chars += len(tok.sp_tokenizer.decode(w))
-            n += len(w)
-        out[name] = (nats, chars, n)
+        out[name] = (nats, chars)
     model.train()
     return out
 
@@ -258,11 +256,10 @@ def train(kind, model, data, steps, lr, log_every=25, identity=None, evaluate=No
                   "opt": opt.state_dict(), "sched": sched.state_dict(), "data_rng": data.rng.bit_generator.state,
                   "torch_rng": torch.get_rng_state(), "hist": hist, "evals": evals,
                   "seconds": secs_before + time.time() - t0}
-            torch.save(ck, checkpoint_path(kind, "latest") + ".tmp")
-            os.replace(checkpoint_path(kind, "latest") + ".tmp", checkpoint_path(kind, "latest"))
-            if done <= int(DECAY_FROM * steps):  # the last checkpoint any longer run can continue
-                torch.save(ck, checkpoint_path(kind, "stable") + ".tmp")
-                os.replace(checkpoint_path(kind, "stable") + ".tmp", checkpoint_path(kind, "stable"))
+            tags = ["latest"] + (["stable"] if done <= int(DECAY_FROM * steps) else [])  # stable: any longer run continues it
+            for tag in tags:
+                torch.save(ck, checkpoint_path(kind, tag) + ".tmp")
+                os.replace(checkpoint_path(kind, tag) + ".tmp", checkpoint_path(kind, tag))
             if STOP_AT and done >= STOP_AT and done < steps:
                 C.log(f"[{kind}] stopped at step {done} (YANYI_DEMO_STOP_AT); run again to resume")
                 sys.exit(0)
@@ -372,7 +369,7 @@ def main(kinds):
                     out += stream[prev:bounds[k]] + qa[order[j]]
                     prev = bounds[k]
                 stream = out + stream[prev:]
-            data = Stream(stream, rng)
+            data = Stream(stream, rng, CTX_OF[kind])
             data_note = f"{len(stream)} tokens (novels" + (f" + {len(qa)} Q&A sequences)" if qa else ")")
         C.log(f"[{kind}] data ready in {time.time() - t0:.0f}s: {data_note}")
         model = M.new_model(kind, pieces, SEED)
