@@ -69,11 +69,13 @@ struct QuantTests {
                 let w = Self.weights(rows, cols, &rng), x = rng.gaussians(cols)
                 let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block) }
                 #expect(m.nonFiniteBlocks == 0 && m.blocksPerRow == (cols + block - 1) / block)
-                #expect(m.byteSize == rows * cols + rows * m.blocksPerRow * 4)
+                let counts = Int8Matrix.storageCounts(rows: rows, cols: cols, block: block)
+                #expect(m.byteSize == counts.codes + counts.scales * 4)
+                #expect(m.layout != .rowMajor || m.byteSize == rows * cols + rows * m.blocksPerRow * 4)
                 let wq = m.dequantized()
                 let (refQ, magQ) = Self.reference(wq, x, rows: rows, cols: cols)
                 let (refW, _) = Self.reference(w, x, rows: rows, cols: cols)
-                let scales = m.withUnsafeStorage { Array($1) }
+                let scales = m.rowMajorStorage().scales
                 // fp32 activations (the protocol's matvec takes int8 ones where the CPU has VNNI:
                 // int8ActivationsWithinTheirBound covers those).
                 let y = Self.matvec(m, x, pool: pool, .f32)
@@ -209,7 +211,7 @@ struct QuantTests {
             let n = 13, block = 32, nb = (cols + block - 1) / block
             let w = Self.weights(rows, cols, &rng), x = rng.gaussians(n * cols)
             let m = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: block) }
-            let wq = m.withUnsafeStorage { (Array($0), Array($1)) }
+            let wq = m.rowMajorStorage()
             let y = Self.matmul(m, x, n: n, pool: Self.pools[1], .vnniGEMM)
             var bad: [String] = []
             for t in 0..<n {
@@ -248,6 +250,37 @@ struct QuantTests {
                         let tol = Double(cols + 8) * Self.unit * mag[r]
                         #expect(abs(Double(mv[r]) - ref[r]) <= tol, "matvec \(rows)x\(cols) threads \(pool.threads) [\(r)]")
                         #expect(abs(Double(mm[t * rows + r]) - ref[r]) <= tol, "matmul \(rows)x\(cols) threads \(pool.threads) [\(t), \(r)]")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tile layout (VNNI CPUs) and row-major (the rest) hold the same codes and scales, and
+    /// their products agree within the int8-activation bound of either; both layouts are built here
+    /// whatever the CPU prefers, and each round-trips through its own storage.
+    @Test func tileAndRowMajorLayoutsAgree() {
+        var rng = SplitMix64(seed: 9)
+        let pool = Self.pools[2]
+        for (rows, cols) in [(1, 40), (17, 100), (50, 4109), (300, 256)] {
+            let w = Self.weights(rows, cols, &rng), n = 5, x = rng.gaussians(n * cols)
+            let a = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32, pool: pool, layout: .rowMajor) }
+            let b = w.withUnsafeBufferPointer { Int8Matrix(quantizing: $0, rows: rows, cols: cols, block: 32, pool: pool, layout: .tiles) }
+            #expect(a.rowMajorStorage().codes == b.rowMajorStorage().codes)
+            #expect(a.rowMajorStorage().scales.map(\.bitPattern) == b.rowMajorStorage().scales.map(\.bitPattern))
+            #expect(a.dequantized().map(\.bitPattern) == b.dequantized().map(\.bitPattern))
+            let copy = b.withUnsafeStorage { q, s in Int8Matrix(rows: rows, cols: cols, block: 32, q: q, scales: s, pool: pool, layout: .tiles) }
+            #expect(copy.dequantized().map(\.bitPattern) == b.dequantized().map(\.bitPattern))
+            let wq = a.dequantized()
+            for method in [Int8Matrix.MatmulMethod.automatic, .int8Kernel, .dequantizeBLAS] {
+                let ya = Self.matmul(a, x, n: n, pool: pool, method), yb = Self.matmul(b, x, n: n, pool: pool, method)
+                for t in 0..<n {
+                    let (ref, mag) = Self.reference(wq, Array(x[(t * cols)..<((t + 1) * cols)]), rows: rows, cols: cols)
+                    for r in 0..<rows {
+                        // int8 activations round each x by up to half its block's step: 2 % of mag is far past that and far below a wrong row.
+                        let tol = 0.02 * mag[r] + 1e-6
+                        #expect(abs(Double(ya[t * rows + r]) - ref[r]) <= tol && abs(Double(yb[t * rows + r]) - ref[r]) <= tol,
+                                "\(rows)x\(cols) \(method) [\(t), \(r)]: \(ya[t * rows + r]) / \(yb[t * rows + r]) want \(ref[r])")
                     }
                 }
             }

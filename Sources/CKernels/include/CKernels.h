@@ -137,6 +137,46 @@ void ck_q8q8_matmul(const int8_t *restrict q, const float *restrict scales, cons
                     const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
                     size_t n, size_t ldy, uint8_t *restrict scratch);
 
+// ---- Packed 16-row tiles (q8_tiles.c): the weights' layout where the CPU has VNNI ---------------
+// Tile k holds rows 16k..16k+15: codes (nb, block/4, 16, 4) uint8 offset-binary (q + 128), scales
+// (nb, 16) fp32; rows past the matrix are q = 0 with scale 0, columns past cols q = 0. A range of
+// whole tiles is contiguous: 16 * nb * block code bytes and 16 * nb scales per tile.
+size_t ck_q8t_padded_rows(size_t rows);
+// Row-major codes and scales (ck_q8_quantize's) of `rows` rows into tiles (padded to 16 rows).
+void ck_q8t_pack(const int8_t *restrict q, const float *restrict scales, size_t rows, size_t cols, size_t block,
+                 uint8_t *restrict codes, float *restrict tscales);
+// Back to row-major codes and scales (tests, tools).
+void ck_q8t_unpack(const uint8_t *restrict codes, const float *restrict tscales, size_t rows, size_t cols, size_t block,
+                   int8_t *restrict q, float *restrict scales);
+// out (rows, cols) fp32 = q * scale, bit-identical to ck_q8_dequant of the row-major codes.
+void ck_q8t_dequant(const uint8_t *restrict codes, const float *restrict tscales, size_t rows, size_t cols, size_t block,
+                    float *restrict out);
+// y (rows,) = W x with fp32 activations: per tile and block the 16 rows' block sums in fp32, then
+// scaled into the totals (one fixed order: matvec and per-token matmul agree bit for bit).
+void ck_q8t_matvec_f32(const uint8_t *restrict codes, const float *restrict tscales, const float *restrict x,
+                       float *restrict y, size_t rows, size_t cols, size_t block);
+// Activations for ck_q8t_matmul: each row of x (n, cols) quantized by ck_q8_quantize_act into xq
+// (n, kp) int8 (zero past cols), xs (n, nb), and xc (n, nb) = -128 * the block's sum of xq.
+// Returns non-finite blocks.
+size_t ck_q8t_act(const float *restrict x, int8_t *restrict xq, float *restrict xs, int32_t *restrict xc,
+                  size_t n, size_t cols, size_t block);
+// Y[t, r] (row stride ldy) = sum_b scale[r,b] * xs[t,b] * sum_{i in b} q[r,i] * xq[t,i] for the
+// `rows` rows of whole tiles starting at codes / tscales; block sums exact in int32, the ref
+// combines blocks in double, the VNNI variant in fp32 (each token's bits independent of n).
+void ck_q8t_matmul_ref(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
+                       const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
+                       size_t cols, size_t block, size_t n, size_t ldy);
+void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
+                              const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
+                              size_t cols, size_t block, size_t n, size_t ldy);
+void ck_q8t_matmul(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
+                   const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
+                   size_t cols, size_t block, size_t n, size_t ldy);
+// Bytes ahead that the few-token VNNI products prefetch in each tile's stream (0: none); a knob
+// for `yanyi bench`, set before any product runs.
+void ck_q8t_set_prefetch_bytes(size_t bytes);
+size_t ck_q8t_get_prefetch_bytes(void);
+
 // ---- read bandwidth probe: sum of x (n,), the ref in double ----------------------------------
 float ck_read_sum_f32_ref(const float *restrict x, size_t n);
 float ck_read_sum_f32_avx512(const float *restrict x, size_t n);

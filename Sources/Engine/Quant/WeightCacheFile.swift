@@ -312,10 +312,10 @@ final class WeightCacheReader {
     /// huge-page backed (see Int8Matrix's `fill` initializer); nil if the file cannot be read.
     func int8(_ name: String, rows: Int, cols: Int, block: Int, pool: ThreadPool?) -> Int8Matrix? {
         guard let t = tensor(.int8, name, shape: [rows, cols]), t.block == block else { return nil }
-        let nb = (cols + block - 1) / block, file = file
+        let file = file
         return Int8Matrix(rows: rows, cols: cols, block: block, pool: pool) { r, codes, scales in
-            file.read(t.spans[0].offset + r.lowerBound * cols, into: codes)
-                && file.read(t.spans[1].offset + r.lowerBound * nb * 4, into: scales)
+            let at = Int8Matrix.storageOffsets(row: r.lowerBound, cols: cols, block: block)
+            return file.read(t.spans[0].offset + at.codes, into: codes) && file.read(t.spans[1].offset + at.scales, into: scales)
         }
     }
 
