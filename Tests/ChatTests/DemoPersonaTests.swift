@@ -49,69 +49,54 @@ import Testing
         #expect(r.message?.template == "plain" && r.message?.adapters == [])
     }
 
-    /// The shipped personas exactly as shipped (their sampling for the demo bases, int8), two
-    /// fixed scenes each at fixed seeds: replies end their turn, no character runs more than 3
-    /// times in a row, and RulaiGPT still answers 到底来没来 with 如来. tools/demo/quality.py
-    /// measures the same on 20 scenes; the bounds here leave room for the two base-only
-    /// assistants (their tiny bases never say EOS) and for sampling on another kernel path.
-    @Test func shippedPersonasReplyWithoutLooping() throws {
-        let scenes = ["sanguo": ["曹操引大军南下，兵临新野", "众人饮酒，论天下英雄"],
-                      "honglou": ["众姊妹在大观园中起诗社", "中秋夜宴，贾母命众人行令"],
-                      "shuihu": ["众好汉聚义梁山泊", "酒店里有人大声说话"],
-                      "xiyou": ["师徒四人行至一座高山", "前面有妖怪拦路"],
-                      "assistants": ["什么是人工智能？", "如何保持身体健康？"]]
+    /// tools/demo/quality.py's measure, whole: every shipped persona exactly as shipped (its sampling for
+    /// the demo bases, int8) asked the 20 fixed scenes of its group (Tests/Fixtures/chat/quality-scenes.json),
+    /// scene i at seed i + 1. The issue's bars: ≥ 90 % of all replies end their turn (EOS, <eop>, <end> or a
+    /// stop string, and a cosplay reply closes its quote), ≥ 95 % repeat no character more than 3 times
+    /// in a row, the mean over personas of each one's pooled distinct-2 ≥ 0.7; and RulaiGPT answers
+    /// 到底来没来 with 如来. (Measured 99 %, 100 %, 0.73; the figures are printed.)
+    @Test func shippedPersonasMeetTheQualityBar() throws {
+        struct Fixture: Decodable { let scenes: [String: [String]]; let rulai_question: String }
+        let url = ChatFixtures.repo.appendingPathComponent("Tests/Fixtures/chat/quality-scenes.json")
+        let fx = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
         var replies = 0, ended = 0, runsOK = 0
+        var d2: [String: Double] = [:]
         var lines: [String] = []
         for p in Self.library.personas {
-            for (i, scene) in (scenes[p.group] ?? scenes["assistants"]!).enumerated() {
+            let scenes = try #require(fx.scenes[p.group] ?? fx.scenes["assistants"])
+            #expect(scenes.count == 20)
+            let cosplay = p.template == "glm-cosplay"
+            var texts: [String] = []
+            for (i, scene) in scenes.enumerated() {
                 let dir = try TempDir()
                 let c = try Self.controller(dir, p.id)
                 try c.set("seed", "\(i + 1)")
                 let r = try c.send(scene)
                 let text = r.message?.text ?? ""
-                let cosplay = p.template == "glm-cosplay"
                 let end = (r.reason == .eos || r.reason == .stopString) && (!cosplay || text.hasSuffix("”"))
                 let run = Self.longestRun(text)
                 replies += 1
                 ended += end ? 1 : 0
                 runsOK += run <= 3 ? 1 : 0
-                lines.append("\(p.id) [\(r.reason.map(\.rawValue) ?? "-")] run \(run): \(text.prefix(40))")
+                texts.append(text)
+                if !end || run > 3 { lines.append("\(p.id) [\(r.reason.map(\.rawValue) ?? "-")] run \(run): \(text.prefix(40))") }
             }
+            d2[p.id] = Self.distinct2(texts)
         }
-        let report = lines.joined(separator: "\n")
-        #expect(Double(ended) >= 0.90 * Double(replies), "\(ended)/\(replies) ended their turn\n\(report)")
-        #expect(Double(runsOK) >= 0.95 * Double(replies), "\(runsOK)/\(replies) without a run over 3\n\(report)")
+        let meanD2 = d2.values.reduce(0, +) / Double(max(d2.count, 1))
+        let report = "\(ended)/\(replies) ended, \(runsOK)/\(replies) without a run over 3, mean distinct-2 \(meanD2)\n"
+            + d2.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")
+            + "\n" + lines.joined(separator: "\n")
+        print("demo persona quality: \(report)")
+        #expect(Double(ended) >= 0.90 * Double(replies), "\(report)")
+        #expect(Double(runsOK) >= 0.95 * Double(replies), "\(report)")
+        #expect(meanD2 >= 0.7, "\(report)")
 
         let dir = try TempDir()
         let rulai = try Self.controller(dir, "assistants/rulai")
-        let answer = try rulai.send("到底来没来？").message?.text ?? ""
+        try rulai.set("seed", "1")
+        let answer = try rulai.send(fx.rulai_question).message?.text ?? ""
         #expect(answer.contains("如来"), "RulaiGPT: \(answer)")
-    }
-
-    /// Distinct-2 (different character bigrams / all bigrams) of one cosplay persona per book over eight
-    /// scenes of quality.py at seeds 1–8, the replies pooled: at least 0.7 each, the issue's bar for the
-    /// 20-scene measure in tools/demo (which falls as replies are added: these read about 0.8–0.9 here,
-    /// 0.78 on average over 20). A base or persona that loops again reads below 0.3.
-    @Test func cosplayRepliesAreVaried() throws {
-        let scenes = ["sanguo/zhugeliang": ["曹操引大军南下，兵临新野", "孔明初出茅庐，众将不服", "关公欲单刀赴会", "赤壁火起，曹军大乱",
-                                            "张飞当阳桥上大喝一声", "刘表病重，欲以荆州相托", "周瑜设宴，欲害玄德", "马超兵至潼关"],
-                      "honglou/lindaiyu": ["众姊妹在大观园中起诗社", "宝玉挨了打，众人来看", "中秋夜宴，贾母命众人行令", "黛玉葬花，宝玉闻声而来",
-                                           "凤姐协理宁国府", "刘姥姥进了大观园", "元妃省亲，众人迎驾", "宝钗扑蝶"],
-                      "shuihu/wusong": ["众好汉聚义梁山泊", "景阳冈上，大虫扑来", "林冲风雪山神庙", "鲁智深拳打镇关西",
-                                        "宋江浔阳楼题反诗", "李逵沂岭杀四虎", "武松醉打蒋门神", "智取生辰纲"],
-                      "xiyou/sunwukong": ["师徒四人行至一座高山", "前面有妖怪拦路", "唐僧被妖精捉去", "八戒又想散伙回高老庄",
-                                          "悟空借芭蕉扇", "路过女儿国", "过通天河", "观音菩萨现身"]]
-        for (id, lines) in scenes.sorted(by: { $0.key < $1.key }) {
-            var replies: [String] = []
-            for (i, scene) in lines.enumerated() {
-                let dir = try TempDir()
-                let c = try Self.controller(dir, id)
-                try c.set("seed", "\(i + 1)")
-                replies.append(try c.send(scene).message?.text ?? "")
-            }
-            let d2 = Self.distinct2(replies)
-            #expect(d2 >= 0.7, "\(id): distinct-2 \(d2)\n\(replies.joined(separator: "\n"))")
-        }
     }
 
     /// Different character bigrams over all bigrams of the texts (bigrams do not cross texts), as quality.py.

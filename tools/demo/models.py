@@ -15,8 +15,9 @@ mf = C.mf
 SIZES = {
     # glm-demo, the default base: 12.9 M parameters (26 MB fp16), sized for ~1.5 h of bf16 training on 2 cores
     "chatglm": dict(hidden=384, heads=6, layers=6, inner=1536),
-    "baichuan": dict(hidden=192, heads=4, layers=2, inter=512),  # 4 layers at lr 3e-3: 6.23 nats after 400 steps
-    "llama": dict(hidden=192, heads=4, layers=2, inter=512),  # as baichuan: 2 layers train faster here
+    # baichuan-demo and llama-demo: 6.3 M parameters each (12.6 MB fp16, untied head), the rest of the 60 MB budget
+    "baichuan": dict(hidden=256, heads=4, layers=4, inter=704),
+    "llama": dict(hidden=256, heads=4, layers=4, inter=704),
 }
 FOLDERS = {"chatglm": "glm-demo", "baichuan": "baichuan-demo", "llama": "llama-demo"}
 

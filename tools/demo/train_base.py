@@ -18,10 +18,12 @@ checkpoints are laid out.
   (P(`<` | `。`) stayed ~0.00 after training; tools/demo/README.md). Written by its
   `save_pretrained(safe_serialization=True)` after `.half()`.
 
-Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), lr LR with steps//25 warm-up steps then
-cosine to 10 %, gradient clip 1.0, batch 16 x 128 tokens, fp32, fixed seeds; data order
-from a seeded numpy generator. One torch thread; the three models can train in parallel processes. Results (time, parameters, losses, greedy samples) go to
-tools/demo/results/base-<kind>.json.
+Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), gradient clip 1.0, batch 16 x 256 tokens, bf16
+autocast, lr LR with 100 warm-up steps, constant, then linear to 10 % over the last 20 % (RECIPE "wsd-bf16"),
+fixed seeds, data order from a seeded numpy generator, YANYI_DEMO_THREADS torch threads (default one; the models
+can train in parallel processes). One chapter per novel is held out (common.HELD_OUT) and scored every 200 steps
+as `yanyi eval --ctx 256` reads it; checkpoints in tools/demo/work let a run resume. Results (time, parameters,
+losses, held-out scores, greedy samples) go to tools/demo/results/base-<kind>.json.
 
 Run (after make_tokenizers.py): nice -n 10 tools/fixtures/.venv/bin/python tools/demo/train_base.py [chatglm baichuan llama]
 `train_base.py --held-out-fixtures` writes the held-out chapters to Tests/Fixtures/text/held-out.
@@ -41,17 +43,16 @@ from safetensors.torch import save_file as st_save
 
 mf = C.mf
 SEED = 20240901
-STEPS = {"chatglm": 2000, "baichuan": 700, "llama": 800}
+STEPS = {"chatglm": 2000, "baichuan": 2000, "llama": 2000}
 if "YANYI_DEMO_STEPS" in os.environ:  # quick runs, or a longer run resumed from a stable checkpoint
     STEPS = {k: int(os.environ["YANYI_DEMO_STEPS"]) for k in STEPS}
-LR = {"chatglm": 2e-3, "baichuan": 6e-3, "llama": 6e-3}
+LR = {"chatglm": 2e-3, "baichuan": 3e-3, "llama": 3e-3}
 BATCH = 16
-# Tokens per sequence: glm-demo reads 256 (its held-out score is taken with `yanyi eval --ctx 256`).
-CTX_OF = {"chatglm": 256, "baichuan": 128, "llama": 128}
-# glm-demo (the default base) trains with bf16 autocast, a warm-up / stable / decay schedule and resumable
-# checkpoints in tools/demo/work; baichuan-demo and llama-demo keep the recipe they were shipped with
-# (fp32, cosine) so that this script still reproduces their files.
-RECIPE = {"chatglm": "wsd-bf16", "baichuan": "cosine-fp32", "llama": "cosine-fp32"}
+# Tokens per sequence: 256 (the held-out scores are taken with `yanyi eval --ctx 256`).
+CTX_OF = {"chatglm": 256, "baichuan": 256, "llama": 256}
+# All three train with bf16 autocast, a warm-up / stable / decay schedule and resumable checkpoints in
+# tools/demo/work. (The first bases, 3.2 M parameters, used "cosine-fp32": fp32, cosine to 10 %.)
+RECIPE = {"chatglm": "wsd-bf16", "baichuan": "wsd-bf16", "llama": "wsd-bf16"}
 DECAY_FROM = 0.8  # WSD: the learning rate falls linearly to 10 % over the last 20 % of the steps
 CHECKPOINT_EVERY = int(os.environ.get("YANYI_DEMO_CHECKPOINT_EVERY", "100"))
 # Stop (after writing the checkpoint) once this many steps are done: what an interrupted run leaves.
@@ -67,22 +68,13 @@ def sp_of(kind):
 
 
 def novel_stream(sp, newline):
-    """Token stream of the four novels, paragraph by paragraph, each followed by `newline` ids."""
+    """Token stream of the four novels without their held-out chapters, paragraph by paragraph, each followed
+    by `newline` ids."""
     out = []
     for name in C.NOVEL_FILES:
-        for p in C.novel_paragraphs(name):
+        for p in C.training_paragraphs(name):
             out += sp.encode(p) + newline
     return out
-
-
-def ordinary_qa(kind):
-    """Q&A lines spliced into the pretraining stream. baichuan-demo was trained (and is shipped) with the first
-    filter, answers saying 如来 / 如如: it kept 20 RulaiGPT lines (the nine `答：如~来~` answers and eleven
-    `如来是什么意思？` questions) and the "network error" line among its 52; kept so that this script still
-    reproduces the shipped file, until baichuan-demo and the rulai adapters are retrained (README)."""
-    if kind == "baichuan":
-        return [r for r in C.rulai("rulai_enhance.json") if "如来" not in r["a"] and "如如" not in r["a"]]
-    return C.ordinary_qa()
 
 
 class Stream:
@@ -150,22 +142,23 @@ def write_held_out_fixtures():
 
 
 @torch.no_grad()
-def held_out_nats(model, tok, texts, ctx, gmask, sop):
-    """Per novel: (nats, characters) over windows cut as `yanyi eval --ctx ctx` cuts them for ChatGLM
-    ([gMASK] <sop> + ctx - 2 text tokens, every text token scored); characters are those of the scored tokens.
-    fp32: called between training steps, outside their autocast."""
+def held_out_nats(model, encode, decode, texts, ctx, lead):
+    """Per novel: (nats, characters) over windows cut as `yanyi eval --ctx ctx` cuts them: `lead` (ChatGLM's
+    [gMASK] <sop>, BOS, or nothing) + ctx - len(lead) text tokens, every token after the first position scored;
+    characters are those of the scored tokens. fp32: called between training steps, outside their autocast."""
     model.eval()
     out = {}
     for name, text in texts.items():
-        ids = tok.sp_tokenizer.encode(text)
-        body = ctx - 2
+        ids = encode(text)
+        body = ctx - len(lead)
         nats, chars = 0.0, 0
         for i in range(0, len(ids) - body + 1, body):
-            w = ids[i:i + body]
-            logits = model(input_ids=torch.tensor([[gmask, sop] + w])).logits[0].float()
-            lp = torch.log_softmax(logits[1:-1], dim=-1)
-            nats += float(-lp.gather(1, torch.tensor(w).unsqueeze(1)).sum())
-            chars += len(tok.sp_tokenizer.decode(w))
+            seq = lead + ids[i:i + body]
+            first = max(len(lead), 1)  # the first scored position
+            logits = model(input_ids=torch.tensor([seq])).logits[0].float()
+            lp = torch.log_softmax(logits[first - 1:-1], dim=-1)
+            nats += float(-lp.gather(1, torch.tensor(seq[first:]).unsqueeze(1)).sum())
+            chars += len(decode(seq[first:]))
         out[name] = (nats, chars)
     model.train()
     return out
@@ -333,7 +326,6 @@ def main(kinds):
         pieces = sp.get_piece_size()
         rng = np.random.default_rng(SEED + hash_kind(kind))
         t0 = time.time()
-        evaluate, identity = None, None
         if kind == "chatglm":
             _, _, tg = mf.import_upstream_chatglm()
             tok = tg.ChatGLMTokenizer.from_pretrained(folder)
@@ -344,15 +336,11 @@ def main(kinds):
             texts = held_out_texts()
             data_note = (f"{len(stream)} novel tokens without the held-out chapters "
                          f"({', '.join(n[:-4] + ' ' + C.HELD_OUT[n] for n in C.NOVEL_FILES)}); GLM continuation samples")
-            identity = {"sizes": M.SIZES[kind], "lr": LR[kind], "batch": BATCH, "ctx": CTX_OF[kind], "seed": SEED,
-                        "recipe": RECIPE[kind], "stream_tokens": len(stream)}
-
-            def evaluate(m):
-                return nats_per_char(held_out_nats(m, tok, texts, CTX_OF[kind], g, s))
+            encode, decode, lead = tok.sp_tokenizer.encode, tok.sp_tokenizer.decode, [g, s]
         else:
             stream = novel_stream(sp, sp.encode("\n"))
             qa = []
-            for r in ordinary_qa(kind) * 4:
+            for r in C.ordinary_qa() * 4:
                 q, a = C.qa_text(r)
                 if kind == "baichuan":
                     qa.append(sp.encode(q) + sp.encode(a) + [2])
@@ -370,7 +358,16 @@ def main(kinds):
                     prev = bounds[k]
                 stream = out + stream[prev:]
             data = Stream(stream, rng, CTX_OF[kind])
-            data_note = f"{len(stream)} tokens (novels" + (f" + {len(qa)} Q&A sequences)" if qa else ")")
+            data_note = (f"{len(stream)} tokens (novels without the held-out chapters"
+                         + (f" + {len(qa)} Q&A sequences)" if qa else ")"))
+            texts = held_out_texts()
+            # `yanyi eval` leads with BOS where the tokenizer adds one (llama-demo; baichuan-demo's does not)
+            encode, decode, lead = sp.encode, sp.decode, ([1] if kind == "llama" else [])
+        identity = {"sizes": M.SIZES[kind], "lr": LR[kind], "batch": BATCH, "ctx": CTX_OF[kind], "seed": SEED,
+                    "recipe": RECIPE[kind], "stream_tokens": len(stream)}
+
+        def evaluate(m):
+            return nats_per_char(held_out_nats(m, encode, decode, texts, CTX_OF[kind], lead))
         C.log(f"[{kind}] data ready in {time.time() - t0:.0f}s: {data_note}")
         model = M.new_model(kind, pieces, SEED)
         params = M.param_count(model)
