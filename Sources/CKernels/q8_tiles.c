@@ -153,8 +153,10 @@ void ck_q8t_matmul_ref(const uint8_t *restrict codes, const float *restrict tsca
 }
 
 // Bytes ahead of the current group that the few-token products prefetch in each tile's stream
-// (0: none). A tile's codes cross a 4 KiB page every 8 blocks, where the hardware streamer stops.
-static size_t ck_q8t_prefetch_bytes = 2048;
+// (0: none). Off: the hardware prefetchers follow four sequential tile streams per thread by
+// themselves; 7B decode on an AMD EPYC (Zen 4) ran 5.9 / 5.5 / 4.6 / 6.5 tok/s without, 4.5 / 4.5 /
+// 4.5 / 6.1 with 2048 bytes, each pair back to back (`yanyi bench --prefetch-bytes`).
+static size_t ck_q8t_prefetch_bytes = 0;
 void ck_q8t_set_prefetch_bytes(size_t bytes) { ck_q8t_prefetch_bytes = bytes; }
 size_t ck_q8t_get_prefetch_bytes(void) { return ck_q8t_prefetch_bytes; }
 

@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Also time one speculative step of prompt lookup: a forward of 1 + this many tokens (the last pick and its guesses, 1–7) against a forward of one; with the guesses picked per step (`yanyi generate --stats`, `/stats on`), what it saves.")
     var promptLookup = 0
 
-    @Option(help: "Bytes ahead that decode's int8 products prefetch in each 16-row weight tile (CPUs with VNNI; 0: none). For tuning; default 2048.")
+    @Option(help: "Bytes ahead that decode's int8 products prefetch in each 16-row weight tile (CPUs with VNNI; 0: none). For tuning; default 0.")
     var prefetchBytes: Int?
 
     @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
