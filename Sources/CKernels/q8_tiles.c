@@ -158,6 +158,11 @@ void ck_q8t_matmul_ref(const uint8_t *restrict codes, const float *restrict tsca
 // 4.5 / 6.1 with 2048 bytes, each pair back to back (`yanyi bench --prefetch-bytes`).
 static size_t ck_q8t_prefetch_bytes = 0;
 void ck_q8t_set_prefetch_bytes(size_t bytes) { ck_q8t_prefetch_bytes = bytes; }
+
+// Tiles the few-token products read side by side (1-4): each is a stream of its own.
+static size_t ck_q8t_decode_tiles = 4;
+void ck_q8t_set_decode_tiles(size_t tiles) { ck_q8t_decode_tiles = tiles < 1 ? 1 : tiles > 4 ? 4 : tiles; }
+size_t ck_q8t_get_decode_tiles(void) { return ck_q8t_decode_tiles; }
 size_t ck_q8t_get_prefetch_bytes(void) { return ck_q8t_prefetch_bytes; }
 
 #ifdef CK_X86
@@ -241,9 +246,9 @@ void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restri
     const size_t tiles = ck_q8t_padded_rows(rows) / 16;
     if (n <= 3) {
         // Few tokens (decode): memory-bound; four tiles' streams at once, each prefetched ahead.
-        size_t k = 0;
-        for (; k < tiles; k += 4) {
-            const size_t tt = ck_min(4, tiles - k), valid = rows - 16 * k;
+        const size_t step = ck_q8t_decode_tiles;
+        for (size_t k = 0; k < tiles; k += step) {
+            const size_t tt = ck_min(step, tiles - k), valid = rows - 16 * k;
             const uint8_t *ck = codes + k * tile_codes;
             const float *sk = tscales + k * tile_scales;
             float *yk = y + 16 * k;

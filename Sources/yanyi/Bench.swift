@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Bytes ahead that decode's int8 products prefetch in each 16-row weight tile (CPUs with VNNI; 0: none). For tuning; default 0.")
     var prefetchBytes: Int?
 
+    @Option(help: "Weight tiles decode's int8 products read side by side, 1–4, each a stream of its own (CPUs with VNNI). For tuning; default 4.")
+    var decodeTiles: Int?
+
     @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
     var batchAdapters = false
 
@@ -55,6 +58,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let prefetchBytes { Int8Matrix.tilePrefetchBytes = prefetchBytes }
+        if let decodeTiles { Int8Matrix.tileDecodeStreams = decodeTiles }
         let t0 = Measure.now()
         let (folder, lm, pool) = options.loadBase()
         let loadSeconds = Measure.now() - t0

@@ -226,6 +226,13 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         set { ck_q8t_set_prefetch_bytes(max(0, newValue)) }
     }
 
+    /// Tiles (1–4) the tile layout's few-token products read side by side, each a stream of its own
+    /// (`ck_q8t_set_decode_tiles`). A benchmark's knob, as `tilePrefetchBytes`.
+    public static var tileDecodeStreams: Int {
+        get { Int(ck_q8t_get_decode_tiles()) }
+        set { ck_q8t_set_decode_tiles(max(1, newValue)) }
+    }
+
     /// The tile layout's offset-binary codes.
     private var codes: UnsafeMutablePointer<UInt8> { UnsafeMutableRawPointer(q.pointer).assumingMemoryBound(to: UInt8.self) }
 
