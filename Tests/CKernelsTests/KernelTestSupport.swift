@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Testing
 
 /// Which SIMD variants this CPU can run (the rest are skipped, not failed).
 enum ISA {
@@ -56,3 +57,28 @@ func firstBitMismatches<T: Equatable>(_ got: [T], _ want: [T], limit: Int = 4) -
 
 /// Unit roundoff of fp32.
 let fp32Unit = Float(1) / Float(1 << 24)
+
+/// An int8 x int8 product's rows (n tokens, row stride ldy) against its reference: within
+/// (cols/8 + 8) * u * sum_i |s_w * s_x * q_i * xq_i| per output (the VNNI kernels round each block term
+/// twice and add nb of them per lane), and the stride's padding never written (NaN stays). `xq(t, i)` is
+/// token t's int8 activation i. Returns the worst |got - ref| / tolerance.
+@discardableResult
+func expectInt8ProductRows(got: [Float], ref: [Float], q: [Int8], scales: [Float], xs: [Float], xq: (Int, Int) -> Int,
+                           rows: Int, cols: Int, block: Int, n: Int, ldy: Int, label: String) -> Float {
+    let nb = (cols + block - 1) / block, k = Float(cols / 8 + 8) * fp32Unit
+    var worst: Float = 0
+    for t in 0..<n {
+        for r in 0..<rows {
+            var sum: Double = 0
+            for i in 0..<cols {
+                sum += abs(Double(scales[r * nb + i / block]) * Double(xs[t * nb + i / block]) * Double(q[r * cols + i]) * Double(xq(t, i)))
+            }
+            let tol = k * Float(sum) + Float.leastNonzeroMagnitude
+            let (g, w) = (got[t * ldy + r], ref[t * ldy + r])
+            #expect(abs(g - w) <= tol, "\(label) n=\(n) [\(t),\(r)] got \(g) want \(w)")
+            worst = max(worst, abs(g - w) / tol)
+        }
+        #expect((rows..<ldy).allSatisfy { got[t * ldy + $0].isNaN })
+    }
+    return worst
+}

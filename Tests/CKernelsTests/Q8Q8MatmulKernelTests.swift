@@ -73,22 +73,10 @@ import Testing
                     }
                     guard ISA.supported("avx512vnni") else { continue }
                     let got = Self.matmul(vnni: true, qz.q, qz.scales, a, rows: rows, cols: cols, block: block, n: n, ldy: ldy)
-                    let k = Float(cols / 8 + 8) * fp32Unit
-                    for t in 0..<n {
-                        for r in 0..<rows {
-                            var sum: Double = 0
-                            for i in 0..<cols {
-                                sum += abs(Double(qz.scales[r * nb + i / block]) * Double(a.xs[t * nb + i / block])
-                                    * Double(qz.q[r * cols + i]) * Double(Int(a.xu[t * a.kp + i]) - 128))
-                            }
-                            let tol = k * Float(sum) + Float.leastNonzeroMagnitude
-                            let (g, w) = (got[t * ldy + r], ref[t * ldy + r])
-                            #expect(abs(g - w) <= tol, "\(rows)x\(cols) B=\(block) n=\(n) [\(t),\(r)] got \(g) want \(w)")
-                            worst = max(worst, abs(g - w) / tol)
-                        }
-                        // The stride's padding is never written.
-                        #expect((rows..<ldy).allSatisfy { got[t * ldy + $0].isNaN })
-                    }
+                    let w = expectInt8ProductRows(got: got, ref: ref, q: qz.q, scales: qz.scales, xs: a.xs,
+                                                  xq: { Int(a.xu[$0 * a.kp + $1]) - 128 }, rows: rows, cols: cols, block: block,
+                                                  n: n, ldy: ldy, label: "\(rows)x\(cols) B=\(block)")
+                    worst = max(worst, w)
                 }
             }
         }

@@ -108,21 +108,10 @@ import Testing
                     }
                     guard ISA.supported("avx512vnni") else { continue }
                     let got = Self.matmul(vnni: true, t, a, rows: rows, cols: cols, block: block, n: n, ldy: ldy)
-                    let k = Float(cols / 8 + 8) * fp32Unit
-                    for tk in 0..<n {
-                        for r in 0..<rows {
-                            var sum: Double = 0
-                            for i in 0..<cols {
-                                sum += abs(Double(qz.scales[r * nb + i / block]) * Double(a.xs[tk * nb + i / block])
-                                    * Double(qz.q[r * cols + i]) * Double(a.xq[tk * a.kp + i]))
-                            }
-                            let tol = k * Float(sum) + Float.leastNonzeroMagnitude
-                            let (g, w) = (got[tk * ldy + r], ref[tk * ldy + r])
-                            #expect(abs(g - w) <= tol, "\(rows)x\(cols) B=\(block) n=\(n) [\(tk),\(r)] got \(g) want \(w)")
-                            worst = max(worst, abs(g - w) / tol)
-                        }
-                        #expect((rows..<ldy).allSatisfy { got[tk * ldy + $0].isNaN })
-                    }
+                    let w = expectInt8ProductRows(got: got, ref: ref, q: qz.q, scales: qz.scales, xs: a.xs,
+                                                  xq: { Int(a.xq[$0 * a.kp + $1]) }, rows: rows, cols: cols, block: block,
+                                                  n: n, ldy: ldy, label: "\(rows)x\(cols) B=\(block)")
+                    worst = max(worst, w)
                 }
             }
         }
