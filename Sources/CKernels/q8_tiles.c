@@ -309,10 +309,3 @@ void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restri
     ck_q8t_matmul_ref(codes, tscales, xq, xs, xc, y, rows, cols, block, n, ldy);
 }
 #endif
-
-void ck_q8t_matmul(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
-                   const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
-                   size_t cols, size_t block, size_t n, size_t ldy) {
-    if (ck_cpu_has_avx512vnni()) ck_q8t_matmul_avx512vnni(codes, tscales, xq, xs, xc, y, rows, cols, block, n, ldy);
-    else ck_q8t_matmul_ref(codes, tscales, xq, xs, xc, y, rows, cols, block, n, ldy);
-}

@@ -28,8 +28,6 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     public let nonFiniteBlocks: Int
     /// How the codes and scales are stored (see the top of this file).
     public let layout: Layout
-    /// Rows as stored: padded to whole 16-row tiles in the tile layout.
-    let storedRows: Int
     private let q: AlignedStorage<Int8>
     private let scales: AlignedStorage<Float>
 
@@ -73,7 +71,6 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         self.block = block
         self.layout = layout
         blocksPerRow = (cols + block - 1) / block
-        storedRows = layout == .tiles ? ck_q8t_padded_rows(rows) : rows
         let counts = Self.storageCounts(rows: rows, cols: cols, block: block, layout: layout)
         q = AlignedStorage(count: counts.codes)
         scales = AlignedStorage(count: counts.scales)
@@ -145,8 +142,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         self.block = block
         self.layout = layout
         blocksPerRow = nb
-        let stored = layout == .tiles ? ck_q8t_padded_rows(rows) : rows
-        storedRows = stored
+        let stored = layout == .tiles ? ck_q8t_padded_rows(rows) : rows  // rows padded to whole tiles
         let counts = Self.storageCounts(rows: rows, cols: cols, block: block, layout: layout)
         q = AlignedStorage(count: counts.codes)
         scales = AlignedStorage(count: counts.scales)
@@ -220,7 +216,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     }
 
     /// Bytes ahead that the tile layout's few-token products prefetch in each tile's stream (0: none;
-    /// `ck_q8t_prefetch_bytes`). A benchmark's knob: set it before products run, not during.
+    /// `ck_q8t_set_prefetch_bytes`). A benchmark's knob: set it before products run, not during.
     public static var tilePrefetchBytes: Int {
         get { Int(ck_q8t_get_prefetch_bytes()) }
         set { ck_q8t_set_prefetch_bytes(max(0, newValue)) }
