@@ -29,7 +29,6 @@ Run (after make_tokenizers.py): nice -n 10 tools/fixtures/.venv/bin/python tools
 `train_base.py --held-out-fixtures` writes the held-out chapters to Tests/Fixtures/text/held-out.
 """
 import json
-import math
 import os
 import sys
 import time
@@ -52,7 +51,7 @@ BATCH = 16
 CTX_OF = {"chatglm": 256, "baichuan": 256, "llama": 256}
 # All three train with bf16 autocast, a warm-up / stable / decay schedule and resumable checkpoints in
 # tools/demo/work. (The first bases, 3.2 M parameters, used "cosine-fp32": fp32, cosine to 10 %.)
-RECIPE = {"chatglm": "wsd-bf16", "baichuan": "wsd-bf16", "llama": "wsd-bf16"}
+RECIPE = "wsd-bf16"
 DECAY_FROM = 0.8  # WSD: the learning rate falls linearly to 10 % over the last 20 % of the steps
 CHECKPOINT_EVERY = int(os.environ.get("YANYI_DEMO_CHECKPOINT_EVERY", "100"))
 # Stop (after writing the checkpoint) once this many steps are done: what an interrupted run leaves.
@@ -168,13 +167,10 @@ def nats_per_char(res):
     return sum(v[0] for v in res.values()) / max(1, sum(v[1] for v in res.values()))
 
 
-def lr_factor(recipe, steps, warm):
-    """The learning-rate multiplier at step s. cosine: warm-up then cosine to 10 %. wsd: warm-up, constant,
-    then linear to 10 % from DECAY_FROM·steps on: every step before the decay is the same whatever the total,
-    so a longer run resumes from a checkpoint taken before its decay starts."""
-    if recipe.startswith("cosine"):
-        return lambda s: (s + 1) / warm if s < warm else \
-            0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+def lr_factor(steps, warm):
+    """The learning-rate multiplier at step s: warm-up, constant, then linear to 10 % from DECAY_FROM·steps on
+    (warm-up / stable / decay): every step before the decay is the same whatever the total, so a longer run
+    resumes from a checkpoint taken before its decay starts."""
     d0 = int(DECAY_FROM * steps)
     return lambda s: (s + 1) / warm if s < warm else (1.0 if s < d0 else 1.0 - 0.9 * (s - d0) / max(1, steps - d0))
 
@@ -202,33 +198,29 @@ def find_resume(kind, identity, steps):
 
 
 def train(kind, model, data, steps, lr, log_every=25, identity=None, evaluate=None):
-    recipe = RECIPE[kind]
     ctx = CTX_OF[kind]
-    bf16 = recipe.endswith("bf16")
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
-    # wsd: a fixed warm-up, so that the steps before the decay do not depend on the total
-    warm = WARMUP_STEPS if recipe.startswith("wsd") else max(1, steps // 25)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(recipe, steps, warm))
+    # A fixed warm-up, so that the steps before the decay do not depend on the total
+    warm = WARMUP_STEPS
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(steps, warm))
     hist, evals, first, secs_before = [], [], 0, 0.0
-    resumable = recipe.startswith("wsd")
-    if resumable:
-        os.makedirs(C.WORK, exist_ok=True)
-        ck = find_resume(kind, identity, steps)
-        if ck:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["opt"])
-            sched.load_state_dict(ck["sched"])
-            data.rng.bit_generator.state = ck["data_rng"]
-            torch.set_rng_state(ck["torch_rng"])
-            hist, evals, first, secs_before = ck["hist"], ck["evals"], ck["step"], ck["seconds"]
-            C.log(f"[{kind}] resumed at step {first} ({secs_before:.0f} s of training before)")
+    os.makedirs(C.WORK, exist_ok=True)
+    ck = find_resume(kind, identity, steps)
+    if ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        data.rng.bit_generator.state = ck["data_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        hist, evals, first, secs_before = ck["hist"], ck["evals"], ck["step"], ck["seconds"]
+        C.log(f"[{kind}] resumed at step {first} ({secs_before:.0f} s of training before)")
     model.train()
     t0, cpu0 = time.time(), time.process_time()
     for step in range(first, steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = model(**data.batch()).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -244,7 +236,7 @@ def train(kind, model, data, steps, lr, log_every=25, identity=None, evaluate=No
             e = evaluate(model)
             evals.append({"step": done, "held_out_nats_per_char": round(e, 4)})
             C.log(f"  [{kind}] step {done}: held-out {e:.4f} nats/char")
-        if resumable and (done % CHECKPOINT_EVERY == 0 or done == steps):
+        if done % CHECKPOINT_EVERY == 0 or done == steps:
             ck = {"identity": identity, "total_steps": steps, "step": done, "model": model.state_dict(),
                   "opt": opt.state_dict(), "sched": sched.state_dict(), "data_rng": data.rng.bit_generator.state,
                   "torch_rng": torch.get_rng_state(), "hist": hist, "evals": evals,
@@ -260,7 +252,7 @@ def train(kind, model, data, steps, lr, log_every=25, identity=None, evaluate=No
     secs = secs_before + time.time() - t0
     digest = C.mf.sha256_bytes(b"".join(t.detach().float().numpy().tobytes() for t in model.state_dict().values()))
     C.log(f"[{kind}] trained weights sha256 {digest[:16]} (fp32, before the fp16 file)")
-    return {"steps": steps, "batch": BATCH, "context": ctx, "tokens_seen": steps * BATCH * ctx, "recipe": recipe,
+    return {"steps": steps, "batch": BATCH, "context": ctx, "tokens_seen": steps * BATCH * ctx, "recipe": RECIPE,
             "lr": lr, "warmup_steps": warm, "torch_threads": C.THREADS, "seconds": round(secs, 1),
             "cpu_seconds_this_process": round(time.process_time() - cpu0, 1), "resumed_at_step": first,
             "loss_first_step": hist[0], "loss_final_mean_last_50_steps": float(np.mean(hist[-50:])),
@@ -364,7 +356,7 @@ def main(kinds):
             # `yanyi eval` leads with BOS where the tokenizer adds one (llama-demo; baichuan-demo's does not)
             encode, decode, lead = sp.encode, sp.decode, ([1] if kind == "llama" else [])
         identity = {"sizes": M.SIZES[kind], "lr": LR[kind], "batch": BATCH, "ctx": CTX_OF[kind], "seed": SEED,
-                    "recipe": RECIPE[kind], "stream_tokens": len(stream)}
+                    "recipe": RECIPE, "stream_tokens": len(stream)}
 
         def evaluate(m):
             return nats_per_char(held_out_nats(m, encode, decode, texts, CTX_OF[kind], lead))
