@@ -141,9 +141,66 @@ void ck_attend2_f16_avx2(const float *restrict q, const uint16_t *restrict keys0
     CK_ATTEND_BODY(dot_f16_avx2, axpy_f16_avx2, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 
+// The weighted sum of values for a head of D = 16·V dims (64, 128: every model here) with the
+// output row held in V registers instead of memory: the same fmadd per element and value in the
+// same order as axpy_f16_avx512 (so the same bits), without a store and reload per position.
+__attribute__((target("avx512f"))) CK_INLINE void weigh_f16_avx512(const float *restrict scores, float inv, const uint16_t *restrict v0,
+                                                                  size_t s0, size_t n0, const uint16_t *restrict v1, size_t s1, size_t n1,
+                                                                  float *restrict out, const int V) {
+    __m512 acc[8];
+    CK_UNROLL
+    for (int i = 0; i < V; i++) acc[i] = _mm512_setzero_ps();
+#define CK_WEIGH(VP, S, N, OFF)                                                                             \
+    for (size_t j = 0; j < (N); j++) {                                                                      \
+        CK_PREFETCH_ROW((VP) + (j + CK_ATTEND_AHEAD) * (S), 16 * (size_t)V);                                \
+        const __m512 av = _mm512_set1_ps(scores[(OFF) + j] * inv);                                          \
+        const uint16_t *row = (VP) + j * (S);                                                               \
+        CK_UNROLL                                                                                           \
+        for (int i = 0; i < V; i++)                                                                         \
+            acc[i] = _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i))), acc[i]); \
+    }
+    CK_WEIGH(v0, s0, n0, 0)
+    CK_WEIGH(v1, s1, n1, n0)
+#undef CK_WEIGH
+    CK_UNROLL
+    for (int i = 0; i < V; i++) _mm512_storeu_ps(out + 16 * i, acc[i]);
+}
+
+// CK_ATTEND_BODY for d = 64 or 128, its last loop (the values) through weigh_f16_avx512.
+#define CK_ATTEND_F16_REGS(K0, V0, S0, N0, K1, V1, S1, N1)                                                  \
+    {                                                                                                       \
+        const size_t n0_ = (N0), n_ = (N0) + (N1);                                                          \
+        float mx = -INFINITY;                                                                               \
+        for (size_t j = 0; j < n0_; j++) {                                                                  \
+            CK_PREFETCH_ROW((K0) + (j + CK_ATTEND_AHEAD) * (S0), d);                                        \
+            const float s = dot_f16_avx512(q, (K0) + j * (S0), d) * scale;                                  \
+            scores[j] = s;                                                                                  \
+            if (s > mx) mx = s;                                                                             \
+        }                                                                                                   \
+        for (size_t j = n0_; j < n_; j++) {                                                                 \
+            CK_PREFETCH_ROW((K1) + (j - n0_ + CK_ATTEND_AHEAD) * (S1), d);                                  \
+            const float s = dot_f16_avx512(q, (K1) + (j - n0_) * (S1), d) * scale;                          \
+            scores[j] = s;                                                                                  \
+            if (s > mx) mx = s;                                                                             \
+        }                                                                                                   \
+        float sum = 0;                                                                                      \
+        for (size_t j = 0; j < n_; j++) {                                                                   \
+            const float e = expf(scores[j] - mx);                                                           \
+            scores[j] = e;                                                                                  \
+            sum += e;                                                                                       \
+        }                                                                                                   \
+        const float inv = 1.0f / sum;                                                                       \
+        if (d == 128) weigh_f16_avx512(scores, inv, (V0), (S0), n0_, (V1), (S1), (N1), out, 8);             \
+        else weigh_f16_avx512(scores, inv, (V0), (S0), n0_, (V1), (S1), (N1), out, 4);                      \
+    }
+
 __attribute__((target("avx512f")))
 void ck_attend_f16_avx512(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values,
                           size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) {
+    if (d == 128 || d == 64) {
+        CK_ATTEND_F16_REGS(keys, values, stride, n, keys, values, stride, 0)
+        return;
+    }
     CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, CK_PREFETCH_ROW, keys, values, stride, n, keys, values, stride, 0)
 }
 
@@ -151,8 +208,13 @@ __attribute__((target("avx512f")))
 void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict keys0, const uint16_t *restrict values0,
                            size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1, size_t stride1,
                            size_t n1, size_t d, float scale, float *restrict scores, float *restrict out) {
+    if (d == 128 || d == 64) {
+        CK_ATTEND_F16_REGS(keys0, values0, stride0, n0, keys1, values1, stride1, n1)
+        return;
+    }
     CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
+#undef CK_ATTEND_F16_REGS
 #else
 void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
 void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
