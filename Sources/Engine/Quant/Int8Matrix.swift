@@ -81,7 +81,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let rowMajor = tiles ? AlignedStorage<Int8>(count: min(step, max(rows, 1)) * cols) : nil
         let rowScales = tiles ? AlignedStorage<Float>(count: min(step, max(rows, 1)) * nb) : nil
         let threads = pool?.threads ?? 1
-        var bad = [Int](repeating: 0, count: threads)
+        var bad = [Int](repeating: 0, count: threads * 4)   // one per chunk
         // Rows sub of chunk r: quantized, and packed when tiled (sub starts on a tile).
         func quantize(_ r: Range<Int>, _ sub: Range<Int>, _ wp: UnsafeMutablePointer<Float>) -> Int {
             let first = r.lowerBound + sub.lowerBound
@@ -102,7 +102,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
             let wp = chunk.pointer
             bad.withUnsafeMutableBufferPointer { bad in
                 if let pool, threads > 1, r.count > 1 {
-                    pool.parallelChunks(r.count, alignment: tiles ? 16 : 1) { c, sub in bad[c] += quantize(r, sub, wp) }
+                    pool.parallelChunks(r.count, alignment: tiles ? 16 : 1, perThread: 4) { c, sub in bad[c] += quantize(r, sub, wp) }
                 } else {
                     bad[0] += quantize(r, 0..<r.count, wp)
                 }
@@ -149,7 +149,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let qd = UnsafeMutableRawPointer(q.pointer), sd = scales.pointer, rowBytes = counts.codes / max(stored, 1)
         let threads = pool.map { rows * cols >= Self.parallelThreshold ? $0.threads : 1 } ?? 1
         // Per chunk: NaN scales (a non-finite block), or -1 when fill failed.
-        var bad = [Int](repeating: 0, count: threads)
+        var bad = [Int](repeating: 0, count: threads * 4)   // one per chunk
         func load(_ r: Range<Int>) -> Int {
             let s = UnsafeMutableBufferPointer(start: sd + r.lowerBound * nb, count: r.count * nb)
             guard fill(r, UnsafeMutableRawBufferPointer(start: qd + r.lowerBound * rowBytes, count: r.count * rowBytes),
@@ -160,7 +160,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         }
         bad.withUnsafeMutableBufferPointer { bad in
             if let pool, threads > 1 {
-                pool.parallelChunks(stored, alignment: layout == .tiles ? 16 : 1) { c, r in bad[c] = load(r) }
+                pool.parallelChunks(stored, alignment: layout == .tiles ? 16 : 1, perThread: 4) { c, r in bad[c] = load(r) }
             } else if stored > 0 {
                 bad[0] = load(0..<stored)
             }
@@ -402,8 +402,9 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
     private func tiled(_ x: UnsafePointer<Float>, n: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool, f32: Bool) {
         let codes = codes, sp = scales.pointer, rows = rows, cols = cols, nb = blocksPerRow, block = block, kp = nb * block
         let threads = n * rows * cols < Self.parallelThreshold ? 1 : pool.threads
-        // Few tokens: more chunks than threads (the pool's even split meets uneven cores); many: one each.
-        let perThread = n <= 3 ? 4 : 1
+        // More chunks than threads, whole tile pairs for the many-token kernel: the pool hands them
+        // to whichever thread is free, so a core slowed by its neighbours does not hold up the rest.
+        let perThread = 4, alignment = n <= 3 ? 16 : 32
         if f32 {
             chunks(rows, threads, pool, alignment: 16, perThread: perThread) { r in
                 for t in 0..<n {
@@ -417,7 +418,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         _ = ck_q8t_act(x, xq.pointer, xs.pointer, xc.pointer, n, cols, block)
         withExtendedLifetime((xq, xs, xc)) {
             let xqp = xq.pointer, xsp = xs.pointer, xcp = xc.pointer
-            chunks(rows, threads, pool, alignment: 16, perThread: perThread) { r in
+            chunks(rows, threads, pool, alignment: alignment, perThread: perThread) { r in
                 ck_q8t_matmul(codes + r.lowerBound * kp, sp + r.lowerBound * nb, xqp, xsp, xcp, y + r.lowerBound, r.count, cols, block, n, rows)
             }
         }

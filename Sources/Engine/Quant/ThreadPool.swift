@@ -85,10 +85,12 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit { shared.stop() }
 
-    /// Runs body(i) for i in 0..<n; each thread takes one contiguous chunk of the indices.
-    /// Returns when all are done. Not reentrant: body must not call back into the same pool.
+    /// Runs body(i) for i in 0..<n in contiguous chunks, up to 8 per thread, each taken by
+    /// whichever thread is free: uneven work (prefill attention, whose later queries see more
+    /// positions) and a core slowed by its neighbours even out. Returns when all are done. Not
+    /// reentrant: body must not call back into the same pool.
     public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
-        parallelChunks(n) { _, range in for i in range { body(i) } }
+        parallelChunks(n, perThread: 8) { _, range in for i in range { body(i) } }
     }
 
     /// Splits 0..<n into at most `threads` contiguous ranges whose inner boundaries are multiples
