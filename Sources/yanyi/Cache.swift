@@ -12,11 +12,21 @@ struct CacheCommand: ParsableCommand {
 }
 
 extension WeightCache {
-    /// The cache where the environment puts it, its notices on standard error.
-    static func standard() -> WeightCache {
-        WeightCache(directory: defaultDirectory(environment: ProcessInfo.processInfo.environment)) {
+    /// The cache where the environment puts it, its notices on standard error. `background`: new
+    /// entries are written while the model is already in use (chat, serve; call `finishPending()`
+    /// before a normal exit); commands that measure or exit at once write before they go on.
+    static func standard(background: Bool = false) -> WeightCache {
+        var cache = WeightCache(directory: defaultDirectory(environment: ProcessInfo.processInfo.environment)) {
             FileHandle.standardError.write(Data("\($0)\n".utf8))
         }
+        cache.writeInBackground = background
+        return cache
+    }
+
+    /// Waits for entries still being written, saying so (an interrupt leaves the entry to the next start).
+    static func finishPending() {
+        if writing { FileHandle.standardError.write(Data("yanyi: finishing the quantized-weights cache (Ctrl-C leaves it to the next start)\n".utf8)) }
+        finishWrites()
     }
 }
 

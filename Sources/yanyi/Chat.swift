@@ -105,7 +105,7 @@ struct ChatCommand: ParsableCommand {
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         let host: any ModelHost = fake
             ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, standInRoot: modelsRoot)
-            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool, notice: { relay.send($0) })
+            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(background: true), pool: pool, notice: { relay.send($0) })
         let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model, personasRoot: personasDir), host: host,
                                         library: library, store: store, persona: initial)
         relay.controller = controller
@@ -130,6 +130,7 @@ struct ChatCommand: ParsableCommand {
         } catch {
             fail(error.description)
         }
+        WeightCache.finishPending()
     }
 }
 

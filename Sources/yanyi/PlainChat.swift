@@ -15,5 +15,6 @@ func runPlainChat(_ controller: ChatController) -> Never {
     sigint.resume()
     LineChat(controller: controller, read: { Swift.readLine() },
              write: { FileHandle.standardOutput.write(Data($0.utf8)) }).run()
+    WeightCache.finishPending()
     exit(0)
 }

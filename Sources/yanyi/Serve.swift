@@ -90,7 +90,7 @@ struct ServeCommand: ParsableCommand {
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         let modelHost: any ModelHost = fake
             ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: 0, standInRoot: modelsRoot)
-            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(), pool: pool,
+            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(background: true), pool: pool,
                              notice: { FileHandle.standardError.write(Data("notice: \($0)\n".utf8)) })
         var options = ServeOptions(host: host, port: port, modelsRoot: modelsRoot, apiKey: apiKey ?? env["YANYI_API_KEY"],
                                    maxBodyBytes: maxBodyBytes, maxTokens: maxTokens, maxQueue: maxQueue)
@@ -122,6 +122,7 @@ struct ServeCommand: ParsableCommand {
         }
         done.wait()
         if let message = failure.get() { fail(message) }
+        WeightCache.finishPending()
     }
 }
 

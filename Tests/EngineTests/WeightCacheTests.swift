@@ -63,6 +63,37 @@ import Testing
         #expect(try Self.logits(verified, family: family) == want)
     }
 
+    /// Written in the background: the load returns a model that runs at once, the entry appears
+    /// whole once `finishWrites` returns (never half-written under its own name), a load while it
+    /// is still being written starts no second writer, and the next load maps it.
+    @Test func backgroundWriteLeavesAWholeEntry() throws {
+        let notes = Notes()
+        var cache = try Self.cache(notes)
+        cache.writeInBackground = true
+        let path = ModelFolderTests.models.appendingPathComponent("llama/safetensors").path
+        let want = try Self.logits(Self.load(path, nil), family: "llama")
+
+        let first = try Self.load(path, cache)
+        #expect(try Self.logits(first, family: "llama") == want, "the model differs while its entry is written")
+        let again = try Self.load(path, cache)          // the entry may still be in flight: no second writer
+        #expect(try Self.logits(again, family: "llama") == want)
+        for f in Self.entryFiles(cache) where f.hasSuffix(".ywc") {   // whatever is under the entry's name is whole
+            let entry = cache.directory + "/" + f
+            let folder = try ModelFolder.open(path)
+            let key = try WeightCacheKey(folder: path, checkpoint: folder.checkpoint, precision: .int8, block: 32)
+            if case .invalid(let why) = WeightCacheFile.open(entry, key: key, verify: true, pool: nil) { Issue.record("half-written entry: \(why)") }
+        }
+        WeightCache.finishWrites()
+        #expect(!WeightCache.writing)
+        #expect(notes.take().filter { $0.contains("wrote") }.count == 1, "one writer for one entry")
+        let files = Self.entryFiles(cache)
+        #expect(files.count == 1 && files[0].hasSuffix(".ywc"), "\(files)")
+
+        let mapped = try Self.load(path, cache)
+        #expect(notes.take().isEmpty, "the entry written in the background was not used")
+        #expect(try Self.logits(mapped, family: "llama") == want)
+    }
+
     /// A cache hit reads int8 matrices into memory of their own (equal to a fresh quantization),
     /// refuses a wrong shape, and maps the embedding instead of copying it.
     @Test func hitReadsMatricesAndMapsTheEmbedding() throws {

@@ -20,6 +20,10 @@ public struct WeightCache: Sendable {
     public var notice: @Sendable (String) -> Void
     /// Free space to leave on the disk after writing an entry.
     public var headroom: Int = 1 << 30
+    /// Write a new entry on a thread of its own, so the loaded model is used at once instead of
+    /// after ~8 GB have gone to disk (a 7B's first start); `finishWrites()` waits for them. Off:
+    /// the load returns after the write.
+    public var writeInBackground = false
 
     public init(directory: String, verify: Bool = false, notice: @escaping @Sendable (String) -> Void = { _ in }) {
         self.directory = directory
@@ -63,6 +67,8 @@ public struct WeightCache: Sendable {
             return try build(plain)
         }
         let path = entryPath(model: model, precision: precision, block: block)
+        // Asked before the entry is opened: a writer that ends in between has put the entry in place.
+        let beingWritten = BackgroundWrites.shared.isWriting(path)
         var reader: WeightCacheReader?
         switch WeightCacheFile.open(path, key: key, verify: verify, pool: pool) {
         case .absent: break
@@ -72,11 +78,24 @@ public struct WeightCache: Sendable {
         let recorder = WeightRecorder()
         let loaded = try build(WeightLoader(checkpoint: folder.checkpoint, precision: precision, block: block, pool: pool,
                                             cached: reader, recorder: recorder))
-        if reader == nil || recorder.misses > 0 {
-            write(recorder.items, model: model, key: key, to: path)
+        if (reader == nil || recorder.misses > 0) && !beingWritten {
+            let items = recorder.items
+            if writeInBackground {
+                // The items are the loaded model's tensors, read-only from here on.
+                let job = UncheckedItems(items: items, cache: self)
+                BackgroundWrites.shared.start(path) { job.cache.write(job.items, model: model, key: key, to: path) }
+            } else {
+                write(items, model: model, key: key, to: path)
+            }
         }
         return loaded
     }
+
+    /// Waits until every entry being written in the background is on disk (or given up).
+    public static func finishWrites() { BackgroundWrites.shared.waitAll() }
+
+    /// Whether an entry is being written in the background now.
+    public static var writing: Bool { BackgroundWrites.shared.count > 0 }
 
     /// Writes an entry, or says in one line why not (the model is loaded either way).
     func write(_ items: [WeightCacheFile.Item], model: String, key: WeightCacheKey, to path: String, failAfter: Int? = nil) {
@@ -200,4 +219,45 @@ final class WeightRecorder {
     var misses = 0
 
     func add(_ item: WeightCacheFile.Item) { items.append(item) }
+}
+
+/// A load's tensors handed to the writer thread: immutable once loaded (adapters never write them).
+private struct UncheckedItems: @unchecked Sendable {
+    let items: [WeightCacheFile.Item]
+    let cache: WeightCache
+}
+
+/// The entries this process is writing in the background, by path: one writer per path (a model
+/// loaded again while its entry is still being written does not start a second).
+final class BackgroundWrites: @unchecked Sendable {
+    static let shared = BackgroundWrites()
+    private let condition = NSCondition()
+    private var paths: Set<String> = []
+
+    var count: Int { condition.lock(); defer { condition.unlock() }; return paths.count }
+
+    func isWriting(_ path: String) -> Bool { condition.lock(); defer { condition.unlock() }; return paths.contains(path) }
+
+    func start(_ path: String, _ body: @escaping @Sendable () -> Void) {
+        condition.lock()
+        let busy = !paths.insert(path).inserted
+        condition.unlock()
+        if busy { return }
+        let thread = Thread { [self] in
+            body()
+            condition.lock()
+            paths.remove(path)
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "yanyi-cache-write"
+        thread.qualityOfService = .utility
+        thread.start()
+    }
+
+    func waitAll() {
+        condition.lock()
+        while !paths.isEmpty { condition.wait() }
+        condition.unlock()
+    }
 }
