@@ -441,7 +441,7 @@ def serve_configs(streams):
 def serve_engine(engine, port, a, adapters, res):
     configs = serve_configs(a.streams)
     rows = res.setdefault(engine, {})
-    for _ in range(a.repeats):
+    for _ in range(a.repeats if engine == "yanyi" else a.llama_repeats):
         for label, n, which in configs:
             bodies = []
             for i in range(n):
@@ -467,7 +467,7 @@ def serve(args):
         layers = json.load(f)["num_hidden_layers"]
     need = max(args.streams)
     adapters = serve_adapters(p, need, layers)
-    res = record(args, p, streams=args.streams)
+    res = record(args, p, streams=args.streams, llama_repeats=args.llama_repeats)
     t0 = time.time()
     if "llama" in args.engines:
         convert(args)   # the Q8_0 GGUF, redone when the checkpoint changed
@@ -500,10 +500,21 @@ def serve(args):
                                                           temperature=0, stream=True,
                                                           adapters=[dict(name=f"adapters/s{i + 1}", scale=1.0)]))
             serve_engine("yanyi", port, args, adapters, res)
-        # The same decode without the server: `yanyi bench` on the same prompt and reply lengths.
-        out, _, _, _ = timed([exe, "bench", "--model", p["ckpt"], "--threads", str(args.threads), "--json",
-                              "--prompt-tokens", str(args.prompt), "--gen-tokens", str(args.gen)])
-        res["yanyi_bench_decode"] = json.loads(out.strip().splitlines()[-1])["decode"]
+            # The same decode without the server: `yanyi bench` on the same prompt and reply lengths,
+            # in turn with one stream through the (idle) server, so both see the same moments of a
+            # machine whose memory bandwidth drifts from minute to minute.
+            pairs = []
+            for _ in range(args.repeats):
+                body = dict(model=p["name"], prompt=serve_prompt(0, args.prompt), max_tokens=args.gen, temperature=0,
+                            stream=True, stream_options=dict(include_usage=True), ignore_eos=True)
+                served = serve_round(port, [body])["streams"][0]["decode"]
+                out, _, _, _ = timed([exe, "bench", "--model", p["ckpt"], "--threads", str(args.threads), "--json",
+                                      "--prompt-tokens", str(args.prompt), "--gen-tokens", str(args.gen)])
+                benched = json.loads(out.strip().splitlines()[-1])["decode"]
+                log(f"one stream: server {served:.2f} tok/s, yanyi bench {benched:.2f} tok/s")
+                pairs.append(dict(server=served, bench=benched))
+            res["yanyi_bench_pairs"] = pairs
+            res["yanyi_bench_decode"] = median([x["bench"] for x in pairs])
     finish(res, t0, "serve-", serve_markdown, (SERVE_BEGIN, SERVE_END), args.update)
 
 
@@ -534,7 +545,8 @@ def serve_markdown(r):
         f"Run {r['date']}, {r['seconds'] / 60:.0f} min; Yanyi {r['yanyi_commit']} (`yanyi serve`, int8), "
         f"llama.cpp's `llama-server` (Q8_0, llama-cpp-python {LCP_VERSION} sdist, GGML_NATIVE; `-np "
         f"{max(r['streams'])}`, the adapters loaded at launch with `--lora-init-without-apply`, `lora` per request); "
-        f"{r['threads']} threads; {r['repeats']} round(s) per row.",
+        f"{r['threads']} threads; {r['repeats']} round(s) per row for Yanyi, {r.get('llama_repeats', r['repeats'])} for "
+        f"llama-server (all rows in turn each round; medians).",
         f"Machine: {m.get('Model name')} (family {m.get('CPU family')}, model {m.get('Model')}), {m.get('CPU(s)')} CPUs, "
         f"{m['memory']}; {m['simd']}. Load average {m['load_before'][0]:.2f} before, {m['load_after'][0]:.2f} after.",
         f"Model: {os.path.basename(r['checkpoint'])}. Each stream: a {r['prompt']}-token prompt of its own (token ids), "
@@ -571,7 +583,15 @@ def serve_markdown(r):
                 mix, same = y(f"mixed-{n}")["decode"], y(f"same-{n}")["decode"]
                 lines.append(f"- Yanyi, {n} streams with mixed adapters decode together at {mix / one:.2f}× one stream's "
                              f"rate; mixed adapters cost {100 * (same / mix - 1):.1f}% against all on one adapter.")
-        if r.get("yanyi_bench_decode") and y("base-1"):
+        pairs = r.get("yanyi_bench_pairs")
+        if pairs:
+            sv, bv = median([x["server"] for x in pairs]), median([x["bench"] for x in pairs])
+            each = ", ".join(f"{x['server']:.2f} / {x['bench']:.2f}" for x in pairs)
+            lines.append(f"- One stream through the idle server against `yanyi bench` on the same lengths, run in turn "
+                         f"{len(pairs)} times (server / bench, tok/s: {each}): medians {sv:.2f} / {bv:.2f} "
+                         f"({100 * (sv / bv - 1):+.1f}%); median of the pairs' differences "
+                         f"{100 * median([x['server'] / x['bench'] - 1 for x in pairs]):+.1f}%.")
+        elif r.get("yanyi_bench_decode") and y("base-1"):
             b, s = r["yanyi_bench_decode"], y("base-1")["per_stream"]
             lines.append(f"- One stream through the server decodes at {s:.2f} tok/s; `yanyi bench` on the same lengths "
                          f"{b:.2f} tok/s ({100 * (s / b - 1):+.1f}%).")
@@ -758,6 +778,8 @@ def main():
         p.add_argument("--repeats", type=int, default=1 if serving else 3,
                        help="repeats per figure; medians are reported (default 3; serve: 1 round per row)")
         p.add_argument("--lora-repeats", type=int, default=1, help="Yanyi runs with the adapter (default 1)")
+        if serving:
+            p.add_argument("--llama-repeats", type=int, default=1, help="serve: rounds per row for llama-server (default 1)")
         p.add_argument("--prompt", type=int, default=32 if serving else 512)
         p.add_argument("--gen", type=int, default=32 if serving else 128)
         if not serving:
