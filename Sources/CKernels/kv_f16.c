@@ -166,30 +166,10 @@ __attribute__((target("avx512f"))) CK_INLINE void weigh_f16_avx512(const float *
     for (int i = 0; i < V; i++) _mm512_storeu_ps(out + 16 * i, acc[i]);
 }
 
-// CK_ATTEND_BODY for d = 64 or 128, its last loop (the values) through weigh_f16_avx512.
+// CK_ATTEND_BODY for d = 64 or 128, the values weighed by weigh_f16_avx512.
 #define CK_ATTEND_F16_REGS(K0, V0, S0, N0, K1, V1, S1, N1)                                                  \
     {                                                                                                       \
-        const size_t n0_ = (N0), n_ = (N0) + (N1);                                                          \
-        float mx = -INFINITY;                                                                               \
-        for (size_t j = 0; j < n0_; j++) {                                                                  \
-            CK_PREFETCH_ROW((K0) + (j + CK_ATTEND_AHEAD) * (S0), d);                                        \
-            const float s = dot_f16_avx512(q, (K0) + j * (S0), d) * scale;                                  \
-            scores[j] = s;                                                                                  \
-            if (s > mx) mx = s;                                                                             \
-        }                                                                                                   \
-        for (size_t j = n0_; j < n_; j++) {                                                                 \
-            CK_PREFETCH_ROW((K1) + (j - n0_ + CK_ATTEND_AHEAD) * (S1), d);                                  \
-            const float s = dot_f16_avx512(q, (K1) + (j - n0_) * (S1), d) * scale;                          \
-            scores[j] = s;                                                                                  \
-            if (s > mx) mx = s;                                                                             \
-        }                                                                                                   \
-        float sum = 0;                                                                                      \
-        for (size_t j = 0; j < n_; j++) {                                                                   \
-            const float e = expf(scores[j] - mx);                                                           \
-            scores[j] = e;                                                                                  \
-            sum += e;                                                                                       \
-        }                                                                                                   \
-        const float inv = 1.0f / sum;                                                                       \
+        CK_ATTEND_WEIGHTS(dot_f16_avx512, CK_PREFETCH_ROW, K0, S0, N0, K1, S1, N1)                          \
         if (d == 128) weigh_f16_avx512(scores, inv, (V0), (S0), n0_, (V1), (S1), (N1), out, 8);             \
         else weigh_f16_avx512(scores, inv, (V0), (S0), n0_, (V1), (S1), (N1), out, 4);                      \
     }

@@ -75,7 +75,9 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
 // sum and the weighting see the same numbers in the same order as one segment holding all n: where
 // the sequence is split changes no bit (a beam reading the shared prompt, then its own positions).
 // One call per head instead of 2n calls of dot/axpy; one segment is N1 = 0.
-#define CK_ATTEND_BODY(DOT, AXPY, PF, K0, V0, S0, N0, K1, V1, S1, N1)               \
+// CK_ATTEND_WEIGHTS: its first part, scores[j] = p_j · sum and `inv` = 1 / sum, for a kernel that
+// forms the weighted sum of values its own way (kv_f16.c); CK_ATTEND_BODY: the whole.
+#define CK_ATTEND_WEIGHTS(DOT, PF, K0, S0, N0, K1, S1, N1)                          \
     const size_t n0_ = (N0), n_ = (N0) + (N1);                                      \
     float mx = -INFINITY;                                                           \
     for (size_t j = 0; j < n0_; j++) {                                              \
@@ -96,7 +98,10 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
         scores[j] = e;                                                              \
         sum += e;                                                                   \
     }                                                                               \
-    const float inv = 1.0f / sum;                                                   \
+    const float inv = 1.0f / sum;
+
+#define CK_ATTEND_BODY(DOT, AXPY, PF, K0, V0, S0, N0, K1, V1, S1, N1)               \
+    CK_ATTEND_WEIGHTS(DOT, PF, K0, S0, N0, K1, S1, N1)                              \
     for (size_t t = 0; t < d; t++) out[t] = 0;                                      \
     for (size_t j = 0; j < n0_; j++) {                                              \
         PF((V0) + (j + CK_ATTEND_AHEAD) * (S0), d);                                 \
