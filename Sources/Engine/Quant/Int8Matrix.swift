@@ -80,8 +80,8 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         let chunk = AlignedStorage<Float>(count: min(step, max(rows, 1)) * cols)
         let rowMajor = tiles ? AlignedStorage<Int8>(count: min(step, max(rows, 1)) * cols) : nil
         let rowScales = tiles ? AlignedStorage<Float>(count: min(step, max(rows, 1)) * nb) : nil
-        let threads = pool?.threads ?? 1
-        var bad = [Int](repeating: 0, count: threads * 4)   // one per chunk
+        let threads = pool?.threads ?? 1, perThread = 4
+        var bad = [Int](repeating: 0, count: threads * perThread)   // one per chunk
         // Rows sub of chunk r: quantized, and packed when tiled (sub starts on a tile).
         func quantize(_ r: Range<Int>, _ sub: Range<Int>, _ wp: UnsafeMutablePointer<Float>) -> Int {
             let first = r.lowerBound + sub.lowerBound
@@ -102,7 +102,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
             let wp = chunk.pointer
             bad.withUnsafeMutableBufferPointer { bad in
                 if let pool, threads > 1, r.count > 1 {
-                    pool.parallelChunks(r.count, alignment: tiles ? 16 : 1, perThread: 4) { c, sub in bad[c] += quantize(r, sub, wp) }
+                    pool.parallelChunks(r.count, alignment: tiles ? 16 : 1, perThread: perThread) { c, sub in bad[c] += quantize(r, sub, wp) }
                 } else {
                     bad[0] += quantize(r, 0..<r.count, wp)
                 }
@@ -147,9 +147,9 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         q = AlignedStorage(count: counts.codes)
         scales = AlignedStorage(count: counts.scales)
         let qd = UnsafeMutableRawPointer(q.pointer), sd = scales.pointer, rowBytes = counts.codes / max(stored, 1)
-        let threads = pool.map { rows * cols >= Self.parallelThreshold ? $0.threads : 1 } ?? 1
+        let threads = pool.map { rows * cols >= Self.parallelThreshold ? $0.threads : 1 } ?? 1, perThread = 4
         // Per chunk: NaN scales (a non-finite block), or -1 when fill failed.
-        var bad = [Int](repeating: 0, count: threads * 4)   // one per chunk
+        var bad = [Int](repeating: 0, count: threads * perThread)
         func load(_ r: Range<Int>) -> Int {
             let s = UnsafeMutableBufferPointer(start: sd + r.lowerBound * nb, count: r.count * nb)
             guard fill(r, UnsafeMutableRawBufferPointer(start: qd + r.lowerBound * rowBytes, count: r.count * rowBytes),
@@ -160,7 +160,7 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         }
         bad.withUnsafeMutableBufferPointer { bad in
             if let pool, threads > 1 {
-                pool.parallelChunks(stored, alignment: layout == .tiles ? 16 : 1, perThread: 4) { c, r in bad[c] = load(r) }
+                pool.parallelChunks(stored, alignment: layout == .tiles ? 16 : 1, perThread: perThread) { c, r in bad[c] = load(r) }
             } else if stored > 0 {
                 bad[0] = load(0..<stored)
             }
