@@ -44,6 +44,8 @@ struct ChatCommand: ParsableCommand {
     @Flag(name: .customLong("no-cache"), help: "Quantize from the checkpoint; neither read nor write the quantized-weights cache.")
     var noCache = false
 
+    @OptionGroup var draft: DraftOptions
+
     @Option(help: "Resume a saved session by id (as the session list shows it).")
     var resume: String?
 
@@ -105,7 +107,8 @@ struct ChatCommand: ParsableCommand {
         let pool = threads.map { ThreadPool(threads: $0) } ?? ThreadPool()
         let host: any ModelHost = fake
             ? CannedModelHost(tokenDelay: Double(fakeTokenMs) / 1000, loadSeconds: Double(fakeLoadMs) / 1000, standInRoot: modelsRoot)
-            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(background: true), pool: pool, notice: { relay.send($0) })
+            : LocalModelHost(precision: precision, weightCache: noCache ? nil : .standard(background: true), pool: pool, notice: { relay.send($0) },
+                             draft: draft.setting)
         let controller = ChatController(options: .init(modelsRoot: modelsRoot, pinnedModel: fake ? nil : model, personasRoot: personasDir), host: host,
                                         library: library, store: store, persona: initial)
         relay.controller = controller

@@ -79,6 +79,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Speculative decoding by prompt lookup: each forward also runs up to this many tokens guessed from where the last few tokens occurred before (0–7; 0 = off). The output does not change.")
     var promptLookup: Int?
 
+    @OptionGroup var draft: DraftOptions
+
     @Flag(help: "Print prompt tokens, prefill time, time to first token, tok/s and finish reason (to standard error).")
     var stats = false
 
@@ -117,7 +119,8 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let (folder, lm, _) = try options.load()
+        let (folder, lm, pool) = try options.load()
+        let draftModel = draft.load(for: folder, precision: options.precision, pool: pool, noCache: options.noCache)
         let tokenizer = folder.tokenizer
         let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         guard !ids.isEmpty else { fail("the prompt encodes to no tokens") }
@@ -126,7 +129,7 @@ struct Generate: ParsableCommand {
             let defaults = try GenerationParameters.defaults(for: folder)
             let settings = try GenerationParameters.layered(model: defaults, persona: nil, user: userParameters)
                 .resolved(promptLength: ids.count)
-            generator = try TokenGenerator(model: lm, tokenizer: tokenizer, prompt: ids, settings: settings)
+            generator = try TokenGenerator(model: lm, tokenizer: tokenizer, prompt: ids, settings: settings, draft: draftModel)
         } catch let e as LoadError {
             fail(e.description)
         } catch {
@@ -163,7 +166,10 @@ struct Generate: ParsableCommand {
                               s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, r.reason.rawValue)
             if let stop = r.stopString { line += " (\(stop))" }
             if s.beamSteps > 0 { line += ", \(s.beamSteps) beam steps, \(s.forwards) forwards" }
-            if s.draftTokens > 0 {
+            if draftModel != nil {
+                line += String(format: ", %d forwards; draft model: %d of %d guessed tokens picked, guesses ran in %d, drafting took %.3f s",
+                               s.forwards, s.acceptedDraftTokens, s.draftTokens, s.draftSteps, s.draftModelSeconds)
+            } else if s.draftTokens > 0 {
                 line += ", \(s.forwards) forwards; prompt lookup: \(s.acceptedDraftTokens) of \(s.draftTokens) guessed tokens picked, guesses ran in \(s.draftSteps)"
             }
             FileHandle.standardError.write(Data((line + "\n").utf8))

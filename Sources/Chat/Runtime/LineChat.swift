@@ -10,7 +10,7 @@ public final class LineChat {
     private let write: (String) -> Void
     /// The user's name in saved Markdown transcripts.
     public var userName = "你"
-    /// `/stats on`: a line of figures after each reply (tokens, speed, forwards, prompt-lookup guesses).
+    /// `/stats on`: a line of figures after each reply (tokens, speed, forwards, prompt-lookup or draft-model guesses).
     public var showStats = false
 
     public init(controller: ChatController, read: @escaping () -> String?, write: @escaping (String) -> Void) {
@@ -45,7 +45,7 @@ public final class LineChat {
           /sessions                 list saved conversations;  /resume ID  opens one
           /search TEXT              find saved conversations by what was said
           /rename TITLE             rename this conversation;  /delete ID  deletes a saved one
-          /stats on|off             a line of figures after each reply (tok/s, forwards, prompt-lookup guesses)
+          /stats on|off             a line of figures after each reply (tok/s, forwards, prompt-lookup or draft-model guesses)
           /help                     this list
           /quit                     leave
         """
@@ -190,7 +190,12 @@ public final class LineChat {
         var line = "stats: prompt \(s.promptTokens) tokens (\(s.reusedPromptTokens) reused), "
             + String(format: "prefill %.3f s, first token %.3f s, %d tokens, %.2f tok/s, %d forwards",
                      s.prefillSeconds, s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, s.forwards)
-        if s.draftTokens > 0 { line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked in \(s.draftSteps) forwards" }
+        if s.draftModelSeconds > 0 {
+            line += String(format: ", draft %d/%d guesses picked in %d forwards, drafting %.3f s", s.acceptedDraftTokens, s.draftTokens,
+                           s.draftSteps, s.draftModelSeconds)
+        } else if s.draftTokens > 0 {
+            line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked in \(s.draftSteps) forwards"
+        }
         return line
     }
 

@@ -10,9 +10,13 @@ public struct LocalModelHost: ModelHost {
     public var pool: ThreadPool
     /// Notices from the weights cache (a damaged entry rebuilt, no disk space).
     public var notice: (@Sendable (String) -> Void)?
+    /// A draft model loaded beside each base whose tokenizer it shares (speculative decoding); beside
+    /// any other base a notice says it is not used.
+    public var draft: DraftSetting?
 
     public init(precision: Precision = .int8, block: Int = 32, weightCache: WeightCache? = nil, pool: ThreadPool = ThreadPool(),
-                notice: (@Sendable (String) -> Void)? = nil) {
+                notice: (@Sendable (String) -> Void)? = nil, draft: DraftSetting? = nil) {
+        self.draft = draft
         self.precision = precision
         self.block = block
         self.weightCache = weightCache
@@ -55,7 +59,16 @@ public struct LocalModelHost: ModelHost {
             var cache = weightCache
             if let notice { cache?.notice = notice }
             let model = try ModelRegistry.load(folder, precision: precision, block: block, pool: pool, cache: cache)
-            let engine = LocalEngine(path: path, folder: folder, model: model, defaults: try GenerationParameters.defaults(for: folder))
+            var draftModel: DraftModel?
+            if let draft {
+                do throws(ChatError) {
+                    draftModel = try draft.load(for: folder, precision: precision, pool: pool, cache: cache)
+                } catch {
+                    notice?("\(error.description); decoding without a draft model")
+                }
+            }
+            let engine = LocalEngine(path: path, folder: folder, model: model, defaults: try GenerationParameters.defaults(for: folder),
+                                     draft: draftModel)
             progress(1, 0)
             return engine
         } catch {
@@ -78,8 +91,11 @@ public final class LocalEngine: BatchingEngine, @unchecked Sendable {
     private var adapters: [String: LoRAAdapter] = [:]
     private let lock = NSLock()
     private var running: TokenGenerator?
+    /// Guesses for speculative decoding (in place of prompt lookup), from a model sharing the tokenizer.
+    public let draft: DraftModel?
 
-    init(path: String, folder: ModelFolder, model: any LanguageModel, defaults: GenerationParameters) {
+    init(path: String, folder: ModelFolder, model: any LanguageModel, defaults: GenerationParameters, draft: DraftModel? = nil) {
+        self.draft = draft
         self.path = path
         self.folder = folder
         self.model = model
@@ -137,7 +153,7 @@ public final class LocalEngine: BatchingEngine, @unchecked Sendable {
             var settings = try request.parameters.resolved(promptLength: request.promptIDs.count)
             settings.logprobs = request.logprobs?.top
             gen = try TokenGenerator(model: model, tokenizer: folder.tokenizer, prompt: request.promptIDs, settings: settings,
-                                     session: session)
+                                     session: session, draft: draft)
         } catch {
             return EngineReply(text: "", reason: nil, error: ChatError("", error.description))
         }
@@ -168,5 +184,34 @@ public final class LocalEngine: BatchingEngine, @unchecked Sendable {
 
     public func interrupt() {
         lock.withLock { running }?.cancel()
+    }
+}
+
+/// A draft model to load beside a base (speculative decoding; `DraftModel`).
+public struct DraftSetting: Sendable, Equatable {
+    public var path: String
+    public var tokens: Int
+    public var minProbability: Float
+
+    public init(path: String, tokens: Int, minProbability: Float) {
+        self.path = path
+        self.tokens = tokens
+        self.minProbability = minProbability
+    }
+
+    /// The draft model for `target`'s tokenizer; an error naming the draft folder where it does not share it.
+    public func load(for target: ModelFolder, precision: Precision, pool: ThreadPool, cache: WeightCache?) throws(ChatError) -> DraftModel {
+        do {
+            let folder = try ModelFolder.open(path)
+            if let why = DraftModel.mismatch(draft: folder.tokenizer, target: target.tokenizer) {
+                throw ChatError(path, "cannot draft for \(target.path): \(why)")
+            }
+            let model = try ModelRegistry.load(folder, precision: precision, pool: pool, cache: cache)
+            return try DraftModel(model: model, maxDraft: tokens, minProbability: minProbability)
+        } catch let e as ChatError {
+            throw e
+        } catch {
+            throw ChatError("", "\(error)")
+        }
     }
 }

@@ -41,11 +41,14 @@ public struct GenerationStats: Sendable, Equatable {
     /// less the first step's).
     public var beamSteps = 0
     public var forwards = 0
-    /// Prompt lookup: draft tokens run, and those the sampler then picked (each one a forward saved).
+    /// Prompt lookup or a draft model: draft tokens run, and those the sampler then picked (each one a
+    /// forward saved).
     public var draftTokens = 0
     public var acceptedDraftTokens = 0
     /// Forwards that ran guesses (each costs more than a forward of one token).
     public var draftSteps = 0
+    /// A draft model's forwards (part of the decoding time).
+    public var draftModelSeconds = 0.0
 
     public init() {}
 

@@ -6,8 +6,8 @@
 /// Afterwards it holds the prompt and every generated token but the last, which was never fed
 /// (beams: the prompt only); after a cancel, the same — its tokens and cache always agree.
 ///
-/// With `promptLookupTokens`, a forward also runs the tokens `PromptLookup` guesses come next; the
-/// logits each gives are kept, and while the picks follow the guesses no forward runs at all.
+/// With a `DraftModel` (or else `promptLookupTokens`), a forward also runs the tokens it guesses come
+/// next; the logits each gives are kept, and while the picks follow the guesses no forward runs at all.
 public final class TokenGenerator: @unchecked Sendable {
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer
@@ -30,12 +30,14 @@ public final class TokenGenerator: @unchecked Sendable {
     private var drafts: [Int32] = []
     private var ahead: [[Float]] = []
     private let lookup: PromptLookup
+    private let draftModel: DraftModel?
     /// With `settings.logprobs`: one entry per generated token so far, in order (beams: none).
     public var logprobs: [TokenLogprob] { decoder.logprobs }
 
-    /// `session`: nil for a new one sized prompt + max_new_tokens.
+    /// `session`: nil for a new one sized prompt + max_new_tokens. `draft`: guesses from a smaller model
+    /// sharing the tokenizer (in place of prompt lookup; sequences without beams).
     public init(model: any LanguageModel, tokenizer: any Tokenizer, prompt: [Int32],
-                settings: GenerationSettings, session: ModelSession? = nil) throws(GenerationError) {
+                settings: GenerationSettings, session: ModelSession? = nil, draft: DraftModel? = nil) throws(GenerationError) {
         try settings.validate()
         guard !prompt.isEmpty else { throw GenerationError("the prompt has no tokens") }
         let s = session ?? model.makeSession(capacity: min(model.contextLength, prompt.count + settings.maxNewTokens))
@@ -49,6 +51,7 @@ public final class TokenGenerator: @unchecked Sendable {
         self.session = s
         decoder = SequenceDecoder(prompt: prompt, settings: settings, tokenizer: tokenizer, capacity: s.capacity)
         lookup = PromptLookup(maxDraft: settings.promptLookupTokens)   // step() runs only without beams
+        draftModel = draft
     }
 
     public func cancel() { cancellation.cancel() }
@@ -109,7 +112,14 @@ public final class TokenGenerator: @unchecked Sendable {
         }
         // a guess is worth running only if the picks it could stand for fit max_new_tokens and the session
         let room = min(decoder.maxNew - decoder.generated.count - 1, session.capacity - session.count - 1)
-        let guess = lookup.draft(decoder.sequence, limit: room)
+        let guess: [Int32]
+        if let draftModel {
+            let t0 = draftModel.seconds
+            guess = try draftModel.draft(decoder.sequence, limit: room, vocab: model.vocabSize)
+            decoder.stats.draftModelSeconds += draftModel.seconds - t0
+        } else {
+            guess = lookup.draft(decoder.sequence, limit: room)
+        }
         guard !guess.isEmpty else {
             logits = try forward([last])
             return
