@@ -43,6 +43,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Weight tiles decode's int8 products read side by side, 1–4, each a stream of its own (CPUs with VNNI). For tuning; default 4.")
     var decodeTiles: Int?
 
+    @Option(help: "Also run this many pairs of one stream of --gen-tokens through the OpenAI server's whole path (HTTP, scheduler, events; started in this process on the same weights) and bench's own decode loop, in turn: the server's cost as the median of the pairs.")
+    var serverPairs = 0
+
     @Flag(help: "With --batch: sequence i runs under the i-th --adapter alone (mod their count), one adapter group each, instead of all under the set.")
     var batchAdapters = false
 
@@ -53,6 +56,10 @@ struct Bench: ParsableCommand {
         if !(1...64).contains(batch) { throw ValidationError("--batch must be 1–64") }
         if !(0...PromptLookup.maxTokens).contains(promptLookup) { throw ValidationError("--prompt-lookup must be 0–\(PromptLookup.maxTokens)") }
         if promptLookup > 0 && genTokens < promptLookup + 1 { throw ValidationError("--prompt-lookup needs --gen-tokens ≥ \(promptLookup + 1)") }
+        if serverPairs < 0 || serverPairs > 100 { throw ValidationError("--server-pairs must be 0–100") }
+        if serverPairs > 0 && (!options.adapter.isEmpty || genTokens < 3) {
+            throw ValidationError("--server-pairs runs the bare base (no --adapter) and needs --gen-tokens ≥ 3")
+        }
         if batchAdapters && (batch < 2 || options.adapter.isEmpty) { throw ValidationError("--batch-adapters needs --batch ≥ 2 and --adapter") }
     }
 
@@ -155,6 +162,10 @@ struct Bench: ParsableCommand {
         let batchSteps = batch > 1 ? Self.batchDecode(lm, prompt, session, upTo: batch, steps: genTokens,
                                                       adapters: batchAdapters ? adapters : nil) : []
         let lookupStep = promptLookup > 0 ? Self.lookupStepCost(lm, prompt, session, guesses: promptLookup, steps: genTokens) : nil
+        var pairs: [ServerPairs.Pair] = []
+        if serverPairs > 0 {
+            do { pairs = try ServerPairs.measure(lm, folder, prompt: prompt, tokens: genTokens, rounds: serverPairs) } catch { fail("\(error)") }
+        }
         let bandwidth = median(probe.passes)
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -223,6 +234,13 @@ struct Bench: ParsableCommand {
             r.append(("prompt lookup step", String(format: "1 + %d tokens %.1f ms = %.2f × one token (%.1f ms); it pays when more than %.2f guesses a step are picked",
                                                    promptLookup, many * 1000, many / one, one * 1000, many / one - 1),
                       ["guesses": promptLookup, "step_seconds": many, "one_token_seconds": one, "relative": many / one]))
+        }
+        if !pairs.isEmpty {
+            let diffs = pairs.map { $0.server / $0.bench - 1 }
+            r.append(("server vs bench", String(format: "%+.1f%% (median of %d pairs, one stream of %d tokens each: %@)", 100 * median(diffs),
+                                                 pairs.count, genTokens,
+                                                 pairs.map { String(format: "%.2f/%.2f", $0.server, $0.bench) }.joined(separator: " ")),
+                      ["median": median(diffs), "server": pairs.map(\.server), "bench": pairs.map(\.bench)]))
         }
         if json {
             var obj: [String: Any] = [:]

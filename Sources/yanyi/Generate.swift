@@ -167,8 +167,8 @@ struct Generate: ParsableCommand {
             if let stop = r.stopString { line += " (\(stop))" }
             if s.beamSteps > 0 { line += ", \(s.beamSteps) beam steps, \(s.forwards) forwards" }
             if draftModel != nil {
-                line += String(format: ", %d forwards; draft model: %d of %d guessed tokens picked, guesses ran in %d, drafting took %.3f s",
-                               s.forwards, s.acceptedDraftTokens, s.draftTokens, s.draftSteps, s.draftModelSeconds)
+                line += String(format: ", %d forwards; draft model: %d of %d guessed tokens picked, guesses ran in %d; %d draft forwards took %.3f s",
+                               s.forwards, s.acceptedDraftTokens, s.draftTokens, s.draftSteps, s.draftModelForwards, s.draftModelSeconds)
             } else if s.draftTokens > 0 {
                 line += ", \(s.forwards) forwards; prompt lookup: \(s.acceptedDraftTokens) of \(s.draftTokens) guessed tokens picked, guesses ran in \(s.draftSteps)"
             }

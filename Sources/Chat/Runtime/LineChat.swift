@@ -190,9 +190,9 @@ public final class LineChat {
         var line = "stats: prompt \(s.promptTokens) tokens (\(s.reusedPromptTokens) reused), "
             + String(format: "prefill %.3f s, first token %.3f s, %d tokens, %.2f tok/s, %d forwards",
                      s.prefillSeconds, s.timeToFirstToken, s.generatedTokens, s.tokensPerSecond, s.forwards)
-        if s.draftModelSeconds > 0 {
-            line += String(format: ", draft %d/%d guesses picked in %d forwards, drafting %.3f s", s.acceptedDraftTokens, s.draftTokens,
-                           s.draftSteps, s.draftModelSeconds)
+        if s.draftModelForwards > 0 {
+            line += String(format: ", draft %d/%d guesses picked in %d forwards, %d draft forwards %.3f s", s.acceptedDraftTokens,
+                           s.draftTokens, s.draftSteps, s.draftModelForwards, s.draftModelSeconds)
         } else if s.draftTokens > 0 {
             line += ", lookup \(s.acceptedDraftTokens)/\(s.draftTokens) guesses picked in \(s.draftSteps) forwards"
         }

@@ -94,7 +94,7 @@ public final class LocalEngine: BatchingEngine, @unchecked Sendable {
     /// Guesses for speculative decoding (in place of prompt lookup), from a model sharing the tokenizer.
     public let draft: DraftModel?
 
-    init(path: String, folder: ModelFolder, model: any LanguageModel, defaults: GenerationParameters, draft: DraftModel? = nil) {
+    public init(path: String, folder: ModelFolder, model: any LanguageModel, defaults: GenerationParameters, draft: DraftModel? = nil) {
         self.draft = draft
         self.path = path
         self.folder = folder

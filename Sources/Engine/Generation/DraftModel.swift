@@ -16,7 +16,8 @@ public final class DraftModel: @unchecked Sendable {
     /// `--draft-p-min`): an unlikely draft is seldom picked, and its forward is spent for nothing.
     public let minProbability: Float
     private var session: ModelSession?
-    /// Seconds spent in the draft model's forwards, all calls together.
+    /// The draft model's forwards and the seconds they took, all calls together.
+    public private(set) var forwards = 0
     public private(set) var seconds = 0.0
 
     public init(model: any LanguageModel, maxDraft: Int, minProbability: Float = 0) throws(GenerationError) {
@@ -59,6 +60,7 @@ public final class DraftModel: @unchecked Sendable {
         while out.count < want {
             let logits: [Float]
             do {
+                forwards += 1
                 logits = try model.forward(feed, session: s, logits: .last)
             } catch {
                 // a draft that cannot run is no draft: start its session over next time

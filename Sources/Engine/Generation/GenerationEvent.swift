@@ -47,7 +47,8 @@ public struct GenerationStats: Sendable, Equatable {
     public var acceptedDraftTokens = 0
     /// Forwards that ran guesses (each costs more than a forward of one token).
     public var draftSteps = 0
-    /// A draft model's forwards (part of the decoding time).
+    /// A draft model's forwards, and their seconds (part of the decoding time).
+    public var draftModelForwards = 0
     public var draftModelSeconds = 0.0
 
     public init() {}

@@ -114,9 +114,10 @@ public final class TokenGenerator: @unchecked Sendable {
         let room = min(decoder.maxNew - decoder.generated.count - 1, session.capacity - session.count - 1)
         let guess: [Int32]
         if let draftModel {
-            let t0 = draftModel.seconds
+            let (t0, f0) = (draftModel.seconds, draftModel.forwards)
             guess = try draftModel.draft(decoder.sequence, limit: room, vocab: model.vocabSize)
             decoder.stats.draftModelSeconds += draftModel.seconds - t0
+            decoder.stats.draftModelForwards += draftModel.forwards - f0
         } else {
             guess = lookup.draft(decoder.sequence, limit: room)
         }
