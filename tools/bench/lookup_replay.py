@@ -32,10 +32,11 @@ STATS = re.compile(r"stats: prompt (\d+) tokens \((\d+) reused\), prefill ([\d.]
                    r"(?:, (\d+) draft forwards)?")
 
 
-def replay(yanyi, persona, turns, k, seed, draft=None):
+def replay(yanyi, persona, turns, k, seed, draft=None, greedy=False):
     """(replies, [stats dict per reply]) of one conversation; `draft`: (folder, K, p-min) in place of lookup."""
     home = tempfile.mkdtemp(prefix="yanyi-lookup-")
-    lines = ["/stats on", f"/set seed {seed}", f"/set prompt_lookup_num_tokens {0 if draft else k}"] + turns + ["/quit"]
+    lines = (["/stats on", f"/set seed {seed}", f"/set prompt_lookup_num_tokens {0 if draft else k}"]
+             + (["/set do_sample false"] if greedy else []) + turns + ["/quit"])
     extra = ["--draft-model", draft[0], "--draft-tokens", str(draft[1]), "--draft-p-min", str(draft[2])] if draft else []
     p = subprocess.run([yanyi, "chat", "--plain", "--persona", persona, "--models", os.path.join(ROOT, "Models"),
                         "--personas", os.path.join(ROOT, "Personas"), "--sessions", os.path.join(home, "sessions")] + extra,
@@ -85,15 +86,16 @@ def main():
     ap.add_argument("--p-min", type=float, default=0.3, help="with --draft-model: its --draft-p-min")
     ap.add_argument("--draft-cost", type=float, default=0,
                     help="with --draft-model: a draft forward relative to a forward of the big model, for the projection")
+    ap.add_argument("--greedy", action="store_true", help="greedy replies (/set do_sample false) instead of the persona's sampling")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     rows, out = [], {"cpu": cpu, "k": args.k, "personas": {}}
     for persona in args.personas:
         turns = SCENES.get(persona.split("/")[0], SCENES["assistants"])[:args.turns]
-        plain_text, plain = replay(args.yanyi, persona, turns, 0, args.seed)
+        plain_text, plain = replay(args.yanyi, persona, turns, 0, args.seed, greedy=args.greedy)
         draft = (args.draft_model, args.k, args.p_min) if args.draft_model else None
-        fast_text, fast = replay(args.yanyi, persona, turns, args.k, args.seed, draft)
+        fast_text, fast = replay(args.yanyi, persona, turns, args.k, args.seed, draft, args.greedy)
         if plain_text != fast_text:
             sys.exit(f"{persona}: replies differ with prompt lookup\n{plain_text}\n{fast_text}")
         a, b = totals(plain), totals(fast)
@@ -129,7 +131,8 @@ def main():
     how = (f"draft model {args.draft_model} (K = {args.k}, p-min {args.p_min}; {B['draft_forwards']} draft forwards"
            + (f", each costing {args.draft_cost} of a forward in the projection)" if args.draft_cost else ")")
            if args.draft_model else f"prompt lookup (K = {args.k})")
-    print(f"CPU: {cpu}; replies identical with and without {how}, seed {args.seed}")
+    print(f"CPU: {cpu}; replies identical with and without {how}, "
+          + ("greedy" if args.greedy else f"the personas' sampling at seed {args.seed}"))
 
 
 if __name__ == "__main__":

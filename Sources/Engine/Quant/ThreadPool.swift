@@ -45,14 +45,15 @@ public final class ThreadPool: @unchecked Sendable {
         let wanted = min(max(threads, 1), Self.maxThreads)
         requested = wanted
         let shared = Shared()
+        // Up to one worker per CPU may spin ~1 ms between jobs; more would take CPU from those working.
+        // Set before any worker starts (they read it while idle); a pool that starts fewer keeps it.
+        shared.spinNanos = wanted <= ProcessInfo.processInfo.activeProcessorCount ? 1_000_000 : 20_000
         var started = 0
         for w in 1..<wanted {
             guard start({ Thread.current.name = "yanyi-pool-\(w)"; shared.work(index: w) }) else { break }
             started += 1
         }
         shared.workers = started    // set before any job: run() waits for exactly these
-        // Up to one worker per CPU may spin ~1 ms between jobs; more would take CPU from those working.
-        shared.spinNanos = started + 1 <= ProcessInfo.processInfo.activeProcessorCount ? 1_000_000 : 20_000
         self.shared = shared
         self.threads = started + 1
         openblas_set_num_threads(1)
@@ -163,7 +164,7 @@ public final class ThreadPool: @unchecked Sendable {
         let pending = Counter()     // workers not yet done with this generation
         let next = Counter()        // next chunk to hand out (any thread takes the next free one)
         var workers = 0                  // started workers; set once, before the first job
-        var spinNanos: UInt64 = 20_000   // how long a worker spins for the next job; set once, before the first job
+        var spinNanos: UInt64 = 20_000   // how long a worker spins for the next job; set once, before any worker starts
         var job: ((Int) -> Void)?        // set before generation is bumped, read after
         var chunks = 0
         var stopping = false             // under cond
