@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ctx", type=int, default=128)
+    ap.add_argument("--init", help="continue from this draft folder (written by this script) instead of glm-demo's layers")
+    ap.add_argument("--seed", type=int, default=7, help="the windows' random stream (use another one when continuing)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     folder = os.path.join(C.MODELS, "glm-demo")
@@ -41,8 +43,11 @@ def main():
     full = M.SIZES["chatglm"]["layers"]
     M.SIZES["chatglm"] = dict(M.SIZES["chatglm"], layers=a.layers)
     student = M.new_model("chatglm", pieces, 0)
-    keep = {k: v for k, v in teacher.state_dict().items()
-            if not k.startswith("transformer.layers.") or int(k.split(".")[2]) < a.layers}
+    if a.init:
+        keep = {k: v.float() for k, v in torch.load(os.path.join(a.init, "pytorch_model.bin"), weights_only=True).items()}
+    else:
+        keep = {k: v for k, v in teacher.state_dict().items()
+                if not k.startswith("transformer.layers.") or int(k.split(".")[2]) < a.layers}
     missing, unexpected = student.load_state_dict(keep, strict=False)
     assert not unexpected and all(k.endswith("inv_freq") for k in missing), (missing, unexpected)
     student.lm_head.weight = student.transformer.word_embeddings.weight
@@ -50,7 +55,7 @@ def main():
     tok = tg.ChatGLMTokenizer.from_pretrained(folder)
     stream = T.glm_stream(tok, C.NOVEL_FILES, C.training_paragraphs)
     cfg = M.config_dict("chatglm", pieces)
-    data = T.GLMStream(stream, np.random.default_rng(T.SEED + 7), cfg["gmask_token_id"], cfg["bos_token_id"], a.ctx)
+    data = T.GLMStream(stream, np.random.default_rng(T.SEED + a.seed), cfg["gmask_token_id"], cfg["bos_token_id"], a.ctx)
     opt = torch.optim.AdamW(student.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.0, foreach=False)
     t0 = time.time()
     agree_hist = []
