@@ -356,6 +356,19 @@ def speed(client, server, yanyi):
           % (n, timings.get("predicted_per_second", 0), client_rate, generate_rate, decode), flush=True)
 
 
+def server_pairs(yanyi):
+    """`yanyi bench --server-pairs`: the server started on the weights bench loaded, streams through it
+    alternating with bench's own loop (the figures are this machine's noise; that it runs is checked)."""
+    pairs = subprocess.run([yanyi, "bench", "--model", os.path.join(ROOT, "Tests/Fixtures", BASE), "--threads", "1",
+                            "--prompt-tokens", "8", "--gen-tokens", "16", "--no-cache", "--server-pairs", "3", "--json"],
+                           capture_output=True, text=True, timeout=300)
+    sp = json.loads(pairs.stdout).get("server_vs_bench", {}) if pairs.returncode == 0 else {}
+    check(len(sp.get("server", [])) == 3 and all(x > 0 for x in sp["server"] + sp["bench"]),
+          "yanyi bench --server-pairs streams through an in-process server", pairs.stderr.strip()[-300:])
+    if sp:
+        print("server pairs: 3 pairs of 16 tokens ran through an in-process server (a fixture, 1 thread: no measurement)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--yanyi", default=os.path.join(ROOT, ".build/debug/yanyi"))
@@ -394,6 +407,7 @@ def main():
             check(e.status_code == 429 and e.body.get("code") == "queue_full", "queue limit: 429", e.body)
     finally:
         small.stop()
+    server_pairs(args.yanyi)
     print("openai_client: %d passed, %d failed" % (RESULTS["passed"], RESULTS["failed"]))
     sys.exit(1 if RESULTS["failed"] else 0)
 
