@@ -86,8 +86,7 @@ public final class DraftModel: @unchecked Sendable {
 
     /// The most likely id and its softmax probability.
     static func top(_ logits: [Float]) -> (Int, Float) {
-        var best = 0
-        for i in logits.indices where logits[i] > logits[best] { best = i }
+        let best = Int(GreedyDecoder.argmax(logits[...]))
         let m = logits[best]
         var sum: Float = 0
         for v in logits { sum += expf(v - m) }

@@ -156,21 +156,16 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
         let ropeBlock = Ops.RopeTable(positions: ids.map { $0.0.block[$0.1] }, dims: hd / 2, theta: 10000,
                                       fp16Frequencies: true)
 
-        // Row-wise work of a long prompt on every thread (each row's arithmetic unchanged).
-        let rowsInParallel = n >= 16
-        func eachRow(_ body: (Int) -> Void) {
-            if rowsInParallel { pool.parallelFor(n, body) } else { for i in 0..<n { body(i) } }
-        }
         /// x = a·alpha + y, row by row.
         func residual() {
-            eachRow { i in
+            pool.eachRow(n) { i in
                 let o = i * s.dim
                 for t in o..<(o + s.dim) { x.buffer[t] = a.buffer[t] * alpha + y.buffer[t] }
             }
         }
 
         for (l, layer) in layers.enumerated() {
-            eachRow { i in
+            pool.eachRow(n) { i in
                 Ops.layernorm(x.buffer + i * s.dim, layer.inputNormW, layer.inputNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
             layer.qkv(a.buffer, rows, qkv.buffer, pool: pool)
@@ -201,11 +196,11 @@ public final class ChatGLMModel: LanguageModel, DecoderModel, @unchecked Sendabl
             layer.dense(att.buffer, rows, y.buffer, pool: pool)
             residual()   // h
 
-            eachRow { i in
+            pool.eachRow(n) { i in
                 Ops.layernorm(x.buffer + i * s.dim, layer.postNormW, layer.postNormB, a.buffer + i * s.dim, n: s.dim, eps: s.eps)
             }
             layer.up(a.buffer, rows, hb.buffer, pool: pool)
-            eachRow { i in
+            pool.eachRow(n) { i in
                 let o = i * s.inner
                 for t in o..<(o + s.inner) { hb.buffer[t] = Ops.geluTanh(hb.buffer[t]) }
             }

@@ -122,16 +122,11 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
         let scale = 1 / Float(s.headDim).squareRoot()
         let rope = Ops.RopeTable(positions: (0..<n).map(batch.position), dims: s.headDim, theta: s.theta)
 
-        // Row-wise work of a long prompt on every thread (each row's arithmetic unchanged).
-        let rowsInParallel = n >= 16
-        func eachRow(_ body: (Int) -> Void) {
-            if rowsInParallel { pool.parallelFor(n, body) } else { for i in 0..<n { body(i) } }
-        }
 
         for (l, layer) in layers.enumerated() {
             // attention block
             layer.attnNorm.withUnsafeBufferPointer { w in
-                eachRow { i in Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
+                pool.eachRow(n) { i in Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
             }
             switch layer.qkv {
             case .fused(let p):
@@ -177,17 +172,17 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
                 }
             }
             layer.o(xb.buffer, rows, xb2.buffer, pool: pool)
-            eachRow { i in for t in (i * s.dim)..<((i + 1) * s.dim) { x.buffer[t] += xb2.buffer[t] } }
+            pool.eachRow(n) { i in for t in (i * s.dim)..<((i + 1) * s.dim) { x.buffer[t] += xb2.buffer[t] } }
 
             // MLP block
             layer.mlpNorm.withUnsafeBufferPointer { w in
-                eachRow { i in Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
+                pool.eachRow(n) { i in Ops.rmsnorm(x.buffer + i * s.dim, w.baseAddress!, xb.buffer + i * s.dim, n: s.dim, eps: s.eps) }
             }
             layer.gate(xb.buffer, rows, hb.buffer, pool: pool)
             layer.up(xb.buffer, rows, hb2.buffer, pool: pool)
-            eachRow { i in for t in (i * s.ffn)..<((i + 1) * s.ffn) { hb.buffer[t] = Ops.silu(hb.buffer[t]) * hb2.buffer[t] } }
+            pool.eachRow(n) { i in for t in (i * s.ffn)..<((i + 1) * s.ffn) { hb.buffer[t] = Ops.silu(hb.buffer[t]) * hb2.buffer[t] } }
             layer.down(hb.buffer, rows, xb2.buffer, pool: pool)
-            eachRow { i in for t in (i * s.dim)..<((i + 1) * s.dim) { x.buffer[t] += xb2.buffer[t] } }
+            pool.eachRow(n) { i in for t in (i * s.dim)..<((i + 1) * s.dim) { x.buffer[t] += xb2.buffer[t] } }
         }
     }
 }

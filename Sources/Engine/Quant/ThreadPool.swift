@@ -96,6 +96,15 @@ public final class ThreadPool: @unchecked Sendable {
         parallelChunks(n, perThread: 8) { _, range in for i in range { body(i) } }
     }
 
+    /// body(i) for each row i of a forward's n tokens: on every thread from `rowsInParallelFrom` rows
+    /// (a long prompt's norms, residuals, activations), in turn on this thread below it, where a job
+    /// would cost more than the rows. Each row's arithmetic is the same either way.
+    public func eachRow(_ n: Int, _ body: (Int) -> Void) {
+        if n >= Self.rowsInParallelFrom { parallelFor(n, body) } else { for i in 0..<n { body(i) } }
+    }
+
+    public static let rowsInParallelFrom = 16
+
     /// Splits 0..<n into at most `threads` contiguous ranges whose inner boundaries are multiples
     /// of `alignment`, and runs body(chunk, range) for each, chunk 0 on the calling thread.
     public func parallelChunks(_ n: Int, alignment: Int = 1, perThread: Int = 1,
