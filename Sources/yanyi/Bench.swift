@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Bytes ahead that decode's int8 products prefetch in each 16-row weight tile (CPUs with VNNI; 0: none). For tuning; default 0.")
     var prefetchBytes: Int?
 
+    @Option(help: "Bytes ahead that the int8 products of 4 or more tokens (batches, prefill) prefetch into L2 while their weight tiles are first read from memory, shared by the tiles read side by side (CPUs with VNNI; 0: none). For tuning; default 8192.")
+    var batchPrefetchBytes: Int?
+
     @Option(help: "Weight tiles decode's int8 products read side by side, 1–4, each a stream of its own (CPUs with VNNI). For tuning; default 4.")
     var decodeTiles: Int?
 
@@ -63,9 +66,17 @@ struct Bench: ParsableCommand {
         if batchAdapters && (batch < 2 || options.adapter.isEmpty) { throw ValidationError("--batch-adapters needs --batch ≥ 2 and --adapter") }
     }
 
+    /// Greedy-decodes `n` tokens after `logits` in `session`, one forward each; seconds taken.
+    static func greedyDecode(_ lm: any LanguageModel, _ n: Int, _ session: ModelSession, _ logits: inout [Float]) throws -> Double {
+        let t = Measure.now()
+        for _ in 0..<n { logits = try lm.forward([GreedyDecoder.argmax(logits[...])], session: session, logits: .last) }
+        return Measure.now() - t
+    }
+
     func run() throws {
         if let prefetchBytes { Int8Matrix.tilePrefetchBytes = prefetchBytes }
         if let decodeTiles { Int8Matrix.tileDecodeStreams = decodeTiles }
+        if let batchPrefetchBytes { Int8Matrix.tileBatchPrefetchBytes = batchPrefetchBytes }
         let t0 = Measure.now()
         let (folder, lm, pool) = options.loadBase()
         let loadSeconds = Measure.now() - t0
@@ -123,11 +134,8 @@ struct Bench: ParsableCommand {
                 let s = lm.makeSession(capacity: promptTokens + genTokens)
                 base = (s, try lm.forward(prompt, session: s, logits: .last))
             }
-            /// Greedy-decodes `n` tokens after `logits` in `s`; seconds taken.
             func decode(_ n: Int, _ s: ModelSession, _ logits: inout [Float]) throws -> Double {
-                let t = Measure.now()
-                for _ in 0..<n { logits = try lm.forward([GreedyDecoder.argmax(logits[...])], session: s, logits: .last) }
-                return Measure.now() - t
+                try Bench.greedyDecode(lm, n, s, &logits)
             }
             var done = 0
             while done < genTokens {

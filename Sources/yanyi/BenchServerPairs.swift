@@ -42,9 +42,7 @@ enum ServerPairs {
         func benchArm() throws -> Double {
             let session = lm.makeSession(capacity: prompt.count + tokens)
             var logits = try lm.forward(prompt, session: session, logits: .last)
-            let t = Measure.now()
-            for _ in 1..<tokens { logits = try lm.forward([GreedyDecoder.argmax(logits[...])], session: session, logits: .last) }
-            return Double(tokens - 1) / (Measure.now() - t)
+            return Double(tokens - 1) / (try Bench.greedyDecode(lm, tokens - 1, session, &logits))
         }
         func serverArm() throws -> Double {
             let (arrivals, usage) = try stream(port: port, body: body)

@@ -8,7 +8,9 @@ import Testing
 /// an output stride wider than the rows. Tolerance as in Q8Q8MatmulKernelTests.
 @Suite struct Q8TilesKernelTests {
     static let shapes: [(rows: Int, cols: Int)] = [(1, 1), (3, 33), (16, 64), (17, 65), (40, 100), (63, 257), (70, 1000), (5, 4109)]
-    static let tokens = [1, 2, 3, 4, 6, 7, 13]
+    // Every path of the VNNI kernel: decode (1-3), tile pairs (4-5, 129 and up), one tile in balanced
+    // passes of up to 8 (6-128: 9 = 5 + 4, 17 = 6 + 6 + 5).
+    static let tokens = [1, 2, 3, 4, 5, 6, 7, 9, 13, 17, 130]
 
     struct Tiles { var codes: [UInt8]; var scales: [Float] }
     struct Acts { var xq: [Int8]; var xs: [Float]; var xc: [Int32]; var kp: Int }
@@ -126,10 +128,10 @@ import Testing
         let rows = 100, cols = 512, block = 32, nb = 16
         let qz = Q8KernelTests.quantize(ck_q8_quantize_ref, Q8KernelTests.weights(rows: rows, cols: cols, rng: &rng), rows: rows, cols: cols, block: block)
         let t = Self.pack(qz.q, qz.scales, rows: rows, cols: cols, block: block)
-        let n = 13
+        let n = 130  // the tile-pair path; sub-batches take every other path
         let a = Self.activations(rng.gaussians(n * cols), n: n, cols: cols, block: block)
         let all = Self.matmul(vnni: true, t, a, rows: rows, cols: cols, block: block, n: n, ldy: rows)
-        for m in [1, 2, 3, 4, 8] {
+        for m in [1, 2, 3, 4, 5, 8, 13, 128] {
             for t0 in stride(from: 0, to: n, by: m) {
                 let c = min(m, n - t0)
                 let sub = Acts(xq: Array(a.xq[(t0 * a.kp)..<((t0 + c) * a.kp)]), xs: Array(a.xs[(t0 * nb)..<((t0 + c) * nb)]),

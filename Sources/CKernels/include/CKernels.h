@@ -176,6 +176,10 @@ void ck_q8t_matmul(const uint8_t *restrict codes, const float *restrict tscales,
 // for `yanyi bench`, set before any product runs.
 void ck_q8t_set_prefetch_bytes(size_t bytes);
 size_t ck_q8t_get_prefetch_bytes(void);
+// Bytes ahead that the many-token VNNI products prefetch into L2 while their first pass streams
+// the tiles from memory, shared by the tiles read side by side (0: none).
+void ck_q8t_set_batch_prefetch_bytes(size_t bytes);
+size_t ck_q8t_get_batch_prefetch_bytes(void);
 // Tiles (1-4) the few-token VNNI products read side by side, each its own stream; a knob likewise.
 void ck_q8t_set_decode_tiles(size_t tiles);
 size_t ck_q8t_get_decode_tiles(void);

@@ -222,6 +222,14 @@ public final class Int8Matrix: LinearWeight, @unchecked Sendable {
         set { ck_q8t_set_prefetch_bytes(max(0, newValue)) }
     }
 
+    /// Bytes ahead that the tile layout's many-token products prefetch into L2 on the first pass over
+    /// their tiles, the one that streams them from memory, shared by the tiles read side by side
+    /// (0: none; `ck_q8t_set_batch_prefetch_bytes`). A benchmark's knob, as `tilePrefetchBytes`.
+    public static var tileBatchPrefetchBytes: Int {
+        get { Int(ck_q8t_get_batch_prefetch_bytes()) }
+        set { ck_q8t_set_batch_prefetch_bytes(max(0, newValue)) }
+    }
+
     /// Tiles (1–4) the tile layout's few-token products read side by side, each a stream of its own
     /// (`ck_q8t_set_decode_tiles`). A benchmark's knob, as `tilePrefetchBytes`.
     public static var tileDecodeStreams: Int {
