@@ -180,6 +180,17 @@ void ck_attend2_f16(const float *restrict q, const uint16_t *restrict keys0, con
     }
 }
 
+void ck_attend_pair_f16(const float *restrict qa, const float *restrict qb, const uint16_t *restrict keys,
+                        const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+                        float *restrict scores_a, float *restrict scores_b, float *restrict out_a, float *restrict out_b) {
+    if (ck_isa_best() == CK_ISA_AVX512) {
+        ck_attend_pair_f16_avx512(qa, qb, keys, values, stride, n, d, scale, scores_a, scores_b, out_a, out_b);
+        return;
+    }
+    ck_attend_f16(qa, keys, values, stride, n, d, scale, scores_a, out_a);
+    ck_attend_f16(qb, keys, values, stride, n + 1, d, scale, scores_b, out_b);
+}
+
 void ck_q8q8_matmul(const int8_t *restrict q, const float *restrict scales, const uint8_t *restrict xu,
                     const float *restrict xs, float *restrict y, size_t rows, size_t cols, size_t block,
                     size_t n, size_t ldy, uint8_t *restrict scratch) {

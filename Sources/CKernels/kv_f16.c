@@ -195,7 +195,107 @@ void ck_attend2_f16_avx512(const float *restrict q, const uint16_t *restrict key
     CK_ATTEND_BODY(dot_f16_avx512, axpy_f16_avx512, CK_PREFETCH_ROW, keys0, values0, stride0, n0, keys1, values1, stride1, n1)
 }
 #undef CK_ATTEND_F16_REGS
+
+// dot_f16_avx512 of two queries against one key row, the row converted once: each query's
+// fmadds, sums and tail in dot_f16_avx512's order (d a multiple of 32 here), so the same bits.
+__attribute__((target("avx512f"))) CK_INLINE void dot2_f16_avx512(const float *restrict qa, const float *restrict qb,
+                                                                 const uint16_t *restrict k, size_t d, float *sa, float *sb) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    for (size_t i = 0; i + 32 <= d; i += 32) {
+        const __m512 k0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i)));
+        const __m512 k1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16)));
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qa + i), k0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qa + i + 16), k1, a1);
+        b0 = _mm512_fmadd_ps(_mm512_loadu_ps(qb + i), k0, b0);
+        b1 = _mm512_fmadd_ps(_mm512_loadu_ps(qb + i + 16), k1, b1);
+    }
+    const float tail = 0;
+    *sa = ck_hsum512(_mm512_add_ps(a0, a1)) + tail;
+    *sb = ck_hsum512(_mm512_add_ps(b0, b1)) + tail;
+}
+
+// CK_ATTEND_WEIGHTS's softmax part for one query: scores[j] = exp(scores[j] - mx), inv = 1 / sum.
+CK_INLINE float softmax_weights(float *restrict scores, size_t n, float mx) {
+    float sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        const float e = expf(scores[j] - mx);
+        scores[j] = e;
+        sum += e;
+    }
+    return 1.0f / sum;
+}
+
+// Two queries of one head at consecutive positions of a prompt (d = 16·V): qa sees positions
+// 0 ..< n, qb 0 ..< n + 1. Each key and value row is loaded and converted once for both; each
+// query's arithmetic is ck_attend_f16_avx512's for it alone, in the same order.
+__attribute__((target("avx512f"))) CK_INLINE void attend_pair_f16_avx512(const float *restrict qa, const float *restrict qb,
+        const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+        float *restrict sa, float *restrict sb, float *restrict oa, float *restrict ob, const int V) {
+    float mxa = -INFINITY, mxb = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        CK_PREFETCH_ROW(keys + (j + CK_ATTEND_AHEAD) * stride, d);
+        float da, db;
+        dot2_f16_avx512(qa, qb, keys + j * stride, d, &da, &db);
+        const float a = da * scale, b = db * scale;
+        sa[j] = a;
+        sb[j] = b;
+        if (a > mxa) mxa = a;
+        if (b > mxb) mxb = b;
+    }
+    {
+        float da, db;
+        dot2_f16_avx512(qb, qb, keys + n * stride, d, &da, &db);
+        const float b = db * scale;
+        sb[n] = b;
+        if (b > mxb) mxb = b;
+    }
+    const float inva = softmax_weights(sa, n, mxa), invb = softmax_weights(sb, n + 1, mxb);
+    __m512 acca[8], accb[8];
+    CK_UNROLL
+    for (int i = 0; i < V; i++) acca[i] = accb[i] = _mm512_setzero_ps();
+    for (size_t j = 0; j <= n; j++) {
+        CK_PREFETCH_ROW(values + (j + CK_ATTEND_AHEAD) * stride, 16 * (size_t)V);
+        const uint16_t *row = values + j * stride;
+        const __m512 avb = _mm512_set1_ps(sb[j] * invb);
+        if (j < n) {
+            const __m512 ava = _mm512_set1_ps(sa[j] * inva);
+            CK_UNROLL
+            for (int i = 0; i < V; i++) {
+                const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i)));
+                acca[i] = _mm512_fmadd_ps(ava, x, acca[i]);
+                accb[i] = _mm512_fmadd_ps(avb, x, accb[i]);
+            }
+        } else {
+            CK_UNROLL
+            for (int i = 0; i < V; i++)
+                accb[i] = _mm512_fmadd_ps(avb, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i))), accb[i]);
+        }
+    }
+    CK_UNROLL
+    for (int i = 0; i < V; i++) {
+        _mm512_storeu_ps(oa + 16 * i, acca[i]);
+        _mm512_storeu_ps(ob + 16 * i, accb[i]);
+    }
+}
+
+__attribute__((target("avx512f")))
+void ck_attend_pair_f16_avx512(const float *restrict qa, const float *restrict qb, const uint16_t *restrict keys,
+                               const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+                               float *restrict scores_a, float *restrict scores_b, float *restrict out_a, float *restrict out_b) {
+    if (d == 128) attend_pair_f16_avx512(qa, qb, keys, values, stride, n, d, scale, scores_a, scores_b, out_a, out_b, 8);
+    else if (d == 64) attend_pair_f16_avx512(qa, qb, keys, values, stride, n, d, scale, scores_a, scores_b, out_a, out_b, 4);
+    else {
+        ck_attend_f16_avx512(qa, keys, values, stride, n, d, scale, scores_a, out_a);
+        ck_attend_f16_avx512(qb, keys, values, stride, n + 1, d, scale, scores_b, out_b);
+    }
+}
 #else
+void ck_attend_pair_f16_avx512(const float *restrict qa, const float *restrict qb, const uint16_t *restrict keys,
+                               const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+                               float *restrict scores_a, float *restrict scores_b, float *restrict out_a, float *restrict out_b) {
+    ck_attend_f16_ref(qa, keys, values, stride, n, d, scale, scores_a, out_a);
+    ck_attend_f16_ref(qb, keys, values, stride, n + 1, d, scale, scores_b, out_b);
+}
 void ck_f32_to_f16_avx2(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
 void ck_f32_to_f16_avx512(const float *restrict in, uint16_t *restrict out, size_t n) { ck_f32_to_f16_ref(in, out, n); }
 void ck_attend_f16_avx2(const float *restrict q, const uint16_t *restrict keys, const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale, float *restrict scores, float *restrict out) { ck_attend_f16_ref(q, keys, values, stride, n, d, scale, scores, out); }

@@ -78,4 +78,28 @@ import Testing
             }
         }
     }
+
+    /// Two queries at consecutive positions (a prompt's rows): each output the bits ck_attend_f16
+    /// gives that query alone (qa over n positions, qb over n + 1), for the register kernel's head
+    /// dims (64, 128) and the fallback (others), with the keys strided as the cache holds them.
+    @Test func pairIsEachQueryAlone() {
+        var rng = TestRNG(seed: 48)
+        for (d, n, pad) in [(128, 1, 0), (128, 2, 0), (128, 37, 0), (128, 300, 128), (64, 1, 64), (64, 90, 0), (48, 9, 0), (7, 4, 1)] {
+            let stride = d + pad
+            let qa = rng.gaussians(d, scale: 2), qb = rng.gaussians(d, scale: 2)
+            var keys = [UInt16](repeating: 0, count: (n + 1) * stride), values = keys
+            ck_f32_to_f16_ref(rng.gaussians((n + 1) * stride, scale: 2), &keys, (n + 1) * stride)
+            ck_f32_to_f16_ref(rng.gaussians((n + 1) * stride), &values, (n + 1) * stride)
+            let scale = 1 / Float(d).squareRoot()
+            var sa = [Float](repeating: .nan, count: n), sb = [Float](repeating: .nan, count: n + 1)
+            var oa = [Float](repeating: .nan, count: d), ob = oa, alone = oa, aloneB = oa
+            ck_attend_f16(qa, keys, values, stride, n, d, scale, &sa, &alone)
+            ck_attend_f16(qb, keys, values, stride, n + 1, d, scale, &sb, &aloneB)
+            for (name, k) in [("avx512", ck_attend_pair_f16_avx512), ("dispatch", ck_attend_pair_f16)] where ISA.supported(name) {
+                k(qa, qb, keys, values, stride, n, d, scale, &sa, &sb, &oa, &ob)
+                #expect(oa.map(\.bitPattern) == alone.map(\.bitPattern), "\(name) d=\(d) n=\(n): query a")
+                #expect(ob.map(\.bitPattern) == aloneB.map(\.bitPattern), "\(name) d=\(d) n=\(n): query b")
+            }
+        }
+    }
 }

@@ -261,6 +261,17 @@ void ck_attend2_f16(const float *restrict q, const uint16_t *restrict keys0, con
                     size_t stride0, size_t n0, const uint16_t *restrict keys1, const uint16_t *restrict values1,
                     size_t stride1, size_t n1, size_t d, float scale, float *restrict scores, float *restrict out);
 
+// Two queries of one head at consecutive positions of a prompt: qa over positions 0 ..< n, qb over
+// 0 ..< n + 1 (its own position too); scores_a (n,), scores_b (n + 1,) scratch. Each output the bits
+// ck_attend_f16 gives that query alone; with AVX-512 at d = 64 or 128 each key and value row is
+// converted once for both.
+void ck_attend_pair_f16_avx512(const float *restrict qa, const float *restrict qb, const uint16_t *restrict keys,
+                               const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+                               float *restrict scores_a, float *restrict scores_b, float *restrict out_a, float *restrict out_b);
+void ck_attend_pair_f16(const float *restrict qa, const float *restrict qb, const uint16_t *restrict keys,
+                        const uint16_t *restrict values, size_t stride, size_t n, size_t d, float scale,
+                        float *restrict scores_a, float *restrict scores_b, float *restrict out_a, float *restrict out_b);
+
 #ifdef __cplusplus
 }
 #endif

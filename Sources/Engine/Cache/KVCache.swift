@@ -120,6 +120,22 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
+    /// Two queries of one head at consecutive positions: `qa` over positions 0..<visible, `qb` over
+    /// 0...visible; each result the bits `attend` gives that query alone. fp16 without a shared prefix
+    /// (a prompt's prefill) reads and converts each key and value row once for both.
+    /// scores: 2 · visible + 1 floats of scratch.
+    func attendPair(qa: UnsafePointer<Float>, qb: UnsafePointer<Float>, layer: Int, head: Int, visible: Int, scale: Float,
+                    scores: UnsafeMutablePointer<Float>, outA: UnsafeMutablePointer<Float>, outB: UnsafeMutablePointer<Float>) {
+        guard precision == .f16, sharedCount == 0 else {
+            attend(q: qa, layer: layer, head: head, visible: visible, scale: scale, scores: scores, out: outA)
+            attend(q: qb, layer: layer, head: head, visible: visible + 1, scale: scale, scores: scores, out: outB)
+            return
+        }
+        let k = UnsafeRawPointer(address(values: false, layer: layer, head: head, pos: 0)).assumingMemoryBound(to: UInt16.self)
+        let v = UnsafeRawPointer(address(values: true, layer: layer, head: head, pos: 0)).assumingMemoryBound(to: UInt16.self)
+        ck_attend_pair_f16(qa, qb, k, v, headDim, visible, headDim, scale, scores, scores + visible, outA, outB)
+    }
+
     /// One attention head of one query over positions 0..<visible of kv head `head` in `layer`:
     /// out [headDim] = softmax(scale·q·Kᵀ)·V (fp32 softmax). Over a shared prefix the kernel reads
     /// the two segments as one sequence, bit for bit the result of one cache holding both.

@@ -121,7 +121,18 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
 
         let scale = 1 / Float(s.headDim).squareRoot()
         let rope = Ops.RopeTable(positions: (0..<n).map(batch.position), dims: s.headDim, theta: s.theta)
-
+        // Attention's units of work: consecutive positions of one sequence (a prompt's rows) go in
+        // pairs, which read each cached key and value once for both; a lone row goes alone.
+        let units: [(row: Int, pair: Bool)] = {
+            var units: [(row: Int, pair: Bool)] = [], r = 0
+            while r < n {
+                let pair = r + 1 < n && batch.owner[r + 1].sequence == batch.owner[r].sequence
+                    && batch.position(r + 1) == batch.position(r) + 1
+                units.append((r, pair))
+                r += pair ? 2 : 1
+            }
+            return units
+        }()
 
         for (l, layer) in layers.enumerated() {
             // attention block
@@ -159,16 +170,21 @@ public final class LlamaModel: LanguageModel, DecoderModel, @unchecked Sendable 
                                                                      value: row + s.dim + s.kvDim, count: s.kvDim)
             }
             // Causal attention: a query at position p sees its own sequence's positions 0 … p. One
-            // task per (token, head).
+            // task per (unit, head).
             let group = s.heads / s.kvHeads
-            pool.parallelFor(n * s.heads) { task in
-                let i = task / s.heads, h = task % s.heads
+            pool.parallelFor(units.count * s.heads) { task in
+                let (i, pair) = units[task / s.heads], h = task % s.heads
                 let visible = batch.position(i) + 1
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: visible) { scores in
-                    batch.sequences[batch.owner[i].sequence].cache.attend(
-                                 q: qkv.buffer + i * qkvDim + h * s.headDim, layer: l, head: h / group,
-                                 visible: visible, scale: scale,
-                                 scores: scores.baseAddress!, out: xb.buffer + i * s.dim + h * s.headDim)
+                let cache = batch.sequences[batch.owner[i].sequence].cache
+                let q = qkv.buffer + i * qkvDim + h * s.headDim, out = xb.buffer + i * s.dim + h * s.headDim
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * visible + 1) { scores in
+                    if pair {
+                        cache.attendPair(qa: q, qb: q + qkvDim, layer: l, head: h / group, visible: visible, scale: scale,
+                                         scores: scores.baseAddress!, outA: out, outB: out + s.dim)
+                    } else {
+                        cache.attend(q: q, layer: l, head: h / group, visible: visible, scale: scale,
+                                     scores: scores.baseAddress!, out: out)
+                    }
                 }
             }
             layer.o(xb.buffer, rows, xb2.buffer, pool: pool)
