@@ -251,6 +251,19 @@ CK_VNNI CK_INLINE void q8t_micro(const uint8_t *restrict c0, const float *restri
     if (block == 32) q8t_micro(ck, sk, tile_codes, tile_scales, xq + t * kp, xs + t * nb, xc + t * nb, yk, ldy, nb, block, valid, TT, M, 8, PF); \
     else q8t_micro(ck, sk, tile_codes, tile_scales, xq + t * kp, xs + t * nb, xc + t * nb, yk, ldy, nb, block, valid, TT, M, 0, PF);
 
+// One tile x MT tokens (1-8), prefetching as q8t_micro's PF.
+#define CK_ONE_TILE(MT, PF)                                                                                  \
+    switch (MT) {                                                                                            \
+    case 8: CK_T(1, 8, PF) break;                                                                            \
+    case 7: CK_T(1, 7, PF) break;                                                                            \
+    case 6: CK_T(1, 6, PF) break;                                                                            \
+    case 5: CK_T(1, 5, PF) break;                                                                            \
+    case 4: CK_T(1, 4, PF) break;                                                                            \
+    case 3: CK_T(1, 3, PF) break;                                                                            \
+    case 2: CK_T(1, 2, PF) break;                                                                            \
+    default: CK_T(1, 1, PF) break;                                                                           \
+    }
+
 CK_VNNI
 void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
                               const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
@@ -298,25 +311,8 @@ void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restri
                 const size_t left = n - t, passes = (left + 7) / 8;
                 mt = (left + passes - 1) / passes;
                 float *yk = y + t * ldy + 16 * k;
-                if (t == 0) {
-                    switch (mt) {
-                    case 8: CK_T(1, 8, 2) break;
-                    case 7: CK_T(1, 7, 2) break;
-                    case 6: CK_T(1, 6, 2) break;
-                    default: CK_T(1, 5, 2) break;
-                    }
-                } else {
-                    switch (mt) {
-                    case 8: CK_T(1, 8, 0) break;
-                    case 7: CK_T(1, 7, 0) break;
-                    case 6: CK_T(1, 6, 0) break;
-                    case 5: CK_T(1, 5, 0) break;
-                    case 4: CK_T(1, 4, 0) break;
-                    case 3: CK_T(1, 3, 0) break;
-                    case 2: CK_T(1, 2, 0) break;
-                    default: CK_T(1, 1, 0) break;
-                    }
-                }
+                if (t == 0) CK_ONE_TILE(mt, 2)
+                else CK_ONE_TILE(mt, 0)
             }
         }
         return;
@@ -347,18 +343,12 @@ void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restri
                 default: CK_T(2, 1, 0) break;
                 }
             } else {
-                switch (mt) {
-                case 6: CK_T(1, 6, 0) break;
-                case 5: CK_T(1, 5, 0) break;
-                case 4: CK_T(1, 4, 0) break;
-                case 3: CK_T(1, 3, 0) break;
-                case 2: CK_T(1, 2, 0) break;
-                default: CK_T(1, 1, 0) break;
-                }
+                CK_ONE_TILE(mt, 0)
             }
         }
     }
 }
+#undef CK_ONE_TILE
 #undef CK_T
 #else
 void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
