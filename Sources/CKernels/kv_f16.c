@@ -214,17 +214,6 @@ __attribute__((target("avx512f"))) CK_INLINE void dot2_f16_avx512(const float *r
     *sb = ck_hsum512(_mm512_add_ps(b0, b1)) + tail;
 }
 
-// CK_ATTEND_WEIGHTS's softmax part for one query: scores[j] = exp(scores[j] - mx), inv = 1 / sum.
-CK_INLINE float softmax_weights(float *restrict scores, size_t n, float mx) {
-    float sum = 0;
-    for (size_t j = 0; j < n; j++) {
-        const float e = expf(scores[j] - mx);
-        scores[j] = e;
-        sum += e;
-    }
-    return 1.0f / sum;
-}
-
 // Two queries of one head at consecutive positions of a prompt (d = 16·V): qa sees positions
 // 0 ..< n, qb 0 ..< n + 1. Each key and value row is loaded and converted once for both; each
 // query's arithmetic is ck_attend_f16_avx512's for it alone, in the same order.
@@ -242,35 +231,28 @@ __attribute__((target("avx512f"))) CK_INLINE void attend_pair_f16_avx512(const f
         if (a > mxa) mxa = a;
         if (b > mxb) mxb = b;
     }
-    {
-        float da, db;
-        dot2_f16_avx512(qb, qb, keys + n * stride, d, &da, &db);
-        const float b = db * scale;
-        sb[n] = b;
-        if (b > mxb) mxb = b;
-    }
-    const float inva = softmax_weights(sa, n, mxa), invb = softmax_weights(sb, n + 1, mxb);
+    const float own = dot_f16_avx512(qb, keys + n * stride, d) * scale;   // qb's own position
+    sb[n] = own;
+    if (own > mxb) mxb = own;
+    const float inva = ck_softmax_weights(sa, n, mxa), invb = ck_softmax_weights(sb, n + 1, mxb);
     __m512 acca[8], accb[8];
     CK_UNROLL
     for (int i = 0; i < V; i++) acca[i] = accb[i] = _mm512_setzero_ps();
-    for (size_t j = 0; j <= n; j++) {
+    for (size_t j = 0; j < n; j++) {
         CK_PREFETCH_ROW(values + (j + CK_ATTEND_AHEAD) * stride, 16 * (size_t)V);
         const uint16_t *row = values + j * stride;
-        const __m512 avb = _mm512_set1_ps(sb[j] * invb);
-        if (j < n) {
-            const __m512 ava = _mm512_set1_ps(sa[j] * inva);
-            CK_UNROLL
-            for (int i = 0; i < V; i++) {
-                const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i)));
-                acca[i] = _mm512_fmadd_ps(ava, x, acca[i]);
-                accb[i] = _mm512_fmadd_ps(avb, x, accb[i]);
-            }
-        } else {
-            CK_UNROLL
-            for (int i = 0; i < V; i++)
-                accb[i] = _mm512_fmadd_ps(avb, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i))), accb[i]);
+        const __m512 ava = _mm512_set1_ps(sa[j] * inva), avb = _mm512_set1_ps(sb[j] * invb);
+        CK_UNROLL
+        for (int i = 0; i < V; i++) {
+            const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * i)));
+            acca[i] = _mm512_fmadd_ps(ava, x, acca[i]);
+            accb[i] = _mm512_fmadd_ps(avb, x, accb[i]);
         }
     }
+    const __m512 avb = _mm512_set1_ps(sb[n] * invb);
+    CK_UNROLL
+    for (int i = 0; i < V; i++)
+        accb[i] = _mm512_fmadd_ps(avb, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(values + n * stride + 16 * i))), accb[i]);
     CK_UNROLL
     for (int i = 0; i < V; i++) {
         _mm512_storeu_ps(oa + 16 * i, acca[i]);

@@ -180,8 +180,9 @@ size_t ck_q8t_get_prefetch_bytes(void) { return ck_q8t_prefetch_bytes; }
 #ifdef CK_X86
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 
-// TT tiles x M tokens over all blocks (TT·M <= 12, M <= 8: the int and float sums in registers). G: groups of 4 columns per block when known at compile time
-// (8 for block 32), else 0. y + 16k holds tile k's rows, masked to its valid rows.
+// TT tiles x M tokens over all blocks (TT·M <= 12, M <= 8: the int and float sums in registers).
+// G: groups of 4 columns per block when known at compile time (8 for block 32), else 0. y + 16k
+// holds tile k's rows, masked to its valid rows.
 CK_VNNI CK_INLINE void q8t_micro(const uint8_t *restrict c0, const float *restrict s0, size_t tile_codes, size_t tile_scales,
                                  const int8_t *restrict xq, const float *restrict xs, const int32_t *restrict xc,
                                  float *restrict y, size_t ldy, size_t nb, size_t block, size_t valid,
@@ -264,6 +265,17 @@ CK_VNNI CK_INLINE void q8t_micro(const uint8_t *restrict c0, const float *restri
     default: CK_T(1, 1, PF) break;                                                                           \
     }
 
+// Two tiles x MT tokens (1-6), likewise.
+#define CK_TWO_TILES(MT, PF)                                                                                 \
+    switch (MT) {                                                                                            \
+    case 6: CK_T(2, 6, PF) break;                                                                            \
+    case 5: CK_T(2, 5, PF) break;                                                                            \
+    case 4: CK_T(2, 4, PF) break;                                                                            \
+    case 3: CK_T(2, 3, PF) break;                                                                            \
+    case 2: CK_T(2, 2, PF) break;                                                                            \
+    default: CK_T(2, 1, PF) break;                                                                           \
+    }
+
 CK_VNNI
 void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,
                               const float *restrict xs, const int32_t *restrict xc, float *restrict y, size_t rows,
@@ -326,29 +338,14 @@ void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restri
         for (size_t t = 0; t < n; t += 6) {
             const size_t mt = ck_min(6, n - t);
             float *yk = y + t * ldy + 16 * k;
-            if (tt == 2 && t == 0) {
-                // The pass that reads the pair from memory (n >= 4 here): prefetched into L2 ahead.
-                switch (mt) {
-                case 6: CK_T(2, 6, 2) break;
-                case 5: CK_T(2, 5, 2) break;
-                default: CK_T(2, 4, 2) break;
-                }
-            } else if (tt == 2) {
-                switch (mt) {
-                case 6: CK_T(2, 6, 0) break;
-                case 5: CK_T(2, 5, 0) break;
-                case 4: CK_T(2, 4, 0) break;
-                case 3: CK_T(2, 3, 0) break;
-                case 2: CK_T(2, 2, 0) break;
-                default: CK_T(2, 1, 0) break;
-                }
-            } else {
-                CK_ONE_TILE(mt, 0)
-            }
+            if (tt == 2 && t == 0) CK_TWO_TILES(mt, 2)   // the pass that reads the pair from memory
+            else if (tt == 2) CK_TWO_TILES(mt, 0)
+            else CK_ONE_TILE(mt, 0)
         }
     }
 }
 #undef CK_ONE_TILE
+#undef CK_TWO_TILES
 #undef CK_T
 #else
 void ck_q8t_matmul_avx512vnni(const uint8_t *restrict codes, const float *restrict tscales, const int8_t *restrict xq,

@@ -3,6 +3,7 @@
 // that is what makes ck_q8_matmul's rows bit-identical to ck_q8_matvec.
 #ifndef YANYI_CKERNELS_SIMD_UTIL_H
 #define YANYI_CKERNELS_SIMD_UTIL_H
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -65,11 +66,23 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 #endif
+// The softmax part of one query's attention: scores[j] = exp(scores[j] - mx) in order, and
+// 1 / their sum (what the weighted sum of values multiplies each by).
+static inline float ck_softmax_weights(float *restrict scores, size_t n, float mx) {
+    float sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        const float e = expf(scores[j] - mx);
+        scores[j] = e;
+        sum += e;
+    }
+    return 1.0f / sum;
+}
+
 // One attention head, written once for every key/value storage type (fp32 in vec_f32.c, binary16 in
 // kv_f16.c): DOT(q, k_j, d) and AXPY(a, v_j, out, d) read one position of the given type. The
-// whole attention of one (token, head) against n = N0 + N1 cached positions held in two segments
-// (callers include <math.h>): positions j < N0 at K0/V0 + j·S0, the rest at K1/V1 + (j - N0)·S1,
-//   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf),
+// whole attention of one (token, head) against n = N0 + N1 cached positions held in two segments:
+// positions j < N0 at K0/V0 + j·S0, the rest at K1/V1 + (j - N0)·S1,
+//   scores[j] = scale · q·k_j,  p = softmax(scores) (fp32, max-subtracted, expf: ck_softmax_weights),
 //   out = Σ_j p_j · v_j,  each k_j, v_j (d,).
 // scores (n,) is the caller's scratch. Both segments' scores land in the one array, so the max, the
 // sum and the weighting see the same numbers in the same order as one segment holding all n: where
@@ -92,13 +105,7 @@ __attribute__((target("avx2"))) CK_INLINE __m256i ck_mask256(size_t n) {
         scores[j] = s;                                                              \
         if (s > mx) mx = s;                                                         \
     }                                                                               \
-    float sum = 0;                                                                  \
-    for (size_t j = 0; j < n_; j++) {                                               \
-        const float e = expf(scores[j] - mx);                                       \
-        scores[j] = e;                                                              \
-        sum += e;                                                                   \
-    }                                                                               \
-    const float inv = 1.0f / sum;
+    const float inv = ck_softmax_weights(scores, n_, mx);
 
 #define CK_ATTEND_BODY(DOT, AXPY, PF, K0, V0, S0, N0, K1, V1, S1, N1)               \
     CK_ATTEND_WEIGHTS(DOT, PF, K0, S0, N0, K1, S1, N1)                              \
